@@ -1,0 +1,37 @@
+# Two commands on a fresh machine: `make demo` and `make test`. Python 3.11+ is all they need.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+
+.PHONY: install demo test check lint typecheck bundle-functions clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]'
+	@touch $@
+
+install: $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/guesthub demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check shared functions tests bench deploy
+	$(BIN)/ruff format --check shared functions tests bench deploy
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+check: lint typecheck test
+
+bundle-functions: $(STAMP)
+	$(BIN)/python deploy/bundle_functions.py build/functions
+
+clean:
+	rm -rf $(VENV) .guesthub build dist
