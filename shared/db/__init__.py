@@ -1,0 +1,1 @@
+"""Database adapters: where the database is, the migration runner, and the store."""

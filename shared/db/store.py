@@ -1,0 +1,188 @@
+"""The store: one interface to the database API (SQL functions), two transports.
+
+``Store.call("fn", p_x=...)`` runs ``public.fn`` and returns its jsonb result as Python data.
+
+- :class:`PsycopgTransport` — a direct connection (``DATABASE_URL``: local, embedded, tests, or
+  Supabase's direct connection), acting as ``service_role`` like the API does.
+- :class:`SupabaseTransport` — the Supabase client's ``rpc`` (PostgREST), with the service-role
+  key.
+
+Both raise :class:`StoreError` with the SQLSTATE, so code above the transport never sees a
+driver's exception.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import httpx
+import psycopg
+from psycopg_pool import AsyncConnectionPool
+
+from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call, check_name
+from shared.logs import redact_text
+
+
+class StoreError(RuntimeError):
+    """The database refused a call; ``code`` is the SQLSTATE (or PostgREST's code)."""
+
+    def __init__(self, fn: str, code: str | None, message: str) -> None:
+        super().__init__(f"{fn}: {redact_text(message)}" + (f" [{code}]" if code else ""))
+        self.fn = fn
+        self.code = code
+
+
+class Transport(Protocol):
+    async def call(self, fn: str, args: Mapping[str, Any]) -> Any: ...
+
+    async def aclose(self) -> None: ...
+
+
+class PsycopgTransport:
+    """Calls API functions over a psycopg connection pool, as ``service_role``."""
+
+    def __init__(self, pool: AsyncConnectionPool, *, role: str | None = "service_role") -> None:
+        self._pool = pool
+        self._role = role
+        self._signatures: dict[str, dict[str, str]] = {}
+
+    @classmethod
+    async def connect(
+        cls, url: str, *, role: str | None = "service_role", max_size: int = 8
+    ) -> PsycopgTransport:
+        async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
+            await conn.set_autocommit(True)
+            if role is not None:
+                await conn.execute(
+                    psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role))
+                )
+
+        pool = AsyncConnectionPool(
+            url,
+            min_size=1,
+            max_size=max_size,
+            configure=configure,
+            open=False,
+            kwargs={"application_name": "guesthub"},
+        )
+        try:
+            await pool.open(wait=True, timeout=30)
+        except psycopg.Error as exc:
+            await pool.close()
+            raise StoreError("connect", exc.sqlstate, str(exc)) from exc
+        return cls(pool, role=role)
+
+    @property
+    def pool(self) -> AsyncConnectionPool:
+        return self._pool
+
+    async def call(self, fn: str, args: Mapping[str, Any]) -> Any:
+        try:
+            async with self._pool.connection() as conn:
+                signature = await self._signature(conn, fn)
+                statement, params = build_call(fn, signature, args)
+                cursor = await conn.execute(statement, params)
+                row = await cursor.fetchone()
+        except psycopg.Error as exc:
+            raise StoreError(fn, exc.sqlstate, exc.diag.message_primary or str(exc)) from exc
+        except UnknownFunctionError as exc:
+            raise StoreError(fn, "PGRST202", str(exc)) from exc
+        return None if row is None else row[0]
+
+    async def _signature(self, conn: psycopg.AsyncConnection[Any], fn: str) -> dict[str, str]:
+        if fn not in self._signatures:
+            cursor = await conn.execute(SIGNATURE_QUERY, (check_name(fn),))
+            rows = await cursor.fetchall()
+            if not rows and not await _exists_without_args(conn, fn):
+                raise UnknownFunctionError(f"no API function public.{fn}")
+            self._signatures[fn] = dict(rows)
+        return self._signatures[fn]
+
+    async def aclose(self) -> None:
+        await self._pool.close()
+
+
+async def _exists_without_args(conn: psycopg.AsyncConnection[Any], fn: str) -> bool:
+    cursor = await conn.execute(
+        "select 1 from pg_proc where pronamespace = 'public'::regnamespace and proname = %s",
+        (fn,),
+    )
+    return await cursor.fetchone() is not None
+
+
+class SupabaseTransport:
+    """Calls API functions through the Supabase client (PostgREST ``/rest/v1/rpc/<fn>``)."""
+
+    def __init__(self, client: Any, http: httpx.AsyncClient) -> None:
+        self._client = client
+        self._http = http
+
+    @classmethod
+    async def connect(
+        cls, url: str, service_role_key: str, *, http_timeout: float = 60.0
+    ) -> SupabaseTransport:
+        from supabase import AsyncClientOptions, acreate_client
+
+        http = httpx.AsyncClient(timeout=http_timeout)
+        options = AsyncClientOptions(
+            auto_refresh_token=False, persist_session=False, httpx_client=http
+        )
+        client = await acreate_client(url, service_role_key, options=options)
+        with warnings.catch_warnings():
+            # supabase passes postgrest arguments that postgrest itself deprecates
+            warnings.filterwarnings(
+                "ignore", r"The '(timeout|verify|proxy)' parameter", DeprecationWarning
+            )
+            _ = client.postgrest
+        return cls(client, http)
+
+    async def call(self, fn: str, args: Mapping[str, Any]) -> Any:
+        from postgrest.exceptions import APIError
+
+        try:
+            response = await self._client.rpc(check_name(fn), dict(args)).execute()
+        except APIError as exc:
+            raise StoreError(fn, exc.code, exc.message or str(exc)) from exc
+        except UnknownFunctionError as exc:
+            raise StoreError(fn, "PGRST202", str(exc)) from exc
+        except httpx.HTTPError as exc:
+            raise StoreError(fn, None, f"Supabase unreachable: {type(exc).__name__}") from exc
+        return response.data
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+
+@dataclass(frozen=True)
+class UpsertResult:
+    """What a guarded upsert did with a page."""
+
+    received: int
+    inserted: int
+    updated: int
+    unchanged: int
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+class Store:
+    """The database API, whatever the transport."""
+
+    def __init__(self, transport: Transport) -> None:
+        self.transport = transport
+
+    async def call(self, fn: str, /, **args: Any) -> Any:
+        return await self.transport.call(fn, args)
+
+    async def upsert(self, table: str, rows: list[dict[str, Any]]) -> UpsertResult:
+        """Guarded upsert of one page (≤ 1000 rows) into a mirror table, e.g. ``guests``."""
+        result = await self.call(f"upsert_{table}", p_rows=rows)
+        return UpsertResult(**result)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()

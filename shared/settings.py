@@ -1,0 +1,59 @@
+"""Settings for every entry point, read from the environment (or a `.env` file) on demand.
+
+Nothing is read at import: an entry point calls :func:`load_settings` and passes the result
+down. Every secret is a :class:`~pydantic.SecretStr`, so it prints as ``**********``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+# The public demo environment (CONNECTOR-API.md §1). Its tokens are published by Mews for
+# everyone; they are defaults so that the same settings work against the simulator and demo.
+DEMO_PLATFORM_URL = "https://api.mews-demo.com"
+DEMO_WEBSOCKET_URL = "wss://ws.mews-demo.com"
+DEMO_CLIENT_TOKEN = "E0D439EE522F44368DC78E1BFB03710C-D24FB11DBE31D4621C4817E028D9E1D"  # noqa: S105
+DEMO_ACCESS_TOKEN = "C66EF7B239D24632943D115EDE9CB810-EA00F8FD8294692C940F6B5A8F9453D"  # noqa: S105
+
+
+class Settings(BaseSettings):
+    """Configuration of one deployment."""
+
+    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+
+    # database: a direct connection (local, embedded, tests, or Supabase's direct URL) ...
+    database_url: SecretStr | None = None
+    # ... or the Supabase API with the service-role key
+    supabase_url: str | None = None
+    supabase_service_role_key: SecretStr | None = None
+    # where the embedded default database keeps its files when no database is configured
+    data_dir: Path = Path(".guesthub")
+
+    # Mews
+    mews_platform_url: str = DEMO_PLATFORM_URL
+    mews_websocket_url: str = DEMO_WEBSOCKET_URL
+    mews_client_token: SecretStr = SecretStr(DEMO_CLIENT_TOKEN)
+    mews_access_token: SecretStr = SecretStr(DEMO_ACCESS_TOKEN)
+    mews_client_name: str = "Guest Data Hub 0.1.0"
+    mews_timeout_seconds: float = 60.0
+
+    # the shared request budget per AccessToken (Mews: 200 per sliding 30 s)
+    mews_rate_limit: int = Field(default=200, ge=1)
+    mews_rate_window_seconds: float = Field(default=30.0, gt=0)
+    mews_rate_safety_margin: float = Field(default=0.1, ge=0, lt=1)
+
+    # webhooks: the secret Mews appends to our URL as ?Token=...
+    webhook_secret: SecretStr | None = None
+    # key that encrypts Mews access tokens stored from Integration webhooks (Fernet, base64)
+    token_encryption_key: SecretStr | None = None
+
+    log_level: str = "INFO"
+    log_json: bool | None = None  # None: JSON when stdout is not a terminal
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read the environment now; explicit overrides win (tests pass everything explicitly)."""
+    return Settings(**overrides)  # type: ignore[arg-type]
