@@ -1,0 +1,61 @@
+"""`guesthub db ...`: migrate, status, stop the embedded default."""
+
+from __future__ import annotations
+
+import psycopg
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from shared.cli.common import command_settings
+from shared.db.connect import resolve_database_url
+from shared.db.embedded import stop_embedded
+from shared.db.migrations import MigrationError, migrate, status, table_names_without_rls
+from shared.logs import redact_text
+
+app = typer.Typer(no_args_is_help=True)
+console = Console()
+
+
+@app.command("migrate")
+def migrate_command() -> None:
+    """Apply pending migrations (DATABASE_URL, else the embedded default database)."""
+    settings = command_settings()
+    url = resolve_database_url(settings)
+    try:
+        applied = migrate(url)
+    except (MigrationError, psycopg.Error) as exc:
+        console.print(f"[red]{redact_text(str(exc), [url])}[/red]")
+        raise typer.Exit(code=1) from exc
+    if not applied:
+        console.print("Nothing to apply: the database is up to date.")
+    for migration in applied:
+        console.print(f"applied {migration.version} {migration.name}")
+
+
+@app.command("status")
+def status_command() -> None:
+    """List applied and pending migrations and tables without row-level security."""
+    settings = command_settings()
+    url = resolve_database_url(settings)
+    with psycopg.connect(url) as conn:
+        report = status(conn)
+        without_rls = table_names_without_rls(conn)
+    table = Table("version", "name", "state")
+    for migration in report.applied:
+        table.add_row(migration.version, migration.name, "applied")
+    for migration in report.pending:
+        table.add_row(migration.version, migration.name, "[yellow]pending[/yellow]")
+    console.print(table)
+    console.print(f"{len(report.applied)} applied, {len(report.pending)} pending")
+    if without_rls:
+        console.print(f"[red]tables without RLS: {', '.join(without_rls)}[/red]")
+        raise typer.Exit(code=1)
+
+
+@app.command("stop")
+def stop_command() -> None:
+    """Stop the embedded default database if it runs."""
+    settings = command_settings()
+    stopped = stop_embedded(settings.data_dir)
+    console.print("embedded database stopped" if stopped else "embedded database was not running")

@@ -1,0 +1,1 @@
+"""The sync engine: Mews → database (backfill, poll, events) and back (push)."""
