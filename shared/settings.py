@@ -43,7 +43,7 @@ class Settings(BaseSettings):
     # the shared request budget per AccessToken (Mews: 200 per sliding 30 s)
     mews_rate_limit: int = Field(default=200, ge=1)
     mews_rate_window_seconds: float = Field(default=30.0, gt=0)
-    mews_rate_safety_margin: float = Field(default=0.1, ge=0, lt=1)
+    mews_rate_safety_margin: float = Field(default=0.05, ge=0, lt=1)
 
     # webhooks: the secret Mews appends to our URL as ?Token=...
     webhook_secret: SecretStr | None = None

@@ -1,0 +1,185 @@
+"""Pydantic models of the Mews objects we read, lenient where Mews is.
+
+Field names are the Python spelling of the Mews names (``UpdatedUtc`` → ``updated_utc``); the
+Mews names are the aliases. Unknown fields are ignored; every documented enum is open (kept as
+the raw string); optional fields may be null or absent; timestamps parse with or without
+fractional seconds; ``BirthDate`` is a date whether Mews sends a date or a midnight date-time;
+the company contact person is read from ``ContactPerson`` or the documented typo
+``ContacPerson``.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Annotated, Any
+
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+from pydantic.alias_generators import to_pascal
+
+
+def _date_or_datetime(value: Any) -> Any:
+    """``"1984-03-14"`` and ``"1984-03-14T00:00:00Z"`` both mean 14 March 1984."""
+    if isinstance(value, str) and "T" in value:
+        return value.split("T", 1)[0]
+    return value
+
+
+def _none_as_empty(value: Any) -> Any:
+    return [] if value is None else value
+
+
+MewsDate = Annotated[date, BeforeValidator(_date_or_datetime)]
+OpenEnumList = Annotated[list[str], BeforeValidator(_none_as_empty)]
+
+
+class MewsModel(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_pascal, populate_by_name=True, extra="ignore", frozen=True
+    )
+
+
+class Address(MewsModel):
+    """An account address (``addresses/getAll``) or the deprecated embedded one."""
+
+    id: str
+    account_id: str | None = None
+    chain_id: str | None = None
+    account_type: str | None = None
+    line1: str | None = Field(default=None, alias="Line1")
+    line2: str | None = Field(default=None, alias="Line2")
+    city: str | None = None
+    postal_code: str | None = None
+    country_code: str | None = None
+    country_subdivision_code: str | None = None
+    latitude: float | None = None
+    longitude: float | None = None
+    updated_utc: datetime | None = None
+    is_active: bool = True
+
+
+class Customer(MewsModel):
+    id: str
+    chain_id: str
+    number: str | None = None
+    title: str | None = None
+    sex: str | None = None
+    first_name: str | None = None
+    last_name: str
+    second_last_name: str | None = None
+    nationality_code: str | None = None
+    preferred_language_code: str | None = None
+    language_code: str | None = None
+    birth_date: MewsDate | None = None
+    birth_country_code: str | None = None
+    birth_place: str | None = None
+    occupation: str | None = None
+    email: str | None = None
+    has_ota_email: bool = False
+    phone: str | None = None
+    tax_identification_number: str | None = None
+    loyalty_code: str | None = None
+    notes: str | None = None
+    car_registration_number: str | None = None
+    dietary_requirements: str | None = None
+    created_utc: datetime | None = None
+    updated_utc: datetime
+    address_id: str | None = None
+    classifications: OpenEnumList = []
+    options: OpenEnumList = []
+    preferred_space_features: OpenEnumList = []
+    company_id: str | None = None
+    merge_target_id: str | None = None
+    is_active: bool = True
+    creator_profile_id: str | None = None
+    updater_profile_id: str | None = None
+
+
+class IdentityDocument(MewsModel):
+    id: str
+    customer_id: str
+    type: str
+    number: str = ""
+    expiration_date: MewsDate | None = None
+    issuance_date: MewsDate | None = None
+    issuing_country_code: str | None = None
+    issuing_country_subdivision_code: str | None = None
+    issuing_city: str | None = None
+    is_verified: bool = False
+
+
+class Company(MewsModel):
+    id: str
+    chain_id: str
+    name: str
+    is_active: bool = True
+    number: int | None = None
+    identifier: str | None = None
+    tax_identifier: str | None = None
+    invoicing_email: str | None = None
+    telephone: str | None = None
+    contact_person: str | None = Field(
+        default=None, validation_alias=AliasChoices("ContactPerson", "ContacPerson")
+    )
+    mother_company_id: str | None = None
+    merge_target_id: str | None = None
+    created_utc: datetime | None = None
+    updated_utc: datetime | None = None
+
+
+class Reservation(MewsModel):
+    id: str
+    service_id: str
+    account_id: str
+    account_type: str
+    number: str
+    state: str
+    origin: str | None = None
+    created_utc: datetime
+    updated_utc: datetime
+    cancelled_utc: datetime | None = None
+    scheduled_start_utc: datetime
+    scheduled_end_utc: datetime
+    actual_start_utc: datetime | None = None
+    actual_end_utc: datetime | None = None
+    assigned_resource_id: str | None = None
+    partner_company_id: str | None = None
+    travel_agency_id: str | None = None
+    booker_id: str | None = None
+    purpose: str | None = None
+    updater_profile_id: str | None = None
+
+
+class Resource(MewsModel):
+    id: str
+    enterprise_id: str
+    is_active: bool = True
+    parent_resource_id: str | None = None
+    name: str
+    state: str
+    created_utc: datetime | None = None
+    updated_utc: datetime
+
+
+class Enterprise(MewsModel):
+    id: str
+    chain_id: str
+    chain_name: str | None = None
+    name: str
+    created_utc: datetime
+    updated_utc: datetime | None = None
+    time_zone_identifier: str = "UTC"
+    default_language_code: str | None = None
+    is_portfolio: bool = False
+    address: Address | None = None
+
+
+class Configuration(MewsModel):
+    now_utc: datetime
+    enterprise: Enterprise
+    is_identity_document_number_required: bool = True
+
+
+class ErrorBody(MewsModel):
+    message: str = ""
+    request_id: str | None = None
+    details: str | None = None

@@ -1,0 +1,84 @@
+"""The per-AccessToken request budget, shared through Postgres by every process.
+
+Mews counts requests per AccessToken in a sliding window (200 per 30 s). Counting in memory
+would let each function instance spend the whole budget; here each request first takes a slot
+from ``public.rate_limit_acquire`` (the database serialises callers per key) and a 429 pauses
+the key for every process through ``public.rate_limit_pause``.
+
+The budget is ``limit × (1 − safety_margin)``: headroom for clock and routing differences
+between us and Mews' edge.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import math
+from collections.abc import Awaitable, Callable
+from typing import Protocol
+
+from shared.db.store import Store
+
+
+class RateLimiter(Protocol):
+    async def acquire(self) -> None: ...
+
+    async def pause(self, seconds: float) -> None: ...
+
+
+def budget(limit: int, safety_margin: float) -> int:
+    """Requests we allow ourselves per window."""
+    return max(1, math.floor(limit * (1 - safety_margin)))
+
+
+def token_key(access_token: str) -> str:
+    """The key a token's budget is stored under: a hash, never the token."""
+    return "mews:" + hashlib.sha256(access_token.encode()).hexdigest()
+
+
+class PostgresRateLimiter:
+    """A slot per request from the shared budget in Postgres; waits when there is none."""
+
+    def __init__(
+        self,
+        store: Store,
+        access_token: str,
+        *,
+        limit: int = 200,
+        window_seconds: float = 30.0,
+        safety_margin: float = 0.05,
+        sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    ) -> None:
+        self._store = store
+        self._key = token_key(access_token)
+        self.limit = budget(limit, safety_margin)
+        self._window_ms = max(1, round(window_seconds * 1000))
+        self._sleep = sleep
+        self.waited_seconds = 0.0
+
+    async def acquire(self) -> None:
+        while True:
+            answer = await self._store.call(
+                "rate_limit_acquire",
+                p_key=self._key,
+                p_limit=self.limit,
+                p_window_ms=self._window_ms,
+            )
+            if answer["granted"]:
+                return
+            wait = answer["wait_ms"] / 1000
+            self.waited_seconds += wait
+            await self._sleep(wait)
+
+    async def pause(self, seconds: float) -> None:
+        await self._store.call("rate_limit_pause", p_key=self._key, p_seconds=seconds)
+
+
+class UnlimitedRateLimiter:
+    """No budget (the simulator with its limit lifted, to measure our own overhead)."""
+
+    async def acquire(self) -> None:
+        return None
+
+    async def pause(self, seconds: float) -> None:
+        await asyncio.sleep(seconds)
