@@ -5,8 +5,10 @@ would let each function instance spend the whole budget; here each request first
 from ``public.rate_limit_acquire`` (the database serialises callers per key) and a 429 pauses
 the key for every process through ``public.rate_limit_pause``.
 
-The budget is ``limit × (1 − safety_margin)``: headroom for clock and routing differences
-between us and Mews' edge.
+The budget is ``limit × (1 − safety_margin)`` per ``window + guard``: a slot is taken in the
+database a few milliseconds before Mews counts the request, and two requests need not take the
+same time to arrive, so a window exactly as long as Mews' would sometimes put one request too
+many in Mews' window. The guard (0.5 s by default) absorbs that.
 """
 
 from __future__ import annotations
@@ -47,12 +49,13 @@ class PostgresRateLimiter:
         limit: int = 200,
         window_seconds: float = 30.0,
         safety_margin: float = 0.05,
+        guard_seconds: float = 0.5,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
         self._store = store
         self._key = token_key(access_token)
         self.limit = budget(limit, safety_margin)
-        self._window_ms = max(1, round(window_seconds * 1000))
+        self._window_ms = max(1, round((window_seconds + guard_seconds) * 1000))
         self._sleep = sleep
         self.waited_seconds = 0.0
 

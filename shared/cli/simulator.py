@@ -1,0 +1,86 @@
+"""`guesthub simulator`: serve the local Mews simulator; `guesthub simulator mutate`: change
+its data (which sends webhooks and WebSocket messages)."""
+
+from __future__ import annotations
+
+import json
+import signal
+import threading
+from typing import Annotated
+
+import httpx
+import typer
+
+from shared.simulator.running import running_simulator
+from shared.simulator.server import SimulatorConfig
+
+app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
+
+
+@app.callback()
+def serve(
+    ctx: typer.Context,
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1.")] = 8765,
+    seed: Annotated[int, typer.Option(help="Seed of the generated data.")] = 7,
+    customers: Annotated[int, typer.Option(help="Customers to generate.")] = 1000,
+    enterprises: Annotated[int, typer.Option(min=1, max=3)] = 1,
+    latency_ms: Annotated[float, typer.Option(help="Base latency per response.")] = 0.0,
+    per_item_ms: Annotated[float, typer.Option(help="Extra latency per returned item.")] = 0.0,
+    rate_limit: Annotated[int, typer.Option(help="Requests per window per AccessToken.")] = 200,
+    rate_window: Annotated[float, typer.Option(help="Sliding window, seconds.")] = 30.0,
+    no_rate_limit: Annotated[bool, typer.Option(help="Lift the request limit.")] = False,
+    webhook_url: Annotated[
+        str | None, typer.Option(help="General Webhook target (with ?Token=).")
+    ] = None,
+    webhook_delay: Annotated[float, typer.Option(help="Seconds before a webhook is sent.")] = 0.0,
+) -> None:
+    """Serve the simulator until interrupted."""
+    if ctx.invoked_subcommand is not None:
+        return
+    config = SimulatorConfig(
+        seed=seed,
+        customers=customers,
+        enterprises=enterprises,
+        latency_ms=latency_ms,
+        per_item_ms=per_item_ms,
+        rate_limit=None if no_rate_limit else rate_limit,
+        rate_window_seconds=rate_window,
+        webhook_url=webhook_url,
+        webhook_delay_seconds=webhook_delay,
+    )
+    stop = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: stop.set())
+    with running_simulator(config, port=port) as simulator:
+        typer.echo(
+            f"Mews simulator on {simulator.url} (WebSocket {simulator.ws_url}), "
+            f"{customers} customers, seed {seed}",
+            err=True,
+        )
+        typer.echo(f"MEWS_PLATFORM_URL={simulator.url}", err=True)
+        try:
+            stop.wait()
+        except KeyboardInterrupt:
+            pass
+
+
+@app.command("mutate")
+def mutate_command(
+    url: Annotated[str, typer.Option(help="The simulator's base URL.")] = "http://127.0.0.1:8765",
+    customers_added: int = 0,
+    customers_updated: int = 0,
+    reservations_updated: int = 0,
+    resources_updated: int = 0,
+) -> None:
+    """Change data in a running simulator, as staff working in Mews would."""
+    response = httpx.post(
+        url.rstrip("/") + "/_admin/mutate",
+        json={
+            "customers_added": customers_added,
+            "customers_updated": customers_updated,
+            "reservations_updated": reservations_updated,
+            "resources_updated": resources_updated,
+        },
+        timeout=30,
+    )
+    response.raise_for_status()
+    typer.echo(json.dumps({k: len(v) for k, v in response.json().items()}))
