@@ -11,6 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from psycopg import sql
+import orjson
 from psycopg.types.json import Jsonb
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")
@@ -53,5 +54,10 @@ def build_call(
 def adapt(value: Any) -> Any:
     """JSON containers travel as jsonb; scalars as themselves."""
     if isinstance(value, dict | list):
-        return Jsonb(value)
+        return Jsonb(value, dumps=_dumps)
     return value
+
+
+def _dumps(value: Any) -> str:
+    """orjson: pages of 1000 records with their raw JSON encode several times faster."""
+    return orjson.dumps(value).decode()

@@ -1,0 +1,351 @@
+"""The sync engine: first load by ``CreatedUtc`` windows, ``UpdatedUtc`` polls with an overlap,
+refreshes by id (webhooks, WebSocket), and a reconciling full compare.
+
+Rules it keeps (DESIGN.md "Sync rules", CONNECTOR-API.md §14):
+- windows are half-open, chained, ≤ 31 days; independent windows run concurrently, all inside
+  the token's shared request budget (the client's rate limiter);
+- a checkpoint moves only after its window's rows are committed (a crash re-reads at most the
+  windows in flight; the guarded upsert makes re-reading harmless);
+- a record that fails validation or mapping is quarantined with its reason, the page goes on;
+- a 408 splits the window in two and tries again.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from shared.db.store import Store
+from shared.logs import get_logger
+from shared.mews.client import MewsClient, Page
+from shared.mews.errors import MewsTimeoutError
+from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
+from shared.sync import mapping
+from shared.sync.runs import Run, quarantine
+
+log = get_logger(__name__)
+ENTITIES = ("customers", "addresses", "companies", "reservations", "resources", "identity_documents")
+Progress = Callable[[str, int, int], None]  # (entity, rows, windows done)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What one connection (AccessToken) serves: an enterprise and its chain."""
+
+    chain_id: str
+    enterprise_id: str
+    oldest_utc: datetime
+    now_utc: datetime
+
+    def scope_id(self, entity: str) -> str:
+        return self.enterprise_id if entity in ("reservations", "resources") else self.chain_id
+
+
+@dataclass(frozen=True)
+class Counts:
+    fetched: int = 0
+    inserted: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    quarantined: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(*(a + b for a, b in zip(self.astuple(), other.astuple(), strict=True)))
+
+    def astuple(self) -> tuple[int, ...]:
+        return (self.fetched, self.inserted, self.updated, self.unchanged, self.quarantined)
+
+    @property
+    def written(self) -> int:
+        return self.inserted + self.updated
+
+
+UPSERT_FUNCTIONS = {
+    "customers": "upsert_guests",
+    "addresses": "upsert_guest_addresses",
+    "companies": "upsert_vendors",
+    "reservations": "upsert_reservations",
+    "resources": "upsert_resources",
+    "identity_documents": "upsert_guest_identity_documents",
+}
+
+
+class SyncEngine:
+    def __init__(
+        self,
+        store: Store,
+        client: MewsClient,
+        *,
+        concurrency: int = 8,
+        overlap: timedelta = timedelta(minutes=5),
+        lag: timedelta = timedelta(minutes=1),
+        progress: Progress | None = None,
+    ) -> None:
+        self.store = store
+        self.client = client
+        self.concurrency = concurrency
+        self.overlap = overlap
+        self.lag = lag
+        self.progress = progress
+        self._scope: Scope | None = None
+
+    # -- scope -----------------------------------------------------------------------------
+
+    async def scope(self) -> Scope:
+        """The connection's enterprise and chain (``configuration/get``), registered locally."""
+        if self._scope is None:
+            config = await self.client.configuration()
+            raw = config.enterprise.model_dump(mode="json", by_alias=True)
+            registered = await self.store.call("register_enterprise", p_enterprise=raw)
+            created = config.enterprise.created_utc
+            oldest = registered.get("oldest_utc")
+            if oldest:
+                created = min(created, datetime.fromisoformat(oldest))
+            self._scope = Scope(
+                chain_id=config.enterprise.chain_id,
+                enterprise_id=config.enterprise.id,
+                oldest_utc=created.astimezone(UTC),
+                now_utc=config.now_utc.astimezone(UTC),
+            )
+        return self._scope
+
+    # -- one page in -----------------------------------------------------------------------
+
+    async def ingest(self, entity: str, page: Page[Any], run: Run | None) -> Counts:
+        """Map a page, upsert it, quarantine what could not be read or mapped."""
+        scope = await self.scope()
+        rows: list[dict[str, Any]] = []
+        bad: list[dict[str, Any]] = [
+            {"entity": entity, "scope_id": scope.scope_id(entity), "mews_id": r.record_id,
+             "reason": r.reason, "raw": r.record if isinstance(r.record, dict) else None,
+             "raw_text": None if isinstance(r.record, dict) else repr(r.record)}
+            for r in page.rejected
+        ]
+        for item, raw in zip(page.items, page.raws, strict=True):
+            try:
+                row = self._map(entity, item, raw, scope)
+            except (ValueError, TypeError) as exc:
+                bad.append({"entity": entity, "scope_id": scope.scope_id(entity),
+                            "mews_id": raw.get("Id"), "reason": f"mapping: {exc}", "raw": raw,
+                            "raw_text": None})
+                continue
+            if row is not None:
+                rows.append(row)
+        result = {"inserted": 0, "updated": 0, "unchanged": 0}
+        if rows:
+            result = await self.store.call(UPSERT_FUNCTIONS[entity], p_rows=rows)
+        quarantined = await quarantine(self.store, bad, run.id if run else None)
+        counts = Counts(len(page.items) + len(page.rejected), result["inserted"],
+                        result["updated"], result["unchanged"], quarantined)
+        if run is not None:
+            run.count(**{f"{entity}_{k}": v for k, v in zip(
+                ("fetched", "inserted", "updated", "unchanged", "quarantined"),
+                counts.astuple(), strict=True) if v})
+            if quarantined:
+                run.degrade("partial", f"{quarantined} {entity} record(s) quarantined")
+        return counts
+
+    @staticmethod
+    def _map(entity: str, item: Any, raw: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
+        if entity == "customers":
+            return mapping.guest_row(item, raw)
+        if entity == "addresses":
+            return mapping.address_row(item, raw, scope.chain_id)
+        if entity == "companies":
+            return mapping.vendor_row(item, raw)
+        if entity == "reservations":
+            return mapping.reservation_row(item, raw, scope.enterprise_id)
+        if entity == "resources":
+            return mapping.resource_row(item, raw)
+        return mapping.document_row(item, raw, scope.chain_id)
+
+    # -- reads by filter -------------------------------------------------------------------
+
+    def _pages(self, entity: str, scope: Scope, **window: Any) -> AsyncIterator[Page[Any]]:
+        c = self.client
+        if entity == "customers":
+            return c.customers(chain_ids=[scope.chain_id], **window)
+        if entity == "addresses":
+            return c.addresses(chain_ids=[scope.chain_id], **window)
+        if entity == "companies":
+            return c.companies(chain_ids=[scope.chain_id], **window)
+        if entity == "reservations":
+            return c.reservations(enterprise_ids=[scope.enterprise_id], **window)
+        if entity == "resources":
+            return c.resources(enterprise_ids=[scope.enterprise_id], **window)
+        raise ValueError(f"{entity} has no time filter")
+
+    async def _window(self, entity: str, field: str, window: Window, run: Run | None,
+                      extra: dict[str, Any] | None = None) -> Counts:
+        """Every page of one window; a 408 splits the window and retries the halves."""
+        scope = await self.scope()
+        total = Counts()
+        try:
+            async for page in self._pages(entity, scope, **{field: window.filter()}, **(extra or {})):
+                counts = await self.ingest(entity, page, run)
+                total += counts
+                if self.progress:
+                    self.progress(entity, counts.fetched, 0)
+        except MewsTimeoutError:
+            if window.end - window.start < timedelta(minutes=2):
+                raise
+            log.info("window too heavy, splitting", entity=entity, start=format_utc(window.start))
+            first, second = window.split()
+            return (await self._window(entity, field, first, run, extra)) + (
+                await self._window(entity, field, second, run, extra))
+        return total
+
+    # -- first load ------------------------------------------------------------------------
+
+    async def backfill(self, entity: str, run: Run | None = None, *, restart: bool = False) -> Counts:
+        """First load of one entity by ``CreatedUtc`` windows, resumable window by window."""
+        scope = await self.scope()
+        scope_id = scope.scope_id(entity)
+        checkpoint = await self.store.call("checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase="backfill")
+        if checkpoint["high_water_utc"] and not restart:
+            return Counts()  # finished earlier
+        if entity == "identity_documents":
+            return await self._sweep_documents(run)
+        if entity == "resources":
+            total = Counts()
+            async for page in self._pages(entity, scope):
+                total += await self.ingest(entity, page, run)
+            await self._finish_backfill(scope_id, entity, scope.now_utc)
+            return total
+        end = scope.now_utc - self.lag
+        state = checkpoint.get("state") or {}
+        if checkpoint.get("low_water_utc") and not restart:
+            # a resumed run keeps the end its first attempt planned, so windows line up
+            end = datetime.fromisoformat(state.get("end", format_utc(end)).replace("Z", "+00:00"))
+        else:
+            await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
+                                  p_phase="backfill", p_low_water_utc=scope.oldest_utc.isoformat(),
+                                  p_state={"end": format_utc(end), "done": []})
+            state = {"done": []}
+        done = set(state.get("done") or [])
+        windows = [w for w in plan_windows(scope.oldest_utc, end, newest_first=True)
+                   if format_utc(w.start) not in done]
+        field = "updated_utc" if entity == "addresses" else "created_utc"
+        gate = asyncio.Semaphore(self.concurrency)
+        total = Counts()
+
+        async def one(window: Window) -> None:
+            nonlocal total
+            async with gate:
+                counts = await self._window(entity, field, window, run)
+                await self.store.call("checkpoint_window_done", p_scope_id=scope_id, p_entity=entity,
+                                      p_phase="backfill", p_window_start=format_utc(window.start))
+                total += counts
+                if self.progress:
+                    self.progress(entity, 0, 1)
+
+        await _gather_all(one(w) for w in windows)
+        await self._finish_backfill(scope_id, entity, end)
+        return total
+
+    async def _finish_backfill(self, scope_id: str, entity: str, end: datetime) -> None:
+        await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
+                              p_phase="backfill", p_high_water_utc=end.isoformat())
+        # polling takes over where the first load ended
+        await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
+                              p_phase="poll", p_high_water_utc=end.isoformat())
+
+    def planned_windows(self, scope: Scope) -> int:
+        return len(plan_windows(scope.oldest_utc, scope.now_utc - self.lag))
+
+    # -- polling ---------------------------------------------------------------------------
+
+    async def poll(self, entity: str, run: Run | None = None, *, phase: str = "poll") -> Counts:
+        """One incremental pass: ``UpdatedUtc`` windows from the high-water mark (minus the
+        overlap) to Mews' now (minus the lag). What it writes, webhooks missed."""
+        scope = await self.scope()
+        if entity == "identity_documents":
+            return Counts()  # no time filter: refreshed with their customers, and swept
+        scope_id = scope.scope_id(entity)
+        checkpoint = await self.store.call("checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase=phase)
+        high_water = checkpoint["high_water_utc"]
+        start = datetime.fromisoformat(high_water) if high_water else scope.oldest_utc
+        total = Counts()
+        for window in poll_windows(start, scope.now_utc, overlap=self.overlap, lag=self.lag):
+            total += await self._window(entity, "updated_utc", window, run)
+            if entity == "customers":
+                total += await self._window(entity, "deleted_utc", window, run,
+                                            {"activity_states": ["Deleted"]})
+            await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
+                                  p_phase=phase, p_high_water_utc=window.end.isoformat())
+        if run is not None and total.written:
+            run.count(**{f"{entity}_corrected_by_poll": total.written})
+        return total
+
+    # -- by id (webhooks, WebSocket, push) ------------------------------------------------
+
+    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Counts:
+        """Fetch records by id, in batches of the documented maximum, and upsert them."""
+        scope = await self.scope()
+        total = Counts()
+        for batch in _batches(sorted(set(ids)), 1000):
+            if entity == "customers":
+                pages = self.client.customers(customer_ids=batch)
+            elif entity == "reservations":
+                pages = self.client.reservations(reservation_ids=batch, enterprise_ids=[scope.enterprise_id])
+            elif entity == "resources":
+                pages = self.client.resources(resource_ids=batch, enterprise_ids=[scope.enterprise_id])
+            else:
+                raise ValueError(f"cannot refresh {entity} by id")
+            async for page in pages:
+                total += await self.ingest(entity, page, run)
+            if entity == "customers":
+                total += await self.refresh_documents(batch, run)
+        return total
+
+    async def refresh_documents(self, customer_ids: list[str], run: Run | None = None) -> Counts:
+        """Identity documents have no time filter: re-read them per customer (≤ 100 a call)."""
+        total = Counts()
+        for batch in _batches(customer_ids, 100):
+            async for page in self.client.identity_documents(batch):
+                total += await self.ingest("identity_documents", page, run)
+        return total
+
+    async def _sweep_documents(self, run: Run | None) -> Counts:
+        scope = await self.scope()
+        total = Counts()
+        after: str | None = None
+        while True:
+            ids = await self.store.call("guest_ids_page", p_chain_id=scope.chain_id, p_after=after, p_limit=1000)
+            if not ids:
+                break
+            total += await self.refresh_documents(ids, run)
+            after = ids[-1]
+        await self._finish_backfill(scope.chain_id, "identity_documents", scope.now_utc)
+        return total
+
+    # -- reconcile -------------------------------------------------------------------------
+
+    async def reconcile(self, entity: str, run: Run | None = None) -> Counts:
+        """Compare everything, window by window (``UpdatedUtc`` over the whole history): what
+        it writes is drift that webhooks and polls missed."""
+        scope = await self.scope()
+        total = Counts()
+        if entity == "identity_documents":
+            return await self._sweep_documents(run)
+        for window in plan_windows(scope.oldest_utc, scope.now_utc - self.lag):
+            total += await self._window(entity, "updated_utc", window, run)
+        if run is not None:
+            run.count(**{f"{entity}_corrected": total.written})
+        return total
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _gather_all(coroutines: Any) -> None:
+    """Run all; if one fails, let the others finish their window (so their checkpoints land),
+    then raise the first failure."""
+    results = await asyncio.gather(*coroutines, return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result

@@ -1,0 +1,125 @@
+"""First load, polling, refresh by id and reconcile against the simulator and a real database."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.simulator.running import Simulator
+from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.runs import recorded_run
+
+pytestmark = pytest.mark.anyio
+
+
+def table_ids(database_url: str, table: str) -> set[str]:
+    with psycopg.connect(database_url) as conn:
+        return {str(r[0]) for r in conn.execute(f"select mews_id from public.{table}")}  # noqa: S608
+
+
+def mirror(database_url: str, table: str) -> dict[str, Any]:
+    with psycopg.connect(database_url) as conn:
+        return {str(r[0]): r[1] for r in conn.execute(f"select mews_id, raw from public.{table}")}  # noqa: S608
+
+
+async def test_first_load_mirrors_every_entity_exactly(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+    for entity in ENTITIES:
+        await engine.backfill(entity)
+    data = simulator.data
+    assert table_ids(database_url, "guests") == set(data.customers)
+    assert mirror(database_url, "guests") == data.customers
+    assert table_ids(database_url, "vendors") == set(data.companies)
+    assert table_ids(database_url, "reservations") == set(data.reservations)
+    assert table_ids(database_url, "resources") == set(data.resources)
+    assert table_ids(database_url, "guest_addresses") == set(data.addresses)
+    active = {c for c, v in data.customers.items() if v["IsActive"]}
+    assert table_ids(database_url, "guest_identity_documents") == {
+        d["Id"] for d in data.documents.values() if d["CustomerId"] in active
+    }
+
+
+async def test_a_second_backfill_does_nothing_and_a_poll_finds_only_changes(
+    engine: SyncEngine, simulator: Simulator, database_url: str
+) -> None:
+    await engine.backfill("customers")
+    assert (await engine.backfill("customers")).fetched == 0
+    changed = await asyncio.to_thread(simulator.mutate, customers_added=3, customers_updated=4)
+    engine._scope = None  # a new invocation: Mews' now has moved
+    await asyncio.sleep(1.1)
+    counts = await engine.poll("customers")
+    assert counts.inserted == 3
+    assert counts.updated == 4
+    assert mirror(database_url, "guests") == simulator.data.customers
+    assert set(changed["customers_added"]) <= table_ids(database_url, "guests")
+
+
+async def test_a_crash_mid_backfill_resumes_without_loss_or_duplicates(
+    engine: SyncEngine, simulator: Simulator, store: Any, database_url: str
+) -> None:
+    calls = 0
+    original = engine._window
+
+    async def crash_after_three(*args: Any, **kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 4:
+            raise RuntimeError("killed")
+        return await original(*args, **kwargs)
+
+    engine._window = crash_after_three  # type: ignore[method-assign]
+    with pytest.raises(RuntimeError, match="killed"):
+        await engine.backfill("customers")
+    engine._window = original  # type: ignore[method-assign]
+    before = await asyncio.to_thread(simulator.stats)
+    await engine.backfill("customers")
+    after = await asyncio.to_thread(simulator.stats)
+    assert mirror(database_url, "guests") == simulator.data.customers
+    # the resumed run did not re-read the windows that had committed
+    resumed_calls = after["operations"]["customers/getAll"] - before["operations"]["customers/getAll"]
+    assert resumed_calls < before["operations"]["customers/getAll"]
+
+
+async def test_refresh_by_id_fetches_once_per_batch(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+    ids = list(simulator.data.customers)[:5]
+    await asyncio.to_thread(simulator.reset_stats)
+    await engine.refresh("customers", ids + ids)
+    stats = await asyncio.to_thread(simulator.stats)
+    assert table_ids(database_url, "guests") == set(ids)
+    assert stats["operations"]["customers/getAll"] == 1
+    assert stats["operations"]["identityDocuments/getAll"] == 1
+
+
+async def test_408_and_5xx_bursts_lose_nothing(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+    await engine.scope()
+    # eight 408s exhaust the retries of one window's first page: the window is split
+    await asyncio.to_thread(simulator.set_faults, statuses=[408, 408, 408, 408, 408, 408, 408, 408, 500, 502, 503])
+    await engine.backfill("customers")
+    assert mirror(database_url, "guests") == simulator.data.customers
+
+
+async def test_a_429_storm_is_waited_out_and_recorded(engine: SyncEngine, simulator: Simulator, store: Any, database_url: str) -> None:
+    await asyncio.to_thread(simulator.set_faults, storm=3, storm_retry_after=1)
+    async with recorded_run(store, "poll_changes") as run:
+        await engine.backfill("reservations", run)
+    assert table_ids(database_url, "reservations") == set(simulator.data.reservations)
+    assert engine.client.stats.rate_limited == 3
+
+
+async def test_a_malformed_record_is_quarantined_and_the_rest_lands(
+    engine: SyncEngine, simulator: Simulator, store: Any, database_url: str
+) -> None:
+    broken_id = next(iter(simulator.data.customers))
+    simulator.data.customers[broken_id]["LastName"] = None
+    simulator.data.customers[broken_id]["UpdatedUtc"] = "yesterday"
+    async with recorded_run(store, "poll_changes") as run:
+        await engine.backfill("customers", run)
+    assert run.status == "partial"
+    assert table_ids(database_url, "guests") == set(simulator.data.customers) - {broken_id}
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute("select mews_id, reason, raw->>'Id' from public.quarantine").fetchone()
+    assert row is not None
+    assert row[0] == broken_id
+    assert "LastName" in row[1]
