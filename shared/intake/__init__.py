@@ -1,0 +1,1 @@
+"""Events in: webhooks and WebSocket frames, stored before they are acknowledged."""

@@ -1,0 +1,163 @@
+-- Staff edits in Supabase, pushed back to Mews by push_changes.
+--
+-- Staff (authenticated) may update the editable columns of guests of their chains. A trigger
+-- records each edit in local_changes (column → new value) with the Mews UpdatedUtc it was
+-- based on; sync writes (service_role) never mark anything, so our own echo cannot bounce.
+alter table public.guests
+  add column local_changes jsonb,
+  add column local_edited_at timestamptz,
+  add column local_base_updated_utc timestamptz,
+  add column push_status text check (push_status in ('pending', 'pushed', 'refused', 'mews_won')),
+  add column push_error text;
+create index guests_push_pending_idx on public.guests (local_edited_at) where push_status = 'pending';
+
+grant update (first_name, last_name, email, phone, birth_date, nationality_code,
+              preferred_language_code, title, sex, notes, loyalty_code, occupation,
+              car_registration_number, dietary_requirements)
+  on public.guests to authenticated;
+create policy guests_staff_edit on public.guests for update to authenticated
+  using (chain_id = any ((select app.readable_chain_ids())::uuid[]))
+  with check (chain_id = any ((select app.readable_chain_ids())::uuid[]));
+
+create or replace function app.guests_mark_local_edit() returns trigger
+language plpgsql set search_path = ''
+as $$
+declare
+  v_changes jsonb := '{}'::jsonb;
+  v_new jsonb := to_jsonb(new);
+  v_old jsonb := to_jsonb(old);
+  v_col text;
+begin
+  if current_user <> 'authenticated' then
+    return new;
+  end if;
+  foreach v_col in array array['first_name', 'last_name', 'email', 'phone', 'birth_date',
+    'nationality_code', 'preferred_language_code', 'title', 'sex', 'notes', 'loyalty_code',
+    'occupation', 'car_registration_number', 'dietary_requirements'] loop
+    if v_new->v_col is distinct from v_old->v_col then
+      v_changes := v_changes || jsonb_build_object(v_col, v_new->v_col);
+    end if;
+  end loop;
+  if v_changes = '{}'::jsonb then
+    return new;
+  end if;
+  new.local_changes := coalesce(old.local_changes, '{}'::jsonb) || v_changes;
+  new.local_base_updated_utc := case when old.push_status = 'pending'
+                                     then old.local_base_updated_utc else old.mews_updated_utc end;
+  new.local_edited_at := clock_timestamp();
+  new.push_status := 'pending';
+  new.push_error := null;
+  return new;
+end
+$$;
+create trigger guests_local_edit before update on public.guests
+  for each row execute function app.guests_mark_local_edit();
+
+-- The generic guarded upsert must never touch local edit state: replace it so columns named
+-- local_* and push_* are left alone (they are ours, not Mews').
+create or replace function app.guarded_upsert(p_table regclass, p_rows jsonb, p_max_rows integer default 1000)
+returns jsonb
+language plpgsql
+set search_path = ''
+as $$
+declare
+  v_keys text;
+  v_cols text;
+  v_select text;
+  v_updates text;
+  v_result jsonb;
+begin
+  if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
+    raise exception 'p_rows must be a JSON array of rows' using errcode = '22023';
+  end if;
+  if jsonb_array_length(p_rows) > p_max_rows then
+    raise exception 'a page holds at most % rows, got %', p_max_rows, jsonb_array_length(p_rows)
+      using errcode = '22023';
+  end if;
+  select string_agg(quote_ident(a.attname), ', ' order by array_position(i.indkey::int2[], a.attnum))
+    into v_keys
+  from pg_index i
+  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey)
+  where i.indrelid = p_table and i.indisprimary;
+
+  select string_agg(quote_ident(a.attname), ', ' order by a.attnum),
+         string_agg(case when a.attname = 'raw_hash' then 'md5(r.raw::text)'
+                         when a.attname = 'synced_at' then 'now()'
+                         else 'r.' || quote_ident(a.attname) end
+                    || ' as ' || quote_ident(a.attname), ', ' order by a.attnum),
+         string_agg(format('%1$I = excluded.%1$I', a.attname), ', ' order by a.attnum)
+    into v_cols, v_select, v_updates
+  from pg_attribute a
+  where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
+    and a.attname not like 'local\_%' and a.attname not like 'push\_%';
+
+  execute format($f$
+    with incoming as (
+      select distinct on (%1$s) %3$s
+      from jsonb_populate_recordset(null::%5$s, $1) as r
+      order by %1$s, coalesce(r.mews_updated_utc, '-infinity') desc, md5(r.raw::text) desc
+    ),
+    written as (
+      insert into %5$s as t (%2$s)
+      select %2$s from incoming
+      on conflict (%1$s) do update set %4$s
+      where excluded.raw_hash is distinct from t.raw_hash
+        and ((excluded.mews_updated_utc is null and t.mews_updated_utc is null)
+             or (coalesce(excluded.mews_updated_utc, '-infinity'), excluded.raw_hash)
+                > (coalesce(t.mews_updated_utc, '-infinity'), t.raw_hash))
+      returning (xmax = 0) as inserted
+    )
+    select jsonb_build_object(
+      'received', jsonb_array_length($1),
+      'inserted', count(*) filter (where inserted),
+      'updated', count(*) filter (where not inserted),
+      'unchanged', (select count(*) from incoming) - count(*)
+    ) from written
+  $f$, v_keys, v_cols, v_select, v_updates, p_table)
+  into v_result
+  using p_rows;
+  return v_result;
+end
+$$;
+
+create or replace function public.push_pending(p_limit integer default 100)
+returns jsonb
+language sql stable set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'chain_id', chain_id, 'mews_id', mews_id, 'changes', local_changes,
+           'edited_at', local_edited_at, 'base_updated_utc', local_base_updated_utc,
+           'is_active', is_active, 'merge_target_id', merge_target_id) order by local_edited_at), '[]'::jsonb)
+  from (select * from public.guests where push_status = 'pending'
+        order by local_edited_at limit least(p_limit, 1000)) g
+$$;
+
+-- The outcome of one push. Local changes are cleared only if staff did not edit again meanwhile.
+create or replace function public.push_record(
+  p_chain_id uuid, p_mews_id uuid, p_edited_at timestamptz, p_status text,
+  p_error text default null, p_conflicts jsonb default '[]'::jsonb
+) returns jsonb
+language plpgsql set search_path = ''
+as $$
+declare
+  v_cleared boolean;
+begin
+  update public.guests
+     set push_status = p_status, push_error = p_error,
+         local_changes = case when p_status in ('pushed', 'mews_won') then null else local_changes end
+   where chain_id = p_chain_id and mews_id = p_mews_id and local_edited_at = p_edited_at;
+  v_cleared := found;
+  insert into public.conflict_log (chain_id, guest_mews_id, field, local_value, mews_value,
+                                   resolution, detail, local_edited_at, mews_updated_utc)
+  select p_chain_id, p_mews_id, c.field, c.local_value, c.mews_value, c.resolution, c.detail,
+         p_edited_at, c.mews_updated_utc
+  from jsonb_to_recordset(p_conflicts) as c(field text, local_value jsonb, mews_value jsonb,
+                                            resolution text, detail text, mews_updated_utc timestamptz);
+  return jsonb_build_object('recorded', v_cleared);
+end
+$$;
+
+revoke all on function public.push_pending(integer),
+  public.push_record(uuid, uuid, timestamptz, text, text, jsonb) from public, anon, authenticated;
+grant execute on function public.push_pending(integer),
+  public.push_record(uuid, uuid, timestamptz, text, text, jsonb) to service_role;
