@@ -43,3 +43,12 @@ def stats() -> None:
             await store.aclose()
 
     typer.echo(json.dumps(asyncio.run(run()), indent=2))
+
+
+@app.command("process")
+def process() -> None:
+    """Drain the inbox now (what the process_events function does every minute)."""
+    from shared.cli.sync import _job
+    from shared.sync.events import process_events
+
+    _job("process_events", process_events)

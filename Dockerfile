@@ -1,0 +1,17 @@
+# The WebSocket listener for Cloud Run: `guesthub listen`, health endpoint on $PORT.
+#   docker build -t guesthub-listener . && docker run -e DATABASE_URL=... -p 8080:8080 guesthub-listener
+# Secrets (MEWS_CLIENT_TOKEN, MEWS_ACCESS_TOKEN, DATABASE_URL or SUPABASE_URL +
+# SUPABASE_SERVICE_ROLE_KEY) come from Secret Manager as environment variables, never the image.
+FROM python:3.11-slim
+
+ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_NO_CACHE_DIR=1 PORT=8080
+WORKDIR /app
+COPY pyproject.toml README.md ./
+COPY shared ./shared
+COPY functions ./functions
+COPY supabase ./supabase
+RUN pip install . && useradd --uid 10001 --no-create-home listener
+USER listener
+EXPOSE 8080
+# SIGTERM (Cloud Run shutting the instance down) closes the socket and exits cleanly
+CMD ["guesthub", "listen"]

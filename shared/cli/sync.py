@@ -1,0 +1,141 @@
+"""`guesthub sync`: first load with a progress bar, one poll, push, reconcile."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+from shared.cli.common import command_settings
+from shared.db.connect import open_store
+from shared.db.store import Store
+from shared.mews.client import MewsClient
+from shared.mews.ratelimit import PostgresRateLimiter
+from shared.settings import Settings
+from shared.sync.engine import ENTITIES, Counts, SyncEngine
+from shared.sync.push import push_changes
+from shared.sync.runs import Run, recorded_run
+
+app = typer.Typer(no_args_is_help=True)
+console = Console(stderr=True)
+EntityOption = Annotated[list[str] | None, typer.Option("--entity", help=f"One of {', '.join(ENTITIES)}; repeatable.")]
+
+
+@asynccontextmanager
+async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[Store, SyncEngine]]:
+    store = await open_store(settings)
+    try:
+        limiter = PostgresRateLimiter(
+            store, settings.mews_access_token.get_secret_value(), limit=settings.mews_rate_limit,
+            window_seconds=settings.mews_rate_window_seconds,
+            safety_margin=settings.mews_rate_safety_margin,
+        )
+        async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
+            yield store, SyncEngine(store, MewsClient.from_settings(settings, http, limiter), **kwargs)
+    finally:
+        await store.aclose()
+
+
+def _entities(chosen: list[str] | None) -> list[str]:
+    unknown = set(chosen or []) - set(ENTITIES)
+    if unknown:
+        raise typer.BadParameter(f"unknown entity: {', '.join(sorted(unknown))}")
+    return list(chosen or ENTITIES)
+
+
+async def run_backfill(settings: Settings, entities: list[str], *, restart: bool = False,
+                       show_progress: bool = True) -> dict[str, Any]:
+    """The first load of each entity, with a progress bar (rows, rows/s, ETA by windows)."""
+    progress = Progress(
+        TextColumn("[bold]{task.fields[entity]:<18}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("windows · {task.fields[rows]:>8,} rows · {task.fields[rate]:>7,.0f} rows/s"),
+        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show_progress,
+    )
+    tasks: dict[str, Any] = {}
+    started: dict[str, float] = {}
+    rows: dict[str, int] = {}
+
+    def on_progress(entity: str, fetched: int, windows: int) -> None:
+        rows[entity] = rows.get(entity, 0) + fetched
+        elapsed = max(time.monotonic() - started[entity], 1e-6)
+        progress.update(tasks[entity], advance=windows, rows=rows[entity], rate=rows[entity] / elapsed)
+
+    summary: dict[str, Any] = {}
+    async with engine_for(settings, progress=on_progress) as (store, engine):
+        scope = await engine.scope()
+        with progress:
+            for entity in entities:
+                started[entity] = time.monotonic()
+                total = engine.planned_windows(scope) if entity not in ("resources", "identity_documents") else 1
+                tasks[entity] = progress.add_task(entity, total=total, entity=entity, rows=0, rate=0.0)
+                async with recorded_run(store, "backfill", None) as run:
+                    counts = await engine.backfill(entity, run, restart=restart)
+                progress.update(tasks[entity], completed=total)
+                summary[entity] = counts
+        summary["rate_limited"] = engine.client.stats.rate_limited
+        summary["requests"] = engine.client.stats.requests
+    return summary
+
+
+@app.command("backfill")
+def backfill(entity: EntityOption = None, restart: Annotated[bool, typer.Option(help="Load again from scratch.")] = False) -> None:
+    """First load from Mews: CreatedUtc windows, concurrent, resumable."""
+    settings = command_settings()
+    summary = asyncio.run(run_backfill(settings, _entities(entity), restart=restart))
+    for name, counts in summary.items():
+        if isinstance(counts, Counts):
+            console.print(f"{name}: {counts.fetched} fetched, {counts.inserted} new, {counts.updated} updated, {counts.quarantined} quarantined")
+    console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
+
+
+def _job(job: str, work: Callable[[Store, SyncEngine, Run], Awaitable[None]]) -> None:
+    settings = command_settings()
+
+    async def main() -> Run:
+        async with engine_for(settings) as (store, engine), recorded_run(store, job) as run:
+            await work(store, engine, run)
+        return run
+
+    run = asyncio.run(main())
+    console.print(f"{job}: {run.status} {dict(run.counts)}")
+
+
+@app.command("poll")
+def poll(entity: EntityOption = None) -> None:
+    """One incremental pass (UpdatedUtc windows from the checkpoint, with an overlap)."""
+    entities = _entities(entity)
+
+    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
+        for name in entities:
+            await engine.poll(name, run)
+
+    _job("poll_changes", work)
+
+
+@app.command("push")
+def push() -> None:
+    """Send pending staff edits to Mews (last write wins; conflicts logged)."""
+
+    async def work(store: Store, engine: SyncEngine, run: Run) -> None:
+        await push_changes(store, engine, run)
+
+    _job("push_changes", work)
+
+
+@app.command("reconcile")
+def reconcile(entity: EntityOption = None) -> None:
+    """Compare everything window by window and report what was corrected."""
+    entities = _entities(entity)
+
+    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
+        for name in entities:
+            await engine.reconcile(name, run)
+
+    _job("reconcile", work)

@@ -1,0 +1,77 @@
+"""The listener as a service: the WebSocket loop, a health endpoint on $PORT, clean SIGTERM."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import Iterator
+
+import httpx
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
+
+from shared.db.connect import open_store
+from shared.listener.listener import Listener
+from shared.logs import get_logger
+from shared.mews.client import MewsClient
+from shared.mews.ratelimit import PostgresRateLimiter
+from shared.settings import Settings
+from shared.sync.engine import SyncEngine
+from shared.sync.runs import recorded_run
+
+log = get_logger(__name__)
+
+
+class _QuietServer(uvicorn.Server):
+    """uvicorn without its own signal handling: SIGTERM stops the listener, which stops this."""
+
+    @contextlib.contextmanager
+    def capture_signals(self) -> Iterator[None]:
+        yield
+
+
+def health_app(listener: Listener, max_disconnected_seconds: float = 300.0) -> Starlette:
+    async def health(_: Request) -> JSONResponse:
+        healthy = listener.state.healthy(max_disconnected_seconds)
+        return JSONResponse(listener.state.snapshot(), status_code=200 if healthy else 503)
+
+    return Starlette(routes=[Route("/healthz", health), Route("/", health)])
+
+
+async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = None) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    store = await open_store(settings)
+    limiter = PostgresRateLimiter(
+        store, settings.mews_access_token.get_secret_value(), limit=settings.mews_rate_limit,
+        window_seconds=settings.mews_rate_window_seconds, safety_margin=settings.mews_rate_safety_margin,
+    )
+    async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
+        engine = SyncEngine(store, MewsClient.from_settings(settings, http, limiter))
+
+        async def catch_up() -> None:
+            engine._scope = None  # Mews' now moves: ask again
+            async with recorded_run(store, "listener_catch_up") as run:
+                for entity in ("reservations", "resources"):
+                    await engine.poll(entity, run)
+
+        listener = Listener(
+            store, websocket_url=settings.mews_websocket_url,
+            client_token=settings.mews_client_token, access_token=settings.mews_access_token,
+            catch_up=catch_up,
+        )
+        server = _QuietServer(uvicorn.Config(health_app(listener), host="0.0.0.0", port=port,  # noqa: S104 - Cloud Run
+                                             log_level="warning", access_log=False))
+        health = asyncio.create_task(server.serve())
+        try:
+            await listener.run(stop)
+        finally:
+            server.should_exit = True
+            await health
+            await store.aclose()

@@ -1,0 +1,1 @@
+"""Cloud Scheduler jobs from scheduler.yaml: validated, diffed, applied."""
