@@ -8,5 +8,6 @@ from functions.poll_changes import poll_changes
 from functions.process_events import process_events
 from functions.push_changes import push_changes
 from functions.reconcile import reconcile
+from functions.score_profiles import score_profiles
 
-__all__ = ["mews_webhook", "poll_changes", "process_events", "push_changes", "reconcile"]
+__all__ = ["mews_webhook", "poll_changes", "process_events", "push_changes", "reconcile", "score_profiles"]

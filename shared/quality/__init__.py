@@ -1,0 +1,1 @@
+"""Data quality: completeness scores, validation rules, gaps, enrichment, duplicates."""
