@@ -12,6 +12,7 @@ create table public.quality_rule_sets (
   created_by uuid default auth.uid(),
   created_at timestamptz not null default now(),
   enabled_at timestamptz,
+  compiled_sql text,                           -- the scoring query, cached once the set is frozen
   unique (enterprise_id, version)
 );
 create unique index quality_rule_sets_one_enabled on public.quality_rule_sets (enterprise_id)
@@ -26,7 +27,11 @@ create table public.quality_rules (
     'allowed_values', 'length', 'date_range', 'cross_field')),
   params jsonb not null default '{}'::jsonb,
   severity text not null default 'warning' check (severity in ('info', 'warning', 'error')),
-  weight integer not null check (weight between 0 and 100)
+  weight integer not null check (weight between 0 and 100),
+  -- filled when the set is enabled (app.quality_freeze): what a failure costs and says
+  cost numeric(10, 4),
+  reason_kind text,
+  message text
 );
 create index quality_rules_set_idx on public.quality_rules (rule_set_id);
 
@@ -85,12 +90,11 @@ create table public.guest_scores (
   chain_id uuid not null,
   guest_mews_id uuid not null,
   score smallint not null check (score between 0 and 100),
-  reasons jsonb not null,
+  failed_rules bigint[] not null,              -- quality_rules ids: the reasons (see app.quality_reasons)
   rule_set_id uuid not null,
   scored_at timestamptz not null default now(),
   primary key (enterprise_id, guest_mews_id)
-);
-create index guest_scores_worst_idx on public.guest_scores (enterprise_id, score);
+) with (fillfactor = 70);  -- rescoring rewrites rows in place (HOT): no index holds a score
 
 create table public.guest_score_history (
   id bigint generated always as identity primary key,

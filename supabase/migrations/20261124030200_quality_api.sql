@@ -47,7 +47,7 @@ $$;
 -- The rules of a set with their effective costs (validators touching a field never cost more,
 -- together, than the field's weight), sorted as reasons are shown: costliest first.
 create or replace function app.quality_compiled_rules(p_rule_set_id uuid)
-returns table (field text, kind text, params jsonb, severity text, weight integer, cost numeric)
+returns table (id bigint, field text, kind text, params jsonb, severity text, weight integer, cost numeric)
 language sql stable set search_path = ''
 as $$
   with rules as (
@@ -59,7 +59,7 @@ as $$
   ), spent as (
     select f as field, sum(weight) as s from rules, unnest(fields) f where kind <> 'required' group by f
   )
-  select r.field, r.kind, r.params, r.severity, r.weight,
+  select r.id, r.field, r.kind, r.params, r.severity, r.weight,
          case when r.kind = 'required' then r.weight::numeric
               else round(r.weight * (select min(case when s.s <= coalesce(w.w, 0) then 1::numeric
                                                      else coalesce(w.w, 0)::numeric / s.s end)
@@ -67,7 +67,7 @@ as $$
                                        join spent s on s.field = f
                                        left join weights w on w.field = f), 4) end as cost
   from rules r
-  order by 6 desc, r.field, r.kind, r.id
+  order by 7 desc, r.field, r.kind, r.id
 $$;
 
 -- The SELECT that scores every active guest of a chain (or some of them) with a rule set.
@@ -78,7 +78,8 @@ as $$
 declare
   v_enterprise uuid;
   v_rule record;
-  v_credit text[] := '{}';
+  v_flags text[] := '{}';
+  v_index integer := 0;
   v_penalty text[] := '{}';
   v_reasons text[] := '{}';
   v_total numeric := 0;
@@ -98,7 +99,6 @@ begin
                || ': ' || replace(v_rule.field, '_', ' ') || ' (−' || trim_scale(v_rule.cost)::text || ')';
     if v_rule.kind = 'required' then
       v_total := v_total + v_rule.cost;
-      v_credit := v_credit || format('case when %s then %s else 0 end', v_present, v_rule.cost);
       v_fail := format('not %s', v_present);
     else
       v_fail := case v_rule.kind
@@ -122,29 +122,89 @@ begin
       if v_rule.kind = 'cross_field' then
         v_present := v_present || ' and ' || app.quality_present_sql(v_rule.params->>'other', v_enterprise);
       end if;
-      v_fail := format('%s and (%s)', v_present, v_fail);
-      v_penalty := v_penalty || format('case when %s then %s else 0 end', v_fail, v_rule.cost);
+      v_fail := format('%s and coalesce(%s, false)', v_present, v_fail);
     end if;
-    v_reasons := v_reasons || format('case when %s then %L::jsonb end', v_fail,
-      jsonb_build_object('field', v_rule.field, 'kind', v_kind, 'rule', v_rule.kind, 'cost', v_rule.cost,
-                         'severity', v_rule.severity, 'message', v_label));
+    v_index := v_index + 1;
+    -- each rule's verdict is computed once per guest (the inner query is not flattened)
+    v_flags := v_flags || format('%s as f%s', v_fail, v_index);
+    v_penalty := v_penalty || format('case when f%s then %s else 0 end', v_index, v_rule.cost);
+    v_reasons := v_reasons || format('case when f%s then %s end', v_index, v_rule.id);
   end loop;
   return format($q$
-    select p.chain_id, p.mews_id as guest_mews_id,
-           %s as score,
-           to_jsonb(array_remove(array[%s]::jsonb[], null)) as reasons
-    from app.quality_profile p
-    where p.chain_id = $1 and p.is_active
-      and ($2::uuid[] is null or p.mews_id = any ($2::uuid[]))
-      and ($4 = 1 or abs(hashtext(p.mews_id::text)) %% $4 = $3)
+    select chain_id, guest_mews_id, %s as score, array_remove(array[%s]::bigint[], null) as failed_rules
+    from (
+      select p.chain_id, p.mews_id as guest_mews_id%s
+      from app.quality_profile p
+      where p.chain_id = $1 and p.is_active
+        and ($2::uuid[] is null or p.mews_id = any ($2::uuid[]))
+        and ($4 = 1 or abs(hashtext(p.mews_id::text)) %% $4 = $3)
+      offset 0) verdicts
   $q$,
     case when v_total = 0 then '100::smallint'
-         else format('round(100 * greatest(0, (%s) - (%s)) / %s)::smallint',
-                     coalesce(nullif(array_to_string(v_credit, ' + '), ''), '0'),
+         else format('round(100 * greatest(0, %s - (%s)) / %s)::smallint', v_total,
                      coalesce(nullif(array_to_string(v_penalty, ' + '), ''), '0'), v_total) end,
-    coalesce(nullif(array_to_string(v_reasons, ', '), ''), 'null'));
+    coalesce(nullif(array_to_string(v_reasons, ', '), ''), 'null'),
+    coalesce(', ' || nullif(array_to_string(v_flags, ', '), ''), ''));
 end
 $$;
+
+-- Freeze a rule set: each rule's cost and message, and the scoring query, computed once.
+create or replace function app.quality_freeze(p_rule_set_id uuid) returns void
+language plpgsql set search_path = ''
+as $$
+begin
+  update public.quality_rules r
+     set cost = c.cost,
+         reason_kind = case c.kind when 'required' then 'missing' when 'not_ota_email' then 'weak' else 'invalid' end,
+         message = case c.kind when 'required' then 'Missing' when 'not_ota_email' then 'Weak' else 'Invalid' end
+                   || ': ' || replace(c.field, '_', ' ') || ' (−' || trim_scale(c.cost)::text || ')'
+    from app.quality_compiled_rules(p_rule_set_id) c
+   where r.id = c.id;
+  update public.quality_rule_sets set compiled_sql = app.quality_score_select(p_rule_set_id) where id = p_rule_set_id;
+end
+$$;
+
+-- The scoring query of a set: cached for frozen sets, generated for drafts.
+create or replace function app.quality_compiled_sql(p_rule_set_id uuid) returns text
+language plpgsql set search_path = ''
+as $$
+declare
+  v_sql text;
+  v_status text;
+begin
+  select compiled_sql, status into v_sql, v_status from public.quality_rule_sets where id = p_rule_set_id;
+  if v_sql is null then
+    v_sql := app.quality_score_select(p_rule_set_id);
+    if v_status <> 'draft' then
+      update public.quality_rule_sets set compiled_sql = v_sql where id = p_rule_set_id;
+    end if;
+  end if;
+  return v_sql;
+end
+$$;
+
+-- Reasons for display: the failed rules of a score, costliest first.
+create or replace function app.quality_reasons(p_failed bigint[]) returns jsonb
+language sql stable set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_object('field', r.field, 'kind', r.reason_kind, 'rule', r.kind,
+                                               'cost', r.cost, 'severity', r.severity, 'message', r.message)
+                            order by r.cost desc, r.field, r.kind, r.id), '[]'::jsonb)
+  from public.quality_rules r where r.id = any (p_failed)
+$$;
+
+-- Enrichment settings change what a field means to the scorer: drop cached queries.
+create or replace function app.quality_settings_changed() returns trigger
+language plpgsql security definer set search_path = ''
+as $$
+begin
+  update public.quality_rule_sets set compiled_sql = null
+   where enterprise_id = coalesce(new.enterprise_id, old.enterprise_id);
+  return null;
+end
+$$;
+create trigger enrichment_settings_changed after insert or update or delete on public.enrichment_settings
+  for each row execute function app.quality_settings_changed();
 
 create or replace function app.quality_enabled_rule_set(p_enterprise_id uuid) returns uuid
 language sql stable set search_path = ''
@@ -173,27 +233,33 @@ begin
   end if;
   execute format($f$
     with scored as (%s),
-    changed as (
-      select s.*, o.score as previous_score
-      from scored s
-      left join public.guest_scores o on o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id
-      where o.guest_mews_id is null or o.score <> s.score or o.reasons <> s.reasons or o.rule_set_id <> $6
-    ),
     history as (
+      -- a score's history follows the profile; a new rule set starts a fresh baseline (its effect
+      -- is in the dry run and in quality_daily)
       insert into public.guest_score_history (enterprise_id, guest_mews_id, score, previous_score, rule_set_id)
-      select $5, guest_mews_id, score, previous_score, $6 from changed
-      where previous_score is not null and previous_score <> score
+      select $5, s.guest_mews_id, s.score, o.score, $6
+      from scored s
+      join public.guest_scores o on o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id
+      where o.rule_set_id = $6 and o.score <> s.score
     ),
-    written as (
-      insert into public.guest_scores as t (enterprise_id, chain_id, guest_mews_id, score, reasons, rule_set_id, scored_at)
-      select $5, chain_id, guest_mews_id, score, reasons, $6, now() from changed
-      on conflict (enterprise_id, guest_mews_id) do update
-        set score = excluded.score, reasons = excluded.reasons, rule_set_id = excluded.rule_set_id,
-            scored_at = excluded.scored_at
+    updated as (
+      update public.guest_scores o
+         set score = s.score, failed_rules = s.failed_rules, rule_set_id = $6, scored_at = now()
+        from scored s
+       where o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id
+         and (o.score <> s.score or o.failed_rules <> s.failed_rules or o.rule_set_id <> $6)
+      returning 1
+    ),
+    inserted as (
+      insert into public.guest_scores (enterprise_id, chain_id, guest_mews_id, score, failed_rules, rule_set_id, scored_at)
+      select $5, s.chain_id, s.guest_mews_id, s.score, s.failed_rules, $6, now()
+      from scored s
+      where not exists (select 1 from public.guest_scores o where o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id)
       returning 1
     )
-    select jsonb_build_object('scored', (select count(*) from scored), 'changed', (select count(*) from written))
-  $f$, app.quality_score_select(v_rule_set))
+    select jsonb_build_object('scored', (select count(*) from scored),
+                              'changed', (select count(*) from updated) + (select count(*) from inserted))
+  $f$, app.quality_compiled_sql(v_rule_set))
   into v_result
   using v_chain, v_ids, p_part, p_parts, p_enterprise_id, v_rule_set;
   return v_result;
@@ -290,6 +356,7 @@ begin
   end if;
   update public.quality_rule_sets set status = 'retired' where enterprise_id = v_enterprise and status = 'enabled';
   update public.quality_rule_sets set status = 'enabled', enabled_at = now() where id = p_rule_set_id;
+  perform app.quality_freeze(p_rule_set_id);
   return public.quality_rescore(v_enterprise) || jsonb_build_object('rule_set_id', p_rule_set_id)
          || jsonb_build_object('snapshot', public.quality_snapshot(v_enterprise));
 end
@@ -333,6 +400,7 @@ begin
   insert into public.quality_rules (rule_set_id, enterprise_id, field, kind, params, severity, weight)
   select v_id, p_enterprise_id, r.field, r.kind, coalesce(r.params, '{}'::jsonb), r.severity, r.weight
   from jsonb_to_recordset(p_rules) as r(field text, kind text, params jsonb, severity text, weight integer);
+  perform app.quality_freeze(v_id);
   return jsonb_build_object('id', v_id, 'created', true);
 end
 $$;
@@ -480,9 +548,11 @@ $$;
 
 -- Views for the frontend (security_invoker: the reader's row-level security applies).
 create or replace view public.quality_guest_gaps with (security_invoker = on) as
-  select s.enterprise_id, s.chain_id, s.guest_mews_id, r->>'field' as field, r->>'kind' as kind,
-         r->>'message' as message, (r->>'cost')::numeric as cost, r->>'severity' as severity, null::jsonb as evidence
-  from public.guest_scores s, jsonb_array_elements(s.reasons) r
+  select s.enterprise_id, s.chain_id, s.guest_mews_id, r.field, r.reason_kind as kind,
+         r.message, r.cost, r.severity, null::jsonb as evidence
+  from public.guest_scores s
+  cross join lateral unnest(s.failed_rules) as f(rule_id)
+  join public.quality_rules r on r.id = f.rule_id
   union all
   select s.enterprise_id, d.chain_id, s.guest_mews_id, 'profile', 'duplicate',
          'Possible duplicate of ' || case when d.guest_a = s.guest_mews_id then d.guest_b else d.guest_a end,
@@ -491,22 +561,25 @@ create or replace view public.quality_guest_gaps with (security_invoker = on) as
   join public.guest_scores s on s.chain_id = d.chain_id and s.guest_mews_id in (d.guest_a, d.guest_b);
 
 create or replace view public.quality_field_gaps with (security_invoker = on) as
-  select s.enterprise_id, r->>'field' as field,
-         count(*) filter (where r->>'kind' = 'missing') as missing,
-         count(*) filter (where r->>'kind' in ('invalid', 'weak')) as invalid,
+  select s.enterprise_id, r.field,
+         count(*) filter (where r.reason_kind = 'missing') as missing,
+         count(*) filter (where r.reason_kind in ('invalid', 'weak')) as invalid,
          (select count(*) from public.guest_scores t where t.enterprise_id = s.enterprise_id) as guests,
-         round(count(*) filter (where r->>'kind' = 'missing')::numeric
+         round(count(*) filter (where r.reason_kind = 'missing')::numeric
                / nullif((select count(*) from public.guest_scores t where t.enterprise_id = s.enterprise_id), 0), 4) as missing_rate
-  from public.guest_scores s, jsonb_array_elements(s.reasons) r
-  group by s.enterprise_id, r->>'field';
+  from public.guest_scores s
+  cross join lateral unnest(s.failed_rules) as f(rule_id)
+  join public.quality_rules r on r.id = f.rule_id
+  group by s.enterprise_id, r.field;
 
 create or replace view public.quality_worst_profiles with (security_invoker = on) as
-  select * from (
-    select s.enterprise_id, s.guest_mews_id, g.first_name, g.last_name, s.score, s.reasons,
-           row_number() over (partition by s.enterprise_id order by s.score, s.guest_mews_id) as rank
-    from public.guest_scores s
-    join public.guests g on g.chain_id = s.chain_id and g.mews_id = s.guest_mews_id) w
-  where rank <= 100;
+  select w.enterprise_id, w.guest_mews_id, g.first_name, g.last_name, w.score,
+         app.quality_reasons(w.failed_rules) as reasons, w.rank
+  from (select s.enterprise_id, s.chain_id, s.guest_mews_id, s.score, s.failed_rules,
+               row_number() over (partition by s.enterprise_id order by s.score, s.guest_mews_id) as rank
+        from public.guest_scores s) w
+  join public.guests g on g.chain_id = w.chain_id and g.mews_id = w.guest_mews_id
+  where w.rank <= 100;
 
 create or replace function public.quality_arrivals_at_risk(p_days integer default 7, p_threshold integer default 60)
 returns table (enterprise_id uuid, reservation_id uuid, guest_mews_id uuid, first_name text, last_name text,
@@ -514,7 +587,7 @@ returns table (enterprise_id uuid, reservation_id uuid, guest_mews_id uuid, firs
 language sql stable security invoker set search_path = ''
 as $$
   select r.enterprise_id, r.mews_id, r.account_id, g.first_name, g.last_name, r.scheduled_start_utc,
-         r.state, s.score, s.reasons
+         r.state, s.score, app.quality_reasons(s.failed_rules)
   from public.reservations r
   join public.guest_scores s on s.enterprise_id = r.enterprise_id and s.guest_mews_id = r.account_id
   join public.guests g on g.chain_id = s.chain_id and g.mews_id = s.guest_mews_id
@@ -545,6 +618,7 @@ grant execute on function public.quality_dry_run(uuid), public.quality_enable_ru
 
 -- the scoring building blocks run with the caller's rights (service_role)
 grant select on app.quality_profile to service_role;
+grant execute on function app.quality_reasons(bigint[]) to authenticated, service_role;
 revoke all on function app.quality_field_sql(text, uuid), app.quality_present_sql(text, uuid),
   app.quality_compiled_rules(uuid), app.quality_score_select(uuid), app.quality_enabled_rule_set(uuid)
   from public;

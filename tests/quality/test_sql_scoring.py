@@ -49,7 +49,7 @@ def test_sql_and_python_score_every_guest_alike(conn: psycopg.Connection, sample
     ids = [insert_profile(conn, p) for p in sample]
     conn.execute("select public.quality_rescore(%s)", (ENTERPRISE_ID,))
     stored = {str(g): (s, r) for g, s, r in conn.execute(
-        "select guest_mews_id, score, reasons from public.guest_scores where enterprise_id = %s", (ENTERPRISE_ID,))}
+        "select guest_mews_id, score, app.quality_reasons(failed_rules) from public.guest_scores where enterprise_id = %s", (ENTERPRISE_ID,))}
     today = conn.execute("select current_date").fetchone()[0]  # type: ignore[index]
     for guest_id, profile in zip(ids, sample, strict=True):
         expected = score(profile, rules, today)
