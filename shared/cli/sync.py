@@ -11,7 +11,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from shared.cli.common import command_settings
 from shared.db.connect import open_store
@@ -54,9 +54,9 @@ async def run_backfill(settings: Settings, entities: list[str], *, restart: bool
                        show_progress: bool = True) -> dict[str, Any]:
     """The first load of each entity, with a progress bar (rows, rows/s, ETA by windows)."""
     progress = Progress(
-        TextColumn("[bold]{task.fields[entity]:<18}"), BarColumn(), MofNCompleteColumn(),
-        TextColumn("windows · {task.fields[rows]:>8,} rows · {task.fields[rate]:>7,.0f} rows/s"),
-        TimeElapsedColumn(), TimeRemainingColumn(), console=console, disable=not show_progress,
+        TextColumn("{task.fields[entity]:<18}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+        TextColumn("{task.fields[rows]:>8,} rows {task.fields[rate]:>7,.0f}/s"),
+        TimeRemainingColumn(), console=console, disable=not show_progress,
     )
     tasks: dict[str, Any] = {}
     started: dict[str, float] = {}

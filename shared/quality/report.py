@@ -37,13 +37,15 @@ def _bars(items: list[tuple[str, float, str]], *, width: int = 520, height: int 
         return '<p class="empty">No data yet.</p>'
     top = max(v for _, v, _ in items) or 1
     step = width / len(items)
-    parts = [f'<svg viewBox="0 0 {width} {height + 30}" width="100%" role="img">']
+    pad = 16  # room for the tallest bar's label
+    parts = [f'<svg viewBox="0 0 {width} {height + pad + 30}" width="100%" role="img">']
     for i, (label, value, color) in enumerate(items):
         h = value / top * height
         x = i * step + step * 0.15
-        parts.append(f'<rect x="{x:.1f}" y="{height - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" rx="3" fill="{color}"/>')
-        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{height - h - 4:.1f}" text-anchor="middle">{value:,.0f}</text>')
-        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{height + 16}" text-anchor="middle">{escape(label)}</text>')
+        base = height + pad
+        parts.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" rx="3" fill="{color}"/>')
+        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{base - h - 4:.1f}" text-anchor="middle">{value:,.0f}</text>')
+        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>')
     parts.append("</svg>")
     return "".join(parts)
 
@@ -54,7 +56,7 @@ def _hbars(items: list[tuple[str, float, float]], *, width: int = 520) -> str:
         return '<p class="empty">No gaps: every scored field is complete.</p>'
     row = 26
     parts = [f'<svg viewBox="0 0 {width} {row * len(items) + 24}" width="100%" role="img">']
-    left, span = 130, width - 190
+    left, span = 130, width - 230
     for i, (label, missing, invalid) in enumerate(items):
         y = i * row
         parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{escape(label)}</text>')
@@ -72,8 +74,8 @@ def _hbars(items: list[tuple[str, float, float]], *, width: int = 520) -> str:
 def _line(points: list[tuple[str, float]], *, width: int = 1080, height: int = 180) -> str:
     if not points:
         return '<p class="empty">No history yet: each scoring run adds a day.</p>'
-    left, bottom = 40, height
-    parts = [f'<svg viewBox="0 0 {width} {height + 30}" width="100%" role="img">']
+    left, bottom = 40, height + 12
+    parts = [f'<svg viewBox="0 0 {width} {height + 42}" width="100%" role="img">']
     for tick in (0, 25, 50, 75, 100):
         y = bottom - tick / 100 * height
         parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef0f4"/>')

@@ -9,6 +9,7 @@ merged and deleted profiles, reservations in every state, rooms in every state.
 from __future__ import annotations
 
 import random
+import re
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -44,7 +45,7 @@ _PEOPLE = (
         "GB",
         "en-GB",
         "+44",
-        "20 7946 0{:03d}",
+        "20 7946 {:04d}",
     ),
     (
         ("Lukas", "Mia", "Jonas", "Lea"),
@@ -52,7 +53,7 @@ _PEOPLE = (
         "DE",
         "de-DE",
         "+49",
-        "30 901820{:02d}",
+        "30 9{:07d}",
     ),
     (
         ("Zoë", "Chloé", "Léa", "Théo"),
@@ -60,7 +61,7 @@ _PEOPLE = (
         "FR",
         "fr-FR",
         "+33",
-        "1 99 00 0{:03d}",
+        "1 4{:03d} {:04d}",
     ),
     (
         ("José", "María", "Lucía", "Álvaro"),
@@ -68,7 +69,7 @@ _PEOPLE = (
         "ES",
         "es-ES",
         "+34",
-        "91 000 0{:03d}",
+        "91 {:03d} {:04d}",
     ),
     (
         ("Łukasz", "Zofia", "Paweł", "Agnieszka"),
@@ -76,7 +77,7 @@ _PEOPLE = (
         "PL",
         "pl-PL",
         "+48",
-        "22 000 0{:03d}",
+        "22 {:03d} {:04d}",
     ),
     (
         ("Søren", "Ida", "Mads", "Freja"),
@@ -84,7 +85,7 @@ _PEOPLE = (
         "DK",
         "da-DK",
         "+45",
-        "32 00 0{:03d}",
+        "32 {:02d} {:04d}",
     ),
     (
         ("Yuki", "Haruto", "Sakura", "Ren"),
@@ -92,7 +93,7 @@ _PEOPLE = (
         "JP",
         "ja-JP",
         "+81",
-        "3-0000-0{:03d}",
+        "3-{:04d}-{:04d}",
     ),
     (
         ("Γιώργος", "Μαρία", "Νίκος", "Ελένη"),
@@ -100,7 +101,7 @@ _PEOPLE = (
         "GR",
         "el-GR",
         "+30",
-        "21 0000 0{:03d}",
+        "21 0{:03d} {:04d}",
     ),
     (
         ("Chiara", "Marco", "Giulia", "Luca"),
@@ -108,7 +109,7 @@ _PEOPLE = (
         "IT",
         "it-IT",
         "+39",
-        "06 0000 0{:03d}",
+        "06 {:04d} {:04d}",
     ),
     (
         ("Emma", "Liam", "Ava", "Noah"),
@@ -116,7 +117,7 @@ _PEOPLE = (
         "US",
         "en-US",
         "+1",
-        "202-555-0{:03d}",
+        "202-555-{:04d}",
     ),
 )
 _OTA_DOMAINS = ("guest.booking.example", "m.expedia.example", "relay.airbnb.example")
@@ -306,7 +307,8 @@ def _customer(
             email = f"{ascii_first}.{ascii_last}{index}@example.com"
     phone = None
     if has(0.3):
-        national = pattern.format(rng.randrange(1000 if "{:03d}" in pattern else 100))
+        widths = [int(w) for w in re.findall(r"\{:0(\d)d\}", pattern)]
+        national = pattern.format(*(rng.randrange(10**w) for w in widths))
         phone = rng.choice((f"{prefix} {national}", f"0{national}", national.replace(" ", "")))
     updated = created + timedelta(
         seconds=rng.randrange(max(1, int((now - created).total_seconds())))

@@ -212,7 +212,10 @@ class SyncEngine:
         if entity == "resources":
             total = Counts()
             async for page in self._pages(entity, scope):
-                total += await self.ingest(entity, page, run)
+                counts = await self.ingest(entity, page, run)
+                total += counts
+                if self.progress:
+                    self.progress(entity, counts.fetched, 0)
             await self._finish_backfill(scope_id, entity, scope.now_utc)
             return total
         end = scope.now_utc - self.lag
@@ -306,7 +309,10 @@ class SyncEngine:
         total = Counts()
         for batch in _batches(customer_ids, 100):
             async for page in self.client.identity_documents(batch):
-                total += await self.ingest("identity_documents", page, run)
+                counts = await self.ingest("identity_documents", page, run)
+                total += counts
+                if self.progress:
+                    self.progress("identity_documents", counts.fetched, 0)
         return total
 
     async def _sweep_documents(self, run: Run | None) -> Counts:
