@@ -22,14 +22,24 @@ def _free_port() -> int:
 def simulator_process(*args: str, startup_timeout: float = 180.0) -> Iterator[str]:
     """``guesthub simulator <args>`` on a free port; yields its base URL."""
     port = _free_port()
-    command = [sys.executable, "-c", "from shared.cli import main; main()", "simulator", "--port", str(port), *args]
+    command = [
+        sys.executable,
+        "-c",
+        "from shared.cli import main; main()",
+        "simulator",
+        "--port",
+        str(port),
+        *args,
+    ]
     process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # noqa: S603
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + startup_timeout
         while True:
             if process.poll() is not None:
-                raise RuntimeError(f"simulator exited: {process.stderr.read().decode() if process.stderr else ''}")
+                raise RuntimeError(
+                    f"simulator exited: {process.stderr.read().decode() if process.stderr else ''}"
+                )
             try:
                 httpx.get(url + "/_admin/stats", timeout=1)
                 break

@@ -29,8 +29,13 @@ from shared.settings import load_settings
 async def pull(url: str, db: str, concurrency: int, limit: int, window: float) -> dict[str, Any]:
     settings = load_settings(mews_platform_url=url)
     store = Store(await PsycopgTransport.connect(db, max_size=4))
-    limiter = PostgresRateLimiter(store, settings.mews_access_token.get_secret_value(), limit=limit,
-                                  window_seconds=window, guard_seconds=0.05 if window < 30 else 0.5)
+    limiter = PostgresRateLimiter(
+        store,
+        settings.mews_access_token.get_secret_value(),
+        limit=limit,
+        window_seconds=window,
+        guard_seconds=0.05 if window < 30 else 0.5,
+    )
     try:
         async with httpx.AsyncClient(timeout=120) as http:
             client = MewsClient.from_settings(settings, http, limiter)
@@ -42,7 +47,9 @@ async def pull(url: str, db: str, concurrency: int, limit: int, window: float) -
             async def one(w: Any) -> None:
                 nonlocal rows
                 async with gate:
-                    async for page in client.customers(chain_ids=[config.enterprise.chain_id], created_utc=w.filter()):
+                    async for page in client.customers(
+                        chain_ids=[config.enterprise.chain_id], created_utc=w.filter()
+                    ):
                         rows += len(page.items)
 
             started = time.perf_counter()
@@ -50,11 +57,18 @@ async def pull(url: str, db: str, concurrency: int, limit: int, window: float) -
             seconds = time.perf_counter() - started
     finally:
         await store.aclose()
-    return {"rows": rows, "seconds": seconds, "requests": client.stats.requests, "client_429": client.stats.rate_limited}
+    return {
+        "rows": rows,
+        "seconds": seconds,
+        "requests": client.stats.requests,
+        "client_429": client.stats.rate_limited,
+    }
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--latency-ms", type=float, default=300)
@@ -63,13 +77,27 @@ def main() -> None:
     parser.add_argument("--server-url", default=LOCAL_SERVER)
     args = parser.parse_args()
     latency = ["--latency-ms", str(args.latency_ms), "--per-item-ms", str(args.per_item_ms)]
-    print(f"pull of {args.customers:,} customers, latency {args.latency_ms} ms + {args.per_item_ms} ms/item, "
-          f"concurrency {args.concurrency}, median of {args.runs} runs")
-    print(f"{'limit':22} {'rows/s':>9} {'ceiling':>8} {'seconds':>8} {'requests':>9} {'429 client':>10} {'429 server':>10} {'max/window':>10}")
-    for label, limit, window in (("200 / 30 s (real)", 200, 30.0), ("20 / 3 s (same rate)", 20, 3.0)):
+    print(
+        f"pull of {args.customers:,} customers, latency {args.latency_ms} ms + {args.per_item_ms} ms/item, "
+        f"concurrency {args.concurrency}, median of {args.runs} runs"
+    )
+    print(
+        f"{'limit':22} {'rows/s':>9} {'ceiling':>8} {'seconds':>8} {'requests':>9} {'429 client':>10} {'429 server':>10} {'max/window':>10}"
+    )
+    for label, limit, window in (
+        ("200 / 30 s (real)", 200, 30.0),
+        ("20 / 3 s (same rate)", 20, 3.0),
+    ):
         runs = []
-        with simulator_process("--customers", str(args.customers), *latency, "--rate-limit", str(limit),
-                               "--rate-window", str(window)) as url:
+        with simulator_process(
+            "--customers",
+            str(args.customers),
+            *latency,
+            "--rate-limit",
+            str(limit),
+            "--rate-window",
+            str(window),
+        ) as url:
             for _ in range(args.runs):
                 reset_stats(url)
                 with fresh_database(args.server_url) as db:
@@ -79,9 +107,11 @@ def main() -> None:
                 runs.append(result)
         rate = statistics.median(r["rows"] / r["seconds"] for r in runs)
         ceiling = limit / window * 1000
-        print(f"{label:22} {rate:9,.0f} {rate / ceiling:8.0%} {statistics.median(r['seconds'] for r in runs):8.2f} "
-              f"{runs[0]['requests']:9} {sum(r['client_429'] for r in runs):10} {sum(r['server_429'] for r in runs):10} "
-              f"{max(r['max_in_window'] for r in runs):10}")
+        print(
+            f"{label:22} {rate:9,.0f} {rate / ceiling:8.0%} {statistics.median(r['seconds'] for r in runs):8.2f} "
+            f"{runs[0]['requests']:9} {sum(r['client_429'] for r in runs):10} {sum(r['server_429'] for r in runs):10} "
+            f"{max(r['max_in_window'] for r in runs):10}"
+        )
 
 
 if __name__ == "__main__":

@@ -50,8 +50,13 @@ def flip_weight(conn: psycopg.Connection, weight: int) -> None:
     for rule in rules:
         if rule["field"] == "phone" and rule["kind"] == "required":
             rule["weight"] = weight
-    conn.execute("update public.quality_rule_sets set status = 'retired' where enterprise_id = %s and status = 'enabled'", (ENTERPRISE,))
-    conn.execute("select public.quality_ensure_rule_set(%s, %s::jsonb)", (ENTERPRISE, json.dumps(rules)))
+    conn.execute(
+        "update public.quality_rule_sets set status = 'retired' where enterprise_id = %s and status = 'enabled'",
+        (ENTERPRISE,),
+    )
+    conn.execute(
+        "select public.quality_ensure_rule_set(%s, %s::jsonb)", (ENTERPRISE, json.dumps(rules))
+    )
 
 
 async def timed_rescore(db: str, parts: int) -> tuple[float, dict[str, int]]:
@@ -70,13 +75,23 @@ async def one_guest(db: str, runs: int) -> tuple[list[float], list[float]]:
     try:
         for i in range(runs):
             guest = str(uuid.UUID(hex=f"{i:032x}"))
-            guest = (await store.call("guest_ids_page", p_chain_id=CHAIN, p_after=guest, p_limit=1))[0]
+            guest = (
+                await store.call("guest_ids_page", p_chain_id=CHAIN, p_after=guest, p_limit=1)
+            )[0]
             started = time.perf_counter()
             await store.call("quality_rescore", p_enterprise_id=ENTERPRISE, p_guest_ids=[guest])
             score_only.append(time.perf_counter() - started)
             started = time.perf_counter()
-            facts = facts_for({"guest_mews_id": guest, "email": f"x{i}@example.com", "phone": "+44 20 7946 0958",
-                               "nationality_code": "GB", "address_country": None, "synced_at": "2026-01-01T00:00:00Z"})
+            facts = facts_for(
+                {
+                    "guest_mews_id": guest,
+                    "email": f"x{i}@example.com",
+                    "phone": "+44 20 7946 0958",
+                    "nationality_code": "GB",
+                    "address_country": None,
+                    "synced_at": "2026-01-01T00:00:00Z",
+                }
+            )
             await store.call("quality_facts_put", p_chain_id=CHAIN, p_rows=[facts])
             await store.call("quality_rescore", p_enterprise_id=ENTERPRISE, p_guest_ids=[guest])
             enrich_and_score.append(time.perf_counter() - started)
@@ -86,7 +101,9 @@ async def one_guest(db: str, runs: int) -> tuple[list[float], list[float]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--guests", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--parts", type=int, default=2)
@@ -95,15 +112,25 @@ def main() -> None:
     with fresh_database(args.server_url) as db:
         with psycopg.connect(db, autocommit=True) as conn:
             conn.execute("insert into public.chains (id, name) values (%s, 'Bench')", (CHAIN,))
-            conn.execute("insert into public.enterprises (id, chain_id, name) values (%s, %s, 'Bench Hotel')", (ENTERPRISE, CHAIN))
+            conn.execute(
+                "insert into public.enterprises (id, chain_id, name) values (%s, %s, 'Bench Hotel')",
+                (ENTERPRISE, CHAIN),
+            )
             started = time.perf_counter()
             for statement in GENERATE.split(";")[:2]:
                 conn.execute(statement, {"chain": CHAIN, "n": args.guests})
             conn.execute("vacuum analyze public.guests, public.guest_facts")
-            print(f"generated {args.guests:,} guests with facts in {time.perf_counter() - started:.1f} s")
-            conn.execute("select public.quality_ensure_rule_set(%s, %s::jsonb)", (ENTERPRISE, json.dumps(rules_payload(DEFAULT_RULES))))
+            print(
+                f"generated {args.guests:,} guests with facts in {time.perf_counter() - started:.1f} s"
+            )
+            conn.execute(
+                "select public.quality_ensure_rule_set(%s, %s::jsonb)",
+                (ENTERPRISE, json.dumps(rules_payload(DEFAULT_RULES))),
+            )
         first, counts = asyncio.run(timed_rescore(db, args.parts))
-        print(f"first scoring ({args.parts} connections): {first:.2f} s, {counts['scored']:,} scored")
+        print(
+            f"first scoring ({args.parts} connections): {first:.2f} s, {counts['scored']:,} scored"
+        )
         results: dict[int, list[float]] = {1: [], args.parts: []}
         weight = 15
         for _ in range(args.runs):
@@ -115,11 +142,15 @@ def main() -> None:
                 assert counts["changed"] > 0.5 * counts["scored"], counts
                 results[parts].append(seconds)
         for parts, times in results.items():
-            print(f"rescore after a rule change, {parts} connection(s): median {statistics.median(times):.2f} s "
-                  f"(runs: {', '.join(f'{t:.2f}' for t in times)}), {counts['scored']:,} guests")
+            print(
+                f"rescore after a rule change, {parts} connection(s): median {statistics.median(times):.2f} s "
+                f"(runs: {', '.join(f'{t:.2f}' for t in times)}), {counts['scored']:,} guests"
+            )
         score_only, full = asyncio.run(one_guest(db, 50))
-        print(f"one changed guest: rescore median {statistics.median(score_only) * 1000:.2f} ms; "
-              f"normalise + facts + rescore median {statistics.median(full) * 1000:.2f} ms (50 guests)")
+        print(
+            f"one changed guest: rescore median {statistics.median(score_only) * 1000:.2f} ms; "
+            f"normalise + facts + rescore median {statistics.median(full) * 1000:.2f} ms (50 guests)"
+        )
 
 
 if __name__ == "__main__":

@@ -29,19 +29,40 @@ def page(ids: list[str], updated: datetime) -> list[dict[str, Any]]:
     rows = []
     for n, mews_id in enumerate(ids):
         raw = {
-            "Id": mews_id, "ChainId": CHAIN, "Number": str(100000 + n), "FirstName": f"Guest{n}",
-            "LastName": "Müller", "Email": f"guest{n}@example.com", "Phone": "+420 777 123 456",
-            "BirthDate": "1980-05-17", "NationalityCode": "CZ", "UpdatedUtc": stamp,
-            "Classifications": [], "Options": [], "IsActive": True,
+            "Id": mews_id,
+            "ChainId": CHAIN,
+            "Number": str(100000 + n),
+            "FirstName": f"Guest{n}",
+            "LastName": "Müller",
+            "Email": f"guest{n}@example.com",
+            "Phone": "+420 777 123 456",
+            "BirthDate": "1980-05-17",
+            "NationalityCode": "CZ",
+            "UpdatedUtc": stamp,
+            "Classifications": [],
+            "Options": [],
+            "IsActive": True,
         }
-        rows.append({
-            "chain_id": CHAIN, "mews_id": mews_id, "number": raw["Number"],
-            "first_name": raw["FirstName"], "last_name": raw["LastName"], "email": raw["Email"],
-            "phone": raw["Phone"], "birth_date": raw["BirthDate"], "nationality_code": "CZ",
-            "has_ota_email": False, "classifications": [], "options": [],
-            "preferred_space_features": [], "is_active": True, "mews_updated_utc": stamp,
-            "raw": raw,
-        })
+        rows.append(
+            {
+                "chain_id": CHAIN,
+                "mews_id": mews_id,
+                "number": raw["Number"],
+                "first_name": raw["FirstName"],
+                "last_name": raw["LastName"],
+                "email": raw["Email"],
+                "phone": raw["Phone"],
+                "birth_date": raw["BirthDate"],
+                "nationality_code": "CZ",
+                "has_ota_email": False,
+                "classifications": [],
+                "options": [],
+                "preferred_space_features": [],
+                "is_active": True,
+                "mews_updated_utc": stamp,
+                "raw": raw,
+            }
+        )
     return rows
 
 

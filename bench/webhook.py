@@ -36,9 +36,22 @@ SECRET = "bench-secret"
 
 def ack_latency(db: str, requests: int) -> list[float]:
     runtime.reset(database_url=db, webhook_secret=SECRET, log_level="WARNING")
-    client = functions_framework.create_app(target="mews_webhook", source="functions/mews_webhook.py").test_client()
-    body = json.dumps({"EnterpriseId": "8c7e9a52-0000-4000-8000-000000000001", "IntegrationId": "1a1a1a1a-0000-4000-8000-000000000001",
-                       "Events": [{"Discriminator": "CustomerUpdated", "Value": {"Id": f"cccc{i:04d}-0000-4000-8000-000000000001"}} for i in range(10)]})
+    client = functions_framework.create_app(
+        target="mews_webhook", source="functions/mews_webhook.py"
+    ).test_client()
+    body = json.dumps(
+        {
+            "EnterpriseId": "8c7e9a52-0000-4000-8000-000000000001",
+            "IntegrationId": "1a1a1a1a-0000-4000-8000-000000000001",
+            "Events": [
+                {
+                    "Discriminator": "CustomerUpdated",
+                    "Value": {"Id": f"cccc{i:04d}-0000-4000-8000-000000000001"},
+                }
+                for i in range(10)
+            ],
+        }
+    )
     times = []
     for _ in range(requests):
         started = time.perf_counter()
@@ -54,15 +67,29 @@ async def drain(url: str, db: str, events: int) -> tuple[float, dict[str, int]]:
     store = Store(await PsycopgTransport.connect(db, max_size=4))
     try:
         async with httpx.AsyncClient(timeout=60) as http:
-            engine = SyncEngine(store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter()))
+            engine = SyncEngine(
+                store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
+            )
             scope = await engine.scope()
-            ids = [c.id async for page in engine.client.customers(chain_ids=[scope.chain_id]) for c in page.items]
+            ids = [
+                c.id
+                async for page in engine.client.customers(chain_ids=[scope.chain_id])
+                for c in page.items
+            ]
             rng = random.Random(5)
             chosen = [rng.choice(ids) for _ in range(events)]
             for i in range(0, events, 10):
-                message = {"EnterpriseId": scope.enterprise_id, "IntegrationId": scope.enterprise_id,
-                           "Events": [{"Discriminator": "CustomerUpdated", "Value": {"Id": c}} for c in chosen[i : i + 10]]}
-                await store.call("inbox_add", p_source="general_webhook", p_body_raw=json.dumps(message))
+                message = {
+                    "EnterpriseId": scope.enterprise_id,
+                    "IntegrationId": scope.enterprise_id,
+                    "Events": [
+                        {"Discriminator": "CustomerUpdated", "Value": {"Id": c}}
+                        for c in chosen[i : i + 10]
+                    ],
+                }
+                await store.call(
+                    "inbox_add", p_source="general_webhook", p_body_raw=json.dumps(message)
+                )
             started = time.perf_counter()
             async with recorded_run(store, "process_events") as run:
                 await process_events(store, engine, run, batch_size=500)
@@ -72,7 +99,9 @@ async def drain(url: str, db: str, events: int) -> tuple[float, dict[str, int]]:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--requests", type=int, default=2000)
     parser.add_argument("--events", type=int, default=3000)
     parser.add_argument("--server-url", default=LOCAL_SERVER)
@@ -80,13 +109,20 @@ def main() -> None:
     with fresh_database(args.server_url) as db:
         times = sorted(ack_latency(db, args.requests))
     ms = [t * 1000 for t in times]
-    print(f"store-and-ack over {args.requests} webhooks: p50 {statistics.median(ms):.2f} ms, "
-          f"p99 {ms[int(len(ms) * 0.99) - 1]:.2f} ms, max {ms[-1]:.2f} ms")
-    with simulator_process("--customers", "5000", "--no-rate-limit") as url, fresh_database(args.server_url) as db:
+    print(
+        f"store-and-ack over {args.requests} webhooks: p50 {statistics.median(ms):.2f} ms, "
+        f"p99 {ms[int(len(ms) * 0.99) - 1]:.2f} ms, max {ms[-1]:.2f} ms"
+    )
+    with (
+        simulator_process("--customers", "5000", "--no-rate-limit") as url,
+        fresh_database(args.server_url) as db,
+    ):
         seconds, counts = asyncio.run(drain(url, db, args.events))
-    print(f"inbox: {args.events} events in {args.events // 10} messages drained in {seconds:.2f} s = "
-          f"{args.events / seconds:,.0f} events/s ({counts.get('customers_ids', 0)} distinct customers fetched, "
-          f"{counts.get('inbox_completed', 0)} messages completed)")
+    print(
+        f"inbox: {args.events} events in {args.events // 10} messages drained in {seconds:.2f} s = "
+        f"{args.events / seconds:,.0f} events/s ({counts.get('customers_ids', 0)} distinct customers fetched, "
+        f"{counts.get('inbox_completed', 0)} messages completed)"
+    )
 
 
 if __name__ == "__main__":

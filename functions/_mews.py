@@ -17,7 +17,9 @@ from shared.sync.engine import SyncEngine
 @asynccontextmanager
 async def connected_engine(settings: Settings, store: Store) -> AsyncIterator[SyncEngine]:
     limiter = PostgresRateLimiter(
-        store, settings.mews_access_token.get_secret_value(), limit=settings.mews_rate_limit,
+        store,
+        settings.mews_access_token.get_secret_value(),
+        limit=settings.mews_rate_limit,
         window_seconds=settings.mews_rate_window_seconds,
         safety_margin=settings.mews_rate_safety_margin,
     )

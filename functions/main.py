@@ -10,4 +10,11 @@ from functions.push_changes import push_changes
 from functions.reconcile import reconcile
 from functions.score_profiles import score_profiles
 
-__all__ = ["mews_webhook", "poll_changes", "process_events", "push_changes", "reconcile", "score_profiles"]
+__all__ = [
+    "mews_webhook",
+    "poll_changes",
+    "process_events",
+    "push_changes",
+    "reconcile",
+    "score_profiles",
+]

@@ -21,9 +21,13 @@ def mews_webhook(request: flask.Request) -> tuple[dict[str, Any], int]:
 
     async def handle() -> IntakeResult:
         return await accept_webhook(
-            await rt.store(), request.get_data(), request.args.get("Token"),
+            await rt.store(),
+            request.get_data(),
+            request.args.get("Token"),
             secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-            encryption_key=settings.token_encryption_key.get_secret_value() if settings.token_encryption_key else None,
+            encryption_key=settings.token_encryption_key.get_secret_value()
+            if settings.token_encryption_key
+            else None,
         )
 
     result = rt.run(handle())

@@ -42,8 +42,20 @@ from shared.sync.runs import recorded_run
 
 console = Console()
 DEMO_DATABASE = "guesthub_demo"
-TABLES = ("guests", "guest_addresses", "guest_identity_documents", "vendors", "reservations", "resources",
-          "event_inbox", "quarantine", "conflict_log", "guest_scores", "guest_duplicates", "sync_runs")
+TABLES = (
+    "guests",
+    "guest_addresses",
+    "guest_identity_documents",
+    "vendors",
+    "reservations",
+    "resources",
+    "event_inbox",
+    "quarantine",
+    "conflict_log",
+    "guest_scores",
+    "guest_duplicates",
+    "sync_runs",
+)
 
 
 def register(app: typer.Typer) -> None:
@@ -61,20 +73,35 @@ def demo(
     applied = migrate(url)
     with psycopg.connect(url) as conn:
         missing_rls = table_names_without_rls(conn)
-    console.print(f"[bold]1.[/bold] database ready: {len(applied)} migrations applied; row-level security "
-                  + ("[green]on every table[/green]" if not missing_rls else f"[red]missing on {missing_rls}[/red]"))
+    console.print(
+        f"[bold]1.[/bold] database ready: {len(applied)} migrations applied; row-level security "
+        + (
+            "[green]on every table[/green]"
+            if not missing_rls
+            else f"[red]missing on {missing_rls}[/red]"
+        )
+    )
     secret = secrets.token_urlsafe(16)
-    config = SimulatorConfig(customers=customers, enterprises=1, latency_ms=latency_ms, per_item_ms=0.05,
-                             webhook_batch_size=25)
+    config = SimulatorConfig(
+        customers=customers,
+        enterprises=1,
+        latency_ms=latency_ms,
+        per_item_ms=0.05,
+        webhook_batch_size=25,
+    )
     with running_simulator(config) as simulator, _webhook_endpoint(url, secret) as hook_url:
         simulator.set_webhook(f"{hook_url}?Token={secret}", webhook_batch_size=25)
-        console.print(f"[bold]2.[/bold] Mews simulator on {simulator.url}: {customers:,} guests, "
-                      f"limit 200 requests / 30 s, {latency_ms:.0f} ms latency; webhooks to the local mews_webhook")
-        demo_settings = settings.model_copy(update={
-            "database_url": SecretStr(url),
-            "mews_platform_url": simulator.url,
-            "mews_websocket_url": simulator.ws_url,
-        })
+        console.print(
+            f"[bold]2.[/bold] Mews simulator on {simulator.url}: {customers:,} guests, "
+            f"limit 200 requests / 30 s, {latency_ms:.0f} ms latency; webhooks to the local mews_webhook"
+        )
+        demo_settings = settings.model_copy(
+            update={
+                "database_url": SecretStr(url),
+                "mews_platform_url": simulator.url,
+                "mews_websocket_url": simulator.ws_url,
+            }
+        )
         summary = asyncio.run(_run(demo_settings, simulator, url))
     _print_summary(url, summary)
 
@@ -105,7 +132,9 @@ def _webhook_endpoint(url: str, secret: str) -> Iterator[str]:
     from functions import runtime
 
     runtime.reset(database_url=url, webhook_secret=secret, log_level="WARNING")
-    app = functions_framework.create_app(target="mews_webhook", source=str(Path(runtime.__file__).parent / "mews_webhook.py"))
+    app = functions_framework.create_app(  # type: ignore[no-untyped-call]
+        target="mews_webhook", source=str(Path(runtime.__file__).parent / "mews_webhook.py")
+    )
     server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
@@ -116,8 +145,8 @@ def _webhook_endpoint(url: str, secret: str) -> Iterator[str]:
         runtime.reset()
 
 
-async def _wait(predicate: Any, timeout: float) -> bool:
-    deadline = time.monotonic() + timeout
+async def _wait(predicate: Any, limit: float) -> bool:
+    deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
         if await predicate():
             return True
@@ -125,33 +154,60 @@ async def _wait(predicate: Any, timeout: float) -> bool:
     return False
 
 
-async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, Any]:
+async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, Any]:  # noqa: PLR0915 - the demo's script, step by step
     summary: dict[str, Any] = {}
-    console.print("[bold]3.[/bold] first load (CreatedUtc windows, concurrent, inside the shared request budget)")
-    backfill = await run_backfill(settings, list(("customers", "addresses", "companies", "reservations", "resources", "identity_documents")))
+    console.print(
+        "[bold]3.[/bold] first load (CreatedUtc windows, concurrent, inside the shared request budget)"
+    )
+    backfill = await run_backfill(
+        settings,
+        [
+            "customers",
+            "addresses",
+            "companies",
+            "reservations",
+            "resources",
+            "identity_documents",
+        ],
+    )
     summary["backfill_requests"] = backfill["requests"]
     summary["backfill_429"] = backfill["rate_limited"]
 
     store = Store(await PsycopgTransport.connect(url, max_size=4))
     try:
-        listener = Listener(store, websocket_url=settings.mews_websocket_url, client_token=settings.mews_client_token,
-                            access_token=settings.mews_access_token, catch_up=lambda: asyncio.sleep(0))
+        listener = Listener(
+            store,
+            websocket_url=settings.mews_websocket_url,
+            client_token=settings.mews_client_token,
+            access_token=settings.mews_access_token,
+            catch_up=lambda: asyncio.sleep(0),
+        )
         stop = asyncio.Event()
         listening = asyncio.create_task(listener.run(stop))
         await _wait(lambda: _true(listener.state.connected), 10)
-        changed = await asyncio.to_thread(simulator.mutate, customers_added=20, customers_updated=30,
-                                          reservations_updated=15, resources_updated=5)
+        changed = await asyncio.to_thread(
+            simulator.mutate,
+            customers_added=20,
+            customers_updated=30,
+            reservations_updated=15,
+            resources_updated=5,
+        )
         expected_events = 2 * 20 + 30 + 15 + 5
 
         async def delivered() -> bool:
             stats = await store.call("inbox_stats")
-            return sum(stats["by_status"].values()) >= expected_events // 25 + 1 and listener.state.frames >= 1
+            return (
+                sum(stats["by_status"].values()) >= expected_events // 25 + 1
+                and listener.state.frames >= 1
+            )
 
         await _wait(delivered, 20)
         inbox = await store.call("inbox_stats")
-        console.print(f"[bold]4.[/bold] Mews changed {sum(len(v) for v in changed.values())} records: "
-                      f"{simulator.app.stats.webhook_events_sent} webhook events in {simulator.app.stats.webhooks_sent} messages "
-                      f"and {listener.state.frames} WebSocket frame(s) stored in the inbox {inbox['by_status']}")
+        console.print(
+            f"[bold]4.[/bold] Mews changed {sum(len(v) for v in changed.values())} records: "
+            f"{simulator.app.stats.webhook_events_sent} webhook events in {simulator.app.stats.webhooks_sent} messages "
+            f"and {listener.state.frames} WebSocket frame(s) stored in the inbox {inbox['by_status']}"
+        )
         stop.set()
         await listening
 
@@ -159,16 +215,20 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
             async with recorded_run(store, "process_events") as run:
                 await process_events(store, engine, run)
             summary["events"] = dict(run.counts)
-            console.print(f"[bold]5.[/bold] process_events: {run.status}; {run.counts.get('events', 0)} events → "
-                          f"{run.counts.get('customers_ids', 0)} customers, {run.counts.get('reservations_ids', 0)} reservations, "
-                          f"{run.counts.get('resources_ids', 0)} resources fetched by id")
+            console.print(
+                f"[bold]5.[/bold] process_events: {run.status}; {run.counts.get('events', 0)} events → "
+                f"{run.counts.get('customers_ids', 0)} customers, {run.counts.get('reservations_ids', 0)} reservations, "
+                f"{run.counts.get('resources_ids', 0)} resources fetched by id"
+            )
 
             guest_id, mews_before = await _staff_edit(url, simulator)
             async with recorded_run(store, "push_changes") as run:
                 await push_changes(store, engine, run)
             after = simulator.data.customers[guest_id]["Phone"]
-            console.print(f"[bold]6.[/bold] a receptionist added a missing phone in Supabase; push_changes: {run.status}, "
-                          f"{run.counts.get('pushed', 0)} profile pushed; in Mews the phone went {mews_before!r} → {after!r}")
+            console.print(
+                f"[bold]6.[/bold] a receptionist added a missing phone in Supabase; push_changes: {run.status}, "
+                f"{run.counts.get('pushed', 0)} profile pushed; in Mews the phone went {mews_before!r} → {after!r}"
+            )
 
             async def echoed() -> bool:
                 stats = await store.call("inbox_stats")
@@ -177,9 +237,11 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
             await _wait(echoed, 10)
             async with recorded_run(store, "process_events") as run:
                 await process_events(store, engine, run)
-            console.print(f"   Mews' webhook for our own write (the echo) came back and changed "
-                          f"{run.counts.get('customers_updated', 0)} rows "
-                          f"({run.counts.get('customers_unchanged', 0)} unchanged): no bounce")
+            console.print(
+                f"   Mews' webhook for our own write (the echo) came back and changed "
+                f"{run.counts.get('customers_updated', 0)} rows "
+                f"({run.counts.get('customers_unchanged', 0)} unchanged): no bounce"
+            )
             summary["client_429"] = engine.client.stats.rate_limited
     finally:
         await store.aclose()
@@ -191,8 +253,10 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
         paths = await write_report(store, report)
     finally:
         await store.aclose()
-    console.print(f"[bold]7.[/bold] scored {counts.get('scored', 0):,} profiles "
-                  f"({counts.get('duplicate_pairs', 0)} possible duplicate pairs)")
+    console.print(
+        f"[bold]7.[/bold] scored {counts.get('scored', 0):,} profiles "
+        f"({counts.get('duplicate_pairs', 0)} possible duplicate pairs)"
+    )
     summary["report"] = [str(p.resolve()) for p in paths]
     summary["simulator"] = simulator.stats()
     return summary
@@ -205,20 +269,35 @@ async def _true(value: bool) -> bool:
 async def _staff_edit(url: str, simulator: Simulator) -> tuple[str, Any]:
     """A receptionist's edit, made exactly as the frontend makes it: through RLS, as a staff user."""
     enterprise = simulator.data.enterprises[0]["Id"]
-    guest_id = next(c["Id"] for c in simulator.data.customers.values() if c["IsActive"] and not c["Phone"])
+    guest_id = next(
+        c["Id"] for c in simulator.data.customers.values() if c["IsActive"] and not c["Phone"]
+    )
     before = simulator.data.customers[guest_id]["Phone"]
 
     def edit() -> None:
         with psycopg.connect(url, autocommit=True) as conn:
-            user = conn.execute("insert into auth.users (id, email) values (gen_random_uuid(), 'reception@hotel.example')"
-                                " returning id").fetchone()[0]  # type: ignore[index]
-            conn.execute("insert into public.app_users (id, email) values (%s, 'reception@hotel.example')", (user,))
-            conn.execute("insert into public.memberships (user_id, enterprise_id, role) values (%s, %s, 'staff')", (user, enterprise))
+            user = conn.execute(
+                "insert into auth.users (id, email) values (gen_random_uuid(), 'reception@hotel.example')"
+                " returning id"
+            ).fetchone()[0]  # type: ignore[index]
+            conn.execute(
+                "insert into public.app_users (id, email) values (%s, 'reception@hotel.example')",
+                (user,),
+            )
+            conn.execute(
+                "insert into public.memberships (user_id, enterprise_id, role) values (%s, %s, 'staff')",
+                (user, enterprise),
+            )
             with conn.transaction():
                 conn.execute("set local role authenticated")
-                conn.execute("select set_config('request.jwt.claims', %s, true)",
-                             (json.dumps({"role": "authenticated", "sub": str(user)}),))
-                conn.execute("update public.guests set phone = '+44 20 7946 0321' where mews_id = %s", (guest_id,))
+                conn.execute(
+                    "select set_config('request.jwt.claims', %s, true)",
+                    (json.dumps({"role": "authenticated", "sub": str(user)}),),
+                )
+                conn.execute(
+                    "update public.guests set phone = '+44 20 7946 0321' where mews_id = %s",
+                    (guest_id,),
+                )
 
     await asyncio.to_thread(edit)
     return guest_id, before
@@ -228,14 +307,22 @@ def _print_summary(url: str, summary: dict[str, Any]) -> None:
     table = Table("table", "rows", title="The mirror in Supabase (Postgres)")
     with psycopg.connect(url) as conn:
         for name in TABLES:
-            row = conn.execute(psycopg.sql.SQL("select count(*) from public.{}").format(psycopg.sql.Identifier(name))).fetchone()
+            row = conn.execute(
+                psycopg.sql.SQL("select count(*) from public.{}").format(
+                    psycopg.sql.Identifier(name)
+                )
+            ).fetchone()
             table.add_row(name, f"{row[0] if row else 0:,}")
         conflicts = conn.execute("select count(*) from public.conflict_log").fetchone()
-        runs = conn.execute("select job, status, count(*) from public.sync_runs group by 1, 2 order by 1").fetchall()
+        runs = conn.execute(
+            "select job, status, count(*) from public.sync_runs group by 1, 2 order by 1"
+        ).fetchall()
     console.print(table)
     simulator = summary["simulator"]
     console.print(f"sync runs: {', '.join(f'{j} {s}×{n}' for j, s, n in runs)}")
-    console.print(f"Mews requests: {simulator['requests']:,} (max {simulator['max_in_window']} in any 30 s; limit 200), "
-                  f"429s: {simulator['rate_limited']}; conflicts logged: {conflicts[0] if conflicts else 0}")
+    console.print(
+        f"Mews requests: {simulator['requests']:,} (max {simulator['max_in_window']} in any 30 s; limit 200), "
+        f"429s: {simulator['rate_limited']}; conflicts logged: {conflicts[0] if conflicts else 0}"
+    )
     for path in summary["report"]:
         console.print(f"[bold]report:[/bold] {path}")

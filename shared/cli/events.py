@@ -15,7 +15,9 @@ app = typer.Typer(no_args_is_help=True)
 
 
 @app.command("replay")
-def replay(ids: Annotated[list[int] | None, typer.Option("--id", help="Only these inbox ids.")] = None) -> None:
+def replay(
+    ids: Annotated[list[int] | None, typer.Option("--id", help="Only these inbox ids.")] = None,
+) -> None:
     """Re-queue dead-lettered events (all of them, or the given ids)."""
     settings = command_settings()
 

@@ -15,9 +15,9 @@ from shared.listener.service import serve
 def register(app: typer.Typer) -> None:
     @app.command("listen")
     def listen(
-        port: Annotated[int, typer.Option(help="Health endpoint port (Cloud Run sets $PORT).")] = int(
-            os.environ.get("PORT", "8080")
-        ),
+        port: Annotated[
+            int, typer.Option(help="Health endpoint port (Cloud Run sets $PORT).")
+        ] = int(os.environ.get("PORT", "8080")),
     ) -> None:
         """Store Mews WebSocket events in the inbox; catch up after every reconnect."""
         settings = command_settings()

@@ -47,14 +47,18 @@ async def write_report(store: Store, path: Path, *, enterprise_id: str | None = 
 
 def register(app: typer.Typer) -> None:
     @app.command("score")
-    def score(parts: Annotated[int, typer.Option(help="Connections sharing a full rescore.")] = 2) -> None:
+    def score(
+        parts: Annotated[int, typer.Option(help="Connections sharing a full rescore.")] = 2,
+    ) -> None:
         """Enrich changed profiles, find duplicates, rescore every guest, snapshot the day."""
         counts = asyncio.run(run_scoring(command_settings(), parts=parts))
         console.print(f"scored: {counts}")
 
     @app.command("report")
     def report(
-        html: Annotated[Path, typer.Option("--html", help="Where to write the page.")] = Path("report.html"),
+        html: Annotated[Path, typer.Option("--html", help="Where to write the page.")] = Path(
+            "report.html"
+        ),
         enterprise: Annotated[str | None, typer.Option(help="Only this enterprise id.")] = None,
     ) -> None:
         """Write the data-quality report as a self-contained HTML page."""

@@ -19,7 +19,9 @@ def apply(
     project: Annotated[str, typer.Option(help="Google Cloud project id.")],
     region: Annotated[str, typer.Option(help="Region of the functions and jobs.")],
     file: Annotated[Path, typer.Option(help="The jobs file.")] = Path("scheduler.yaml"),
-    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show what would change.")] = False,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only show what would change.")
+    ] = False,
 ) -> None:
     """Create missing jobs and update changed ones (uses Application Default Credentials)."""
     config = load(file, project=project, region=region)

@@ -3,6 +3,7 @@ its data (which sends webhooks and WebSocket messages)."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import threading
@@ -57,10 +58,8 @@ def serve(
             err=True,
         )
         typer.echo(f"MEWS_PLATFORM_URL={simulator.url}", err=True)
-        try:
+        with contextlib.suppress(KeyboardInterrupt):
             stop.wait()
-        except KeyboardInterrupt:
-            pass
 
 
 @app.command("mutate")

@@ -25,7 +25,9 @@ from shared.sync.runs import Run, recorded_run
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
-EntityOption = Annotated[list[str] | None, typer.Option("--entity", help=f"One of {', '.join(ENTITIES)}; repeatable.")]
+EntityOption = Annotated[
+    list[str] | None, typer.Option("--entity", help=f"One of {', '.join(ENTITIES)}; repeatable.")
+]
 
 
 @asynccontextmanager
@@ -33,12 +35,17 @@ async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[S
     store = await open_store(settings)
     try:
         limiter = PostgresRateLimiter(
-            store, settings.mews_access_token.get_secret_value(), limit=settings.mews_rate_limit,
+            store,
+            settings.mews_access_token.get_secret_value(),
+            limit=settings.mews_rate_limit,
             window_seconds=settings.mews_rate_window_seconds,
             safety_margin=settings.mews_rate_safety_margin,
         )
         async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
-            yield store, SyncEngine(store, MewsClient.from_settings(settings, http, limiter), **kwargs)
+            yield (
+                store,
+                SyncEngine(store, MewsClient.from_settings(settings, http, limiter), **kwargs),
+            )
     finally:
         await store.aclose()
 
@@ -50,13 +57,18 @@ def _entities(chosen: list[str] | None) -> list[str]:
     return list(chosen or ENTITIES)
 
 
-async def run_backfill(settings: Settings, entities: list[str], *, restart: bool = False,
-                       show_progress: bool = True) -> dict[str, Any]:
+async def run_backfill(
+    settings: Settings, entities: list[str], *, restart: bool = False, show_progress: bool = True
+) -> dict[str, Any]:
     """The first load of each entity, with a progress bar (rows, rows/s, ETA by windows)."""
     progress = Progress(
-        TextColumn("{task.fields[entity]:<18}"), BarColumn(bar_width=20), MofNCompleteColumn(),
+        TextColumn("{task.fields[entity]:<18}"),
+        BarColumn(bar_width=20),
+        MofNCompleteColumn(),
         TextColumn("{task.fields[rows]:>8,} rows {task.fields[rate]:>7,.0f}/s"),
-        TimeRemainingColumn(), console=console, disable=not show_progress,
+        TimeRemainingColumn(),
+        console=console,
+        disable=not show_progress,
     )
     tasks: dict[str, Any] = {}
     started: dict[str, float] = {}
@@ -65,7 +77,9 @@ async def run_backfill(settings: Settings, entities: list[str], *, restart: bool
     def on_progress(entity: str, fetched: int, windows: int) -> None:
         rows[entity] = rows.get(entity, 0) + fetched
         elapsed = max(time.monotonic() - started[entity], 1e-6)
-        progress.update(tasks[entity], advance=windows, rows=rows[entity], rate=rows[entity] / elapsed)
+        progress.update(
+            tasks[entity], advance=windows, rows=rows[entity], rate=rows[entity] / elapsed
+        )
 
     summary: dict[str, Any] = {}
     async with engine_for(settings, progress=on_progress) as (store, engine):
@@ -73,8 +87,14 @@ async def run_backfill(settings: Settings, entities: list[str], *, restart: bool
         with progress:
             for entity in entities:
                 started[entity] = time.monotonic()
-                total = engine.planned_windows(scope) if entity not in ("resources", "identity_documents") else 1
-                tasks[entity] = progress.add_task(entity, total=total, entity=entity, rows=0, rate=0.0)
+                total = (
+                    engine.planned_windows(scope)
+                    if entity not in ("resources", "identity_documents")
+                    else 1
+                )
+                tasks[entity] = progress.add_task(
+                    entity, total=total, entity=entity, rows=0, rate=0.0
+                )
                 async with recorded_run(store, "backfill", None) as run:
                     counts = await engine.backfill(entity, run, restart=restart)
                 progress.update(tasks[entity], completed=total)
@@ -85,13 +105,18 @@ async def run_backfill(settings: Settings, entities: list[str], *, restart: bool
 
 
 @app.command("backfill")
-def backfill(entity: EntityOption = None, restart: Annotated[bool, typer.Option(help="Load again from scratch.")] = False) -> None:
+def backfill(
+    entity: EntityOption = None,
+    restart: Annotated[bool, typer.Option(help="Load again from scratch.")] = False,
+) -> None:
     """First load from Mews: CreatedUtc windows, concurrent, resumable."""
     settings = command_settings()
     summary = asyncio.run(run_backfill(settings, _entities(entity), restart=restart))
     for name, counts in summary.items():
         if isinstance(counts, Counts):
-            console.print(f"{name}: {counts.fetched} fetched, {counts.inserted} new, {counts.updated} updated, {counts.quarantined} quarantined")
+            console.print(
+                f"{name}: {counts.fetched} fetched, {counts.inserted} new, {counts.updated} updated, {counts.quarantined} quarantined"
+            )
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
 
 

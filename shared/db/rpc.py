@@ -10,8 +10,8 @@ import re
 from collections.abc import Mapping
 from typing import Any
 
-from psycopg import sql
 import orjson
+from psycopg import sql
 from psycopg.types.json import Jsonb
 
 _IDENT = re.compile(r"^[a-z_][a-z0-9_]*$")

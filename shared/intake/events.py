@@ -30,8 +30,13 @@ WEBSOCKET_TYPES: dict[str, str | None] = {
     "PriceUpdate": None,
 }
 INTEGRATION_ACTIONS = (
-    "IntegrationCreated", "IntegrationEnabled", "IntegrationDisabled", "IntegrationCanceled",
-    "IntegrationReinstated", "IntegrationDeleted", "IntegrationApiKeyCreated",
+    "IntegrationCreated",
+    "IntegrationEnabled",
+    "IntegrationDisabled",
+    "IntegrationCanceled",
+    "IntegrationReinstated",
+    "IntegrationDeleted",
+    "IntegrationApiKeyCreated",
 )
 
 
@@ -59,15 +64,25 @@ def parse_body(raw: bytes | str, *, source: str = "webhook") -> Parsed:
         events = body.get("Events")
         if not isinstance(events, list):
             raise MalformedBody("WebSocket frame has no Events array")
-        unknown = sorted({str(e.get("Type")) for e in events if isinstance(e, dict) and e.get("Type") not in WEBSOCKET_TYPES})
+        unknown = sorted(
+            {
+                str(e.get("Type"))
+                for e in events
+                if isinstance(e, dict) and e.get("Type") not in WEBSOCKET_TYPES
+            }
+        )
         return Parsed("websocket", None, body, tuple(unknown))
     if "Action" in body:
         if not isinstance(body.get("Data"), dict):
             raise MalformedBody("Integration Webhook without a Data object")
         action = str(body["Action"])
-        unknown = () if action in INTEGRATION_ACTIONS else (action,)
-        enterprise = (body["Data"].get("Enterprise") or {}).get("Id") if isinstance(body["Data"].get("Enterprise"), dict) else None
-        return Parsed("integration_webhook", enterprise, body, unknown)
+        unknown_action: tuple[str, ...] = () if action in INTEGRATION_ACTIONS else (action,)
+        enterprise = (
+            (body["Data"].get("Enterprise") or {}).get("Id")
+            if isinstance(body["Data"].get("Enterprise"), dict)
+            else None
+        )
+        return Parsed("integration_webhook", enterprise, body, unknown_action)
     events = body.get("Events")
     if not isinstance(events, list):
         raise MalformedBody("General Webhook without an Events array")
@@ -79,7 +94,9 @@ def parse_body(raw: bytes | str, *, source: str = "webhook") -> Parsed:
         value = event.get("Value")
         if not isinstance(value, dict) or not isinstance(value.get("Id"), str):
             raise MalformedBody(f"event {index} ({event['Discriminator']}) has no Value.Id")
-    unknown = sorted({e["Discriminator"] for e in events if e["Discriminator"] not in GENERAL_DISCRIMINATORS})
+    unknown = sorted(
+        {e["Discriminator"] for e in events if e["Discriminator"] not in GENERAL_DISCRIMINATORS}
+    )
     return Parsed("general_webhook", body["EnterpriseId"], body, tuple(unknown))
 
 

@@ -30,7 +30,11 @@ def token_matches(given: str | None, expected: str | None) -> bool:
 
 
 async def accept_webhook(
-    store: Store, body: bytes, token: str | None, *, secret: str | None,
+    store: Store,
+    body: bytes,
+    token: str | None,
+    *,
+    secret: str | None,
     encryption_key: str | None = None,
 ) -> IntakeResult:
     if not token_matches(token, secret):
@@ -39,15 +43,21 @@ async def accept_webhook(
     try:
         parsed = parse_body(body)
     except MalformedBody as exc:
-        stored = await store.call("inbox_add", p_source="general_webhook", p_body_raw=text,
-                                  p_error=str(exc))
+        stored = await store.call(
+            "inbox_add", p_source="general_webhook", p_body_raw=text, p_error=str(exc)
+        )
         return IntakeResult(400, {"error": str(exc), "stored": stored["id"]})
     stored = await store.call(
-        "inbox_add", p_source=parsed.kind, p_body_raw=text, p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
+        "inbox_add",
+        p_source=parsed.kind,
+        p_body_raw=text,
+        p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
         p_unknown=list(parsed.unknown),
     )
     if parsed.unknown:
-        log.warning("unknown discriminators stored", kinds=list(parsed.unknown), inbox_id=stored["id"])
+        log.warning(
+            "unknown discriminators stored", kinds=list(parsed.unknown), inbox_id=stored["id"]
+        )
     if parsed.kind == "integration_webhook":
         await apply_integration(store, parsed, encryption_key)
     return IntakeResult(202, {"stored": stored["id"]})
@@ -61,7 +71,9 @@ def _uuid_or_none(value: str | None) -> str | None:
         return None
 
 
-async def apply_integration(store: Store, parsed: Parsed, encryption_key: str | None) -> dict[str, Any]:
+async def apply_integration(
+    store: Store, parsed: Parsed, encryption_key: str | None
+) -> dict[str, Any]:
     """A connection's lifecycle: created (token), rotated, paused, resumed, purged."""
     action = parsed.body["Action"]
     data = parsed.body["Data"]
@@ -75,8 +87,11 @@ async def apply_integration(store: Store, parsed: Parsed, encryption_key: str | 
             encrypted = Fernet(encryption_key.encode()).encrypt(str(token).encode()).decode()
     enterprise = data.get("Enterprise") or {}
     result: dict[str, Any] = await store.call(
-        "connection_apply", p_action=action, p_integration_id=integration.get("Id"),
-        p_enterprise_id=enterprise.get("Id"), p_enterprise_name=enterprise.get("Name"),
+        "connection_apply",
+        p_action=action,
+        p_integration_id=integration.get("Id"),
+        p_enterprise_id=enterprise.get("Id"),
+        p_enterprise_name=enterprise.get("Name"),
         p_token_encrypted=encrypted,
     )
     log.info("connection changed", action=action, status=result["status"])
@@ -87,8 +102,11 @@ async def store_websocket_frame(store: Store, frame: str) -> dict[str, Any]:
     try:
         parsed = parse_body(frame, source="websocket")
     except MalformedBody as exc:
-        stored: dict[str, Any] = await store.call("inbox_add", p_source="websocket", p_body_raw=frame, p_error=str(exc))
+        stored: dict[str, Any] = await store.call(
+            "inbox_add", p_source="websocket", p_body_raw=frame, p_error=str(exc)
+        )
         return stored
-    result: dict[str, Any] = await store.call("inbox_add", p_source="websocket", p_body_raw=frame,
-                                             p_unknown=list(parsed.unknown))
+    result: dict[str, Any] = await store.call(
+        "inbox_add", p_source="websocket", p_body_raw=frame, p_unknown=list(parsed.unknown)
+    )
     return result

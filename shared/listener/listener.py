@@ -6,6 +6,7 @@ every reconnect (Mews has no replay: events sent while we were away are lost oth
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from collections.abc import Awaitable, Callable
@@ -43,8 +44,11 @@ class ListenerState:
 
     def snapshot(self) -> dict[str, Any]:
         return {
-            "connected": self.connected, "connects": self.connects, "frames": self.frames,
-            "catch_ups": self.catch_ups, "last_error": self.last_error,
+            "connected": self.connected,
+            "connects": self.connects,
+            "frames": self.frames,
+            "catch_ups": self.catch_ups,
+            "last_error": self.last_error,
         }
 
 
@@ -73,8 +77,10 @@ class Listener:
 
     def _cookie(self) -> str:
         # no spaces around '=' (Mews: spaces make the connection fail)
-        return (f"ClientToken={self._client_token.get_secret_value()};"
-                f"AccessToken={self._access_token.get_secret_value()}")
+        return (
+            f"ClientToken={self._client_token.get_secret_value()};"
+            f"AccessToken={self._access_token.get_secret_value()}"
+        )
 
     async def run(self, stop: asyncio.Event) -> None:
         """Until ``stop`` is set: connect, catch up, store frames; on any drop, back off."""
@@ -82,7 +88,9 @@ class Listener:
         while not stop.is_set():
             try:
                 async with websockets.connect(
-                    self._url, additional_headers={"Cookie": self._cookie()}, open_timeout=15,
+                    self._url,
+                    additional_headers={"Cookie": self._cookie()},
+                    open_timeout=15,
                     ping_interval=20,
                 ) as socket:
                     self.state.connected = True
@@ -106,10 +114,8 @@ class Listener:
             if stop.is_set():
                 break
             delay = self._backoff.next_delay(self._rng)
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), timeout=delay)
-            except TimeoutError:
-                pass
         log.info("listener stopped", **self.state.snapshot())
 
     async def _receive(self, socket: Any, stop: asyncio.Event) -> None:
@@ -117,7 +123,9 @@ class Listener:
         try:
             while True:
                 receiving = asyncio.ensure_future(socket.recv())
-                done, _ = await asyncio.wait({receiving, stopping}, return_when=asyncio.FIRST_COMPLETED)
+                done, _ = await asyncio.wait(
+                    {receiving, stopping}, return_when=asyncio.FIRST_COMPLETED
+                )
                 if stopping in done:
                     receiving.cancel()
                     await socket.close()
@@ -134,6 +142,6 @@ class Listener:
         try:
             await self._catch_up()
             self.state.catch_ups += 1
-        except Exception as exc:  # noqa: BLE001 - the scheduled poll is the safety net
+        except Exception as exc:
             self.state.last_error = f"catch-up: {type(exc).__name__}"
             log.warning("catch-up failed; the scheduled poll will cover the gap", error=str(exc))

@@ -49,8 +49,11 @@ async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = N
         loop.add_signal_handler(sig, stop.set)
     store = await open_store(settings)
     limiter = PostgresRateLimiter(
-        store, settings.mews_access_token.get_secret_value(), limit=settings.mews_rate_limit,
-        window_seconds=settings.mews_rate_window_seconds, safety_margin=settings.mews_rate_safety_margin,
+        store,
+        settings.mews_access_token.get_secret_value(),
+        limit=settings.mews_rate_limit,
+        window_seconds=settings.mews_rate_window_seconds,
+        safety_margin=settings.mews_rate_safety_margin,
     )
     async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
         engine = SyncEngine(store, MewsClient.from_settings(settings, http, limiter))
@@ -62,12 +65,21 @@ async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = N
                     await engine.poll(entity, run)
 
         listener = Listener(
-            store, websocket_url=settings.mews_websocket_url,
-            client_token=settings.mews_client_token, access_token=settings.mews_access_token,
+            store,
+            websocket_url=settings.mews_websocket_url,
+            client_token=settings.mews_client_token,
+            access_token=settings.mews_access_token,
             catch_up=catch_up,
         )
-        server = _QuietServer(uvicorn.Config(health_app(listener), host="0.0.0.0", port=port,  # noqa: S104 - Cloud Run
-                                             log_level="warning", access_log=False))
+        server = _QuietServer(
+            uvicorn.Config(
+                health_app(listener),
+                host="0.0.0.0",  # noqa: S104 - Cloud Run routes to the container
+                port=port,
+                log_level="warning",
+                access_log=False,
+            )
+        )
         health = asyncio.create_task(server.serve())
         try:
             await listener.run(stop)

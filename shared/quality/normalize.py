@@ -42,7 +42,9 @@ def phone(raw: str | None, regions: tuple[str | None, ...] = ()) -> Normalized:
         except phonenumbers.NumberParseException:
             continue
         if phonenumbers.is_valid_number(number):
-            return Normalized(phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True)
+            return Normalized(
+                phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164), True
+            )
     return Normalized(None, False)
 
 

@@ -43,9 +43,15 @@ def _bars(items: list[tuple[str, float, str]], *, width: int = 520, height: int 
         h = value / top * height
         x = i * step + step * 0.15
         base = height + pad
-        parts.append(f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" rx="3" fill="{color}"/>')
-        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{base - h - 4:.1f}" text-anchor="middle">{value:,.0f}</text>')
-        parts.append(f'<text x="{x + step * 0.35:.1f}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>')
+        parts.append(
+            f'<rect x="{x:.1f}" y="{base - h:.1f}" width="{step * 0.7:.1f}" height="{h:.1f}" rx="3" fill="{color}"/>'
+        )
+        parts.append(
+            f'<text x="{x + step * 0.35:.1f}" y="{base - h - 4:.1f}" text-anchor="middle">{value:,.0f}</text>'
+        )
+        parts.append(
+            f'<text x="{x + step * 0.35:.1f}" y="{base + 16}" text-anchor="middle">{escape(label)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -60,13 +66,25 @@ def _hbars(items: list[tuple[str, float, float]], *, width: int = 520) -> str:
     for i, (label, missing, invalid) in enumerate(items):
         y = i * row
         parts.append(f'<text x="{left - 8}" y="{y + 16}" text-anchor="end">{escape(label)}</text>')
-        parts.append(f'<rect x="{left}" y="{y + 4}" width="{span}" height="16" rx="3" fill="#eef0f4"/>')
-        parts.append(f'<rect x="{left}" y="{y + 4}" width="{span * missing:.1f}" height="16" rx="3" fill="#d64545"/>')
-        parts.append(f'<rect x="{left + span * missing:.1f}" y="{y + 4}" width="{span * invalid:.1f}" height="16" fill="#e3a21a"/>')
-        parts.append(f'<text x="{left + span + 6}" y="{y + 16}">{missing:.0%} / {invalid:.0%}</text>')
+        parts.append(
+            f'<rect x="{left}" y="{y + 4}" width="{span}" height="16" rx="3" fill="#eef0f4"/>'
+        )
+        parts.append(
+            f'<rect x="{left}" y="{y + 4}" width="{span * missing:.1f}" height="16" rx="3" fill="#d64545"/>'
+        )
+        parts.append(
+            f'<rect x="{left + span * missing:.1f}" y="{y + 4}" width="{span * invalid:.1f}" height="16" fill="#e3a21a"/>'
+        )
+        parts.append(
+            f'<text x="{left + span + 6}" y="{y + 16}">{missing:.0%} / {invalid:.0%}</text>'
+        )
     y = row * len(items) + 16
-    parts.append(f'<rect x="{left}" y="{y - 9}" width="10" height="10" fill="#d64545"/><text x="{left + 14}" y="{y}">missing</text>')
-    parts.append(f'<rect x="{left + 80}" y="{y - 9}" width="10" height="10" fill="#e3a21a"/><text x="{left + 94}" y="{y}">invalid or weak</text>')
+    parts.append(
+        f'<rect x="{left}" y="{y - 9}" width="10" height="10" fill="#d64545"/><text x="{left + 14}" y="{y}">missing</text>'
+    )
+    parts.append(
+        f'<rect x="{left + 80}" y="{y - 9}" width="10" height="10" fill="#e3a21a"/><text x="{left + 94}" y="{y}">invalid or weak</text>'
+    )
     parts.append("</svg>")
     return "".join(parts)
 
@@ -81,19 +99,28 @@ def _line(points: list[tuple[str, float]], *, width: int = 1080, height: int = 1
         parts.append(f'<line x1="{left}" x2="{width}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eef0f4"/>')
         parts.append(f'<text x="{left - 6}" y="{y + 4:.1f}" text-anchor="end">{tick}</text>')
     step = (width - left - 20) / max(1, len(points) - 1)
-    coords = [(left + 10 + i * step, bottom - value / 100 * height) for i, (_, value) in enumerate(points)]
-    parts.append('<polyline fill="none" stroke="#3b6fd8" stroke-width="2.5" points="'
-                 + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords) + '"/>')
+    coords = [
+        (left + 10 + i * step, bottom - value / 100 * height) for i, (_, value) in enumerate(points)
+    ]
+    parts.append(
+        '<polyline fill="none" stroke="#3b6fd8" stroke-width="2.5" points="'
+        + " ".join(f"{x:.1f},{y:.1f}" for x, y in coords)
+        + '"/>'
+    )
     for (x, y), (day, value) in zip(coords, points, strict=True):
         parts.append(f'<circle cx="{x:.1f}" cy="{y:.1f}" r="4" fill="#3b6fd8"/>')
         parts.append(f'<text x="{x:.1f}" y="{y - 8:.1f}" text-anchor="middle">{value:.1f}</text>')
-        parts.append(f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle">{escape(day)}</text>')
+        parts.append(
+            f'<text x="{x:.1f}" y="{bottom + 18}" text-anchor="middle">{escape(day)}</text>'
+        )
     parts.append("</svg>")
     return "".join(parts)
 
 
 def _gaps(reasons: list[dict[str, Any]]) -> str:
-    return "".join(f'<span class="gap">{escape(str(r.get("message", "")))}</span>' for r in reasons[:5])
+    return "".join(
+        f'<span class="gap">{escape(str(r.get("message", "")))}</span>' for r in reasons[:5]
+    )
 
 
 def _score(value: float) -> str:
@@ -106,19 +133,30 @@ def render(data: dict[str, Any], *, generated: datetime | None = None) -> str:
     guests = int(data.get("guests") or 0)
     average = float(data.get("average") or 0)
     distribution = {int(d["bucket"]): int(d["guests"]) for d in data.get("distribution", [])}
-    buckets = [(f"{b}–{b + 9 if b < 90 else 100}", float(distribution.get(b, 0)), _color(b + 5)) for b in range(0, 100, 10)]
-    fields = [(str(f["field"]).replace("_", " "), float(f["missing"]) / guests if guests else 0.0,
-               float(f["invalid"]) / guests if guests else 0.0) for f in data.get("fields", [])][:12]
+    buckets = [
+        (f"{b}–{b + 9 if b < 90 else 100}", float(distribution.get(b, 0)), _color(b + 5))
+        for b in range(0, 100, 10)
+    ]
+    fields = [
+        (
+            str(f["field"]).replace("_", " "),
+            float(f["missing"]) / guests if guests else 0.0,
+            float(f["invalid"]) / guests if guests else 0.0,
+        )
+        for f in data.get("fields", [])
+    ][:12]
     trend = [(str(t["day"])[5:], float(t["average"])) for t in data.get("trend", [])]
     below = sum(n for b, n in distribution.items() if b < 50)
     worst_rows = "".join(
         f"<tr><td>{escape(w['name'] or '—')}</td><td>{_score(float(w['score']))}</td><td>{_gaps(w['reasons'])}</td></tr>"
-        for w in data.get("worst", []))
+        for w in data.get("worst", [])
+    )
     arrivals = data.get("arrivals", [])
     arrival_rows = "".join(
         f"<tr><td>{escape(str(a['arrival'])[:16].replace('T', ' '))}</td><td>{escape(a['name'] or '—')}</td>"
         f"<td>{escape(a['state'])}</td><td>{_score(float(a['score']))}</td><td>{_gaps(a['reasons'])}</td></tr>"
-        for a in arrivals)
+        for a in arrivals
+    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Guest data quality — {name}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>

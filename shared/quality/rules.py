@@ -25,13 +25,31 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 # field → value type. The same catalogue exists in SQL (app.quality_field).
 FIELDS: dict[str, str] = {
-    "first_name": "text", "last_name": "text", "email": "text", "phone": "text",
-    "birth_date": "date", "nationality_code": "text", "address": "bool",
-    "identity_document": "bool", "language": "text", "title": "text", "sex": "text",
-    "loyalty_code": "text", "company": "text",
+    "first_name": "text",
+    "last_name": "text",
+    "email": "text",
+    "phone": "text",
+    "birth_date": "date",
+    "nationality_code": "text",
+    "address": "bool",
+    "identity_document": "bool",
+    "language": "text",
+    "title": "text",
+    "sex": "text",
+    "loyalty_code": "text",
+    "company": "text",
 }
-Kind = Literal["required", "email", "phone", "not_ota_email", "pattern", "allowed_values", "length",
-               "date_range", "cross_field"]
+Kind = Literal[
+    "required",
+    "email",
+    "phone",
+    "not_ota_email",
+    "pattern",
+    "allowed_values",
+    "length",
+    "date_range",
+    "cross_field",
+]
 MAX_PATTERN = 200
 # back-references and every (?...) construct; a quantified group that itself holds a quantifier
 _UNSAFE_PATTERN = re.compile(r"\\[1-9]|\(\?|\([^)]*[+*?}][^)]*\)[+*?{]")
@@ -65,17 +83,22 @@ class Rule(BaseModel):
         return value
 
     @model_validator(mode="after")
-    def _params(self) -> Rule:
+    def _params(self) -> Rule:  # noqa: PLR0912 - one check per kind, read top to bottom
         p = self.params
         kind = self.kind
         allowed: dict[str, set[str]] = {
-            "pattern": {"regex"}, "allowed_values": {"values"}, "length": {"min", "max"},
-            "date_range": {"min_years_ago", "max_years_ago"}, "cross_field": {"other", "op"},
+            "pattern": {"regex"},
+            "allowed_values": {"values"},
+            "length": {"min", "max"},
+            "date_range": {"min_years_ago", "max_years_ago"},
+            "cross_field": {"other", "op"},
         }
         extra = set(p) - allowed.get(kind, set())
         if extra:
             raise ValueError(f"{kind} takes no parameter(s) {', '.join(sorted(extra))}")
-        if kind == "email" and self.field != "email" or kind == "not_ota_email" and self.field != "email":
+        if (kind == "email" and self.field != "email") or (
+            kind == "not_ota_email" and self.field != "email"
+        ):
             raise ValueError(f"{kind} applies to the email field")
         if kind == "phone" and self.field != "phone":
             raise ValueError("phone applies to the phone field")
@@ -85,23 +108,35 @@ class Rule(BaseModel):
             _check_pattern(p["regex"])
         if kind == "allowed_values":
             values = p.get("values")
-            if not isinstance(values, list) or not values or len(values) > 500 or not all(isinstance(v, str) for v in values):
+            if (
+                not isinstance(values, list)
+                or not values
+                or len(values) > 500
+                or not all(isinstance(v, str) for v in values)
+            ):
                 raise ValueError("allowed_values needs 1..500 text values")
         if kind == "length":
             bounds = [p.get("min"), p.get("max")]
-            if all(b is None for b in bounds) or not all(b is None or isinstance(b, int) and 0 <= b <= 1000 for b in bounds):
+            if all(b is None for b in bounds) or not all(
+                b is None or (isinstance(b, int) and 0 <= b <= 1000) for b in bounds
+            ):
                 raise ValueError("length needs min and/or max in 0..1000")
         if kind == "date_range":
             if FIELDS[self.field] != "date":
                 raise ValueError("date_range applies to date fields")
-            if not all(isinstance(p.get(k, 0), int) and 0 <= p.get(k, 0) <= 200 for k in ("min_years_ago", "max_years_ago")):
+            if not all(
+                isinstance(p.get(k, 0), int) and 0 <= p.get(k, 0) <= 200
+                for k in ("min_years_ago", "max_years_ago")
+            ):
                 raise ValueError("date_range bounds are whole years ago in 0..200")
         if kind == "cross_field":
             if p.get("other") not in FIELDS or p.get("other") == self.field:
                 raise ValueError("cross_field needs another known field")
             if p.get("op") not in ("differs", "equals", "before", "after"):
                 raise ValueError("cross_field op is one of differs, equals, before, after")
-            if p["op"] in ("before", "after") and not (FIELDS[self.field] == FIELDS[p["other"]] == "date"):
+            if p["op"] in ("before", "after") and not (
+                FIELDS[self.field] == FIELDS[p["other"]] == "date"
+            ):
                 raise ValueError("before/after compare two date fields")
         if kind in ("pattern", "allowed_values", "length") and FIELDS[self.field] != "text":
             raise ValueError(f"{kind} applies to text fields")
@@ -136,7 +171,11 @@ def effective_costs(rules: list[Rule]) -> list[Decimal]:
             costs.append(Decimal(rule.weight))
             continue
         factor = min(
-            (Decimal(1) if spent[f] <= weights.get(f, 0) else Decimal(weights.get(f, 0)) / Decimal(spent[f]))
+            (
+                Decimal(1)
+                if spent[f] <= weights.get(f, 0)
+                else Decimal(weights.get(f, 0)) / Decimal(spent[f])
+            )
             for f in rule.fields()
         )
         costs.append(quantize(Decimal(rule.weight) * factor))
@@ -152,10 +191,22 @@ DEFAULT_RULES: list[Rule] = [
     Rule(field="phone", kind="required", weight=15, severity="warning"),
     Rule(field="phone", kind="phone", weight=10, severity="error"),
     Rule(field="birth_date", kind="required", weight=10, severity="info"),
-    Rule(field="birth_date", kind="date_range", params={"min_years_ago": 14, "max_years_ago": 110}, weight=5, severity="warning"),
+    Rule(
+        field="birth_date",
+        kind="date_range",
+        params={"min_years_ago": 14, "max_years_ago": 110},
+        weight=5,
+        severity="warning",
+    ),
     Rule(field="nationality_code", kind="required", weight=10, severity="warning"),
     Rule(field="address", kind="required", weight=10, severity="info"),
     Rule(field="identity_document", kind="required", weight=5, severity="info"),
     Rule(field="language", kind="required", weight=5, severity="info"),
-    Rule(field="first_name", kind="cross_field", params={"other": "last_name", "op": "differs"}, weight=3, severity="info"),
+    Rule(
+        field="first_name",
+        kind="cross_field",
+        params={"other": "last_name", "op": "differs"},
+        weight=3,
+        severity="info",
+    ),
 ]

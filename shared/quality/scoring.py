@@ -23,7 +23,9 @@ class Reason:
 
     @property
     def message(self) -> str:
-        label = "Missing" if self.kind == "missing" else "Weak" if self.kind == "weak" else "Invalid"
+        label = (
+            "Missing" if self.kind == "missing" else "Weak" if self.kind == "weak" else "Invalid"
+        )
         return f"{label}: {self.field.replace('_', ' ')} (−{_fmt(self.cost)})"
 
 
@@ -53,7 +55,7 @@ def _years_ago(today: date, years: int) -> date:
         return today.replace(year=today.year - years, day=28)
 
 
-def fails(rule: Rule, profile: dict[str, Any], today: date) -> bool:
+def fails(rule: Rule, profile: dict[str, Any], today: date) -> bool:  # noqa: PLR0911 - one verdict per kind
     """Does a present value break the rule? (Called only when the rule applies.)"""
     value = profile.get(rule.field)
     p = rule.params
@@ -71,7 +73,9 @@ def fails(rule: Rule, profile: dict[str, Any], today: date) -> bool:
         return str(value) not in p["values"]
     if rule.kind == "length":
         n = len(str(value))
-        return (p.get("min") is not None and n < p["min"]) or (p.get("max") is not None and n > p["max"])
+        return (p.get("min") is not None and n < p["min"]) or (
+            p.get("max") is not None and n > p["max"]
+        )
     if rule.kind == "date_range":
         oldest = _years_ago(today, p.get("max_years_ago", 200))
         youngest = _years_ago(today, p.get("min_years_ago", 0))
@@ -105,5 +109,7 @@ def score(profile: dict[str, Any], rules: list[Rule], today: date) -> Score:
             reasons.append(Reason(rule.field, kind, rule.kind, cost, rule.severity))
     if total == 0:
         return Score(100, tuple(reasons))
-    value = (Decimal(100) * max(Decimal(0), credit - penalty) / total).quantize(Decimal(1), rounding=ROUND_HALF_UP)
+    value = (Decimal(100) * max(Decimal(0), credit - penalty) / total).quantize(
+        Decimal(1), rounding=ROUND_HALF_UP
+    )
     return Score(int(value), tuple(sorted(reasons, key=lambda r: (-r.cost, r.field, r.rule))))

@@ -17,7 +17,11 @@ class Plan:
 
 
 def apply_jobs(
-    client: scheduler_v1.CloudSchedulerClient, parent: str, jobs: list[scheduler_v1.Job], *, dry_run: bool
+    client: scheduler_v1.CloudSchedulerClient,
+    parent: str,
+    jobs: list[scheduler_v1.Job],
+    *,
+    dry_run: bool,
 ) -> Plan:
     existing = {job.name: job for job in client.list_jobs(parent=parent)}
     plan = Plan()

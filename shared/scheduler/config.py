@@ -99,30 +99,42 @@ def to_jobs(config: SchedulerFile, *, project: str, region: str) -> list[schedul
     for spec in config.jobs:
         retry = spec.retry or config.defaults.retry
         url = f"{config.defaults.base_url.rstrip('/')}/{spec.function}"
-        jobs.append(scheduler_v1.Job(
-            name=f"{parent(project, region)}/jobs/{spec.name}",
-            description=spec.description,
-            schedule=spec.schedule,
-            time_zone=spec.time_zone or config.defaults.time_zone,
-            attempt_deadline=_seconds(spec.attempt_deadline or config.defaults.attempt_deadline),
-            retry_config=scheduler_v1.RetryConfig(
-                retry_count=retry.retry_count,
-                max_retry_duration=_seconds(retry.max_retry_duration),
-                min_backoff_duration=_seconds(retry.min_backoff),
-                max_backoff_duration=_seconds(retry.max_backoff),
-                max_doublings=retry.max_doublings,
-            ),
-            http_target=scheduler_v1.HttpTarget(
-                uri=url,
-                http_method=scheduler_v1.HttpMethod.POST,
-                oidc_token=scheduler_v1.OidcToken(
-                    service_account_email=config.defaults.service_account, audience=url),
-            ),
-        ))
+        jobs.append(
+            scheduler_v1.Job(
+                name=f"{parent(project, region)}/jobs/{spec.name}",
+                description=spec.description,
+                schedule=spec.schedule,
+                time_zone=spec.time_zone or config.defaults.time_zone,
+                attempt_deadline=_seconds(
+                    spec.attempt_deadline or config.defaults.attempt_deadline
+                ),
+                retry_config=scheduler_v1.RetryConfig(
+                    retry_count=retry.retry_count,
+                    max_retry_duration=_seconds(retry.max_retry_duration),
+                    min_backoff_duration=_seconds(retry.min_backoff),
+                    max_backoff_duration=_seconds(retry.max_backoff),
+                    max_doublings=retry.max_doublings,
+                ),
+                http_target=scheduler_v1.HttpTarget(
+                    uri=url,
+                    http_method=scheduler_v1.HttpMethod.POST,
+                    oidc_token=scheduler_v1.OidcToken(
+                        service_account_email=config.defaults.service_account, audience=url
+                    ),
+                ),
+            )
+        )
     return jobs
 
 
-COMPARED = ("description", "schedule", "time_zone", "attempt_deadline", "retry_config", "http_target")
+COMPARED = (
+    "description",
+    "schedule",
+    "time_zone",
+    "attempt_deadline",
+    "retry_config",
+    "http_target",
+)
 
 
 def changed_fields(wanted: scheduler_v1.Job, existing: scheduler_v1.Job) -> list[str]:

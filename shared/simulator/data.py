@@ -14,15 +14,54 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-CUSTOMER_KEYS = (
-    "Id ChainId Number Title Sex FirstName LastName SecondLastName NationalityCode "
-    "PreferredLanguageCode LanguageCode BirthDate BirthCountryCode BirthCountrySubdivisionCode "
-    "BirthPlace Occupation Email HasOtaEmail Phone TaxIdentificationNumber LoyaltyCode "
-    "AccountingCode BillingCode Notes CarRegistrationNumber DietaryRequirements CreatedUtc "
-    "UpdatedUtc Passport IdentityCard Visa DriversLicense Address AddressId Classifications "
-    "Options ItalianDestinationCode ItalianFiscalCode ItalianLotteryCode CompanyId MergeTargetId "
-    "ActivityState IsActive PreferredSpaceFeatures CreatorProfileId UpdaterProfileId"
-).split()
+CUSTOMER_KEYS = [
+    "Id",
+    "ChainId",
+    "Number",
+    "Title",
+    "Sex",
+    "FirstName",
+    "LastName",
+    "SecondLastName",
+    "NationalityCode",
+    "PreferredLanguageCode",
+    "LanguageCode",
+    "BirthDate",
+    "BirthCountryCode",
+    "BirthCountrySubdivisionCode",
+    "BirthPlace",
+    "Occupation",
+    "Email",
+    "HasOtaEmail",
+    "Phone",
+    "TaxIdentificationNumber",
+    "LoyaltyCode",
+    "AccountingCode",
+    "BillingCode",
+    "Notes",
+    "CarRegistrationNumber",
+    "DietaryRequirements",
+    "CreatedUtc",
+    "UpdatedUtc",
+    "Passport",
+    "IdentityCard",
+    "Visa",
+    "DriversLicense",
+    "Address",
+    "AddressId",
+    "Classifications",
+    "Options",
+    "ItalianDestinationCode",
+    "ItalianFiscalCode",
+    "ItalianLotteryCode",
+    "CompanyId",
+    "MergeTargetId",
+    "ActivityState",
+    "IsActive",
+    "PreferredSpaceFeatures",
+    "CreatorProfileId",
+    "UpdaterProfileId",
+]
 
 RESERVATION_STATES = (
     "Inquired",
@@ -292,7 +331,10 @@ def _customer(
     firsts, lasts, nationality, language, prefix, pattern = rng.choice(_PEOPLE)
     first, last = rng.choice(firsts), rng.choice(lasts)
     completeness = rng.random()  # 0 = sparse, 1 = complete
-    has = lambda threshold: completeness > threshold  # noqa: E731 - local shorthand
+
+    def has(threshold: float) -> bool:
+        return completeness > threshold
+
     ascii_first = first.encode("ascii", "ignore").decode().lower() or f"guest{index}"
     ascii_last = last.encode("ascii", "ignore").decode().lower() or "x"
     email: str | None = None

@@ -27,16 +27,16 @@ class Simulator:
         return self.app.data
 
     def stats(self) -> dict[str, Any]:
-        return self._admin("GET", "/_admin/stats")
+        return dict(self._admin("GET", "/_admin/stats"))
 
     def reset_stats(self) -> dict[str, Any]:
-        return self._admin("POST", "/_admin/stats/reset")
+        return dict(self._admin("POST", "/_admin/stats/reset"))
 
     def set_faults(self, **faults: Any) -> dict[str, Any]:
-        return self._admin("POST", "/_admin/faults", faults)
+        return dict(self._admin("POST", "/_admin/faults", faults))
 
     def mutate(self, **counts: int) -> dict[str, list[str]]:
-        return self._admin("POST", "/_admin/mutate", counts)
+        return dict(self._admin("POST", "/_admin/mutate", counts))
 
     def set_webhook(self, url: str | None, **options: Any) -> None:
         self.app.config = replace(self.app.config, webhook_url=url, **options)

@@ -20,12 +20,30 @@ from shared.simulator.data import (
 from shared.simulator.queries import RequestError
 
 # customers/update: plain values; these three are String update values
-_PLAIN_FIELDS = (
-    "Title FirstName LastName SecondLastName NationalityCode PreferredLanguageCode Sex BirthDate "
-    "BirthCountryCode BirthCountrySubdivisionCode BirthPlace Occupation Email Phone LoyaltyCode "
-    "Notes CarRegistrationNumber DietaryRequirements TaxIdentificationNumber CompanyId "
-    "Classifications Options"
-).split()
+_PLAIN_FIELDS = [
+    "Title",
+    "FirstName",
+    "LastName",
+    "SecondLastName",
+    "NationalityCode",
+    "PreferredLanguageCode",
+    "Sex",
+    "BirthDate",
+    "BirthCountryCode",
+    "BirthCountrySubdivisionCode",
+    "BirthPlace",
+    "Occupation",
+    "Email",
+    "Phone",
+    "LoyaltyCode",
+    "Notes",
+    "CarRegistrationNumber",
+    "DietaryRequirements",
+    "TaxIdentificationNumber",
+    "CompanyId",
+    "Classifications",
+    "Options",
+]
 _UPDATE_VALUE_FIELDS = ("ItalianDestinationCode", "ItalianFiscalCode", "ItalianLotteryCode")
 # accounts/update customer names → Customer object names
 _ACCOUNT_FIELDS = {

@@ -27,7 +27,14 @@ from shared.sync import mapping
 from shared.sync.runs import Run, quarantine
 
 log = get_logger(__name__)
-ENTITIES = ("customers", "addresses", "companies", "reservations", "resources", "identity_documents")
+ENTITIES = (
+    "customers",
+    "addresses",
+    "companies",
+    "reservations",
+    "resources",
+    "identity_documents",
+)
 Progress = Callable[[str, int, int], None]  # (entity, rows, windows done)
 
 
@@ -119,18 +126,30 @@ class SyncEngine:
         scope = await self.scope()
         rows: list[dict[str, Any]] = []
         bad: list[dict[str, Any]] = [
-            {"entity": entity, "scope_id": scope.scope_id(entity), "mews_id": r.record_id,
-             "reason": r.reason, "raw": r.record if isinstance(r.record, dict) else None,
-             "raw_text": None if isinstance(r.record, dict) else repr(r.record)}
+            {
+                "entity": entity,
+                "scope_id": scope.scope_id(entity),
+                "mews_id": r.record_id,
+                "reason": r.reason,
+                "raw": r.record if isinstance(r.record, dict) else None,
+                "raw_text": None if isinstance(r.record, dict) else repr(r.record),
+            }
             for r in page.rejected
         ]
         for item, raw in zip(page.items, page.raws, strict=True):
             try:
                 row = self._map(entity, item, raw, scope)
             except (ValueError, TypeError) as exc:
-                bad.append({"entity": entity, "scope_id": scope.scope_id(entity),
-                            "mews_id": raw.get("Id"), "reason": f"mapping: {exc}", "raw": raw,
-                            "raw_text": None})
+                bad.append(
+                    {
+                        "entity": entity,
+                        "scope_id": scope.scope_id(entity),
+                        "mews_id": raw.get("Id"),
+                        "reason": f"mapping: {exc}",
+                        "raw": raw,
+                        "raw_text": None,
+                    }
+                )
                 continue
             if row is not None:
                 rows.append(row)
@@ -138,12 +157,25 @@ class SyncEngine:
         if rows:
             result = await self.store.call(UPSERT_FUNCTIONS[entity], p_rows=rows)
         quarantined = await quarantine(self.store, bad, run.id if run else None)
-        counts = Counts(len(page.items) + len(page.rejected), result["inserted"],
-                        result["updated"], result["unchanged"], quarantined)
+        counts = Counts(
+            len(page.items) + len(page.rejected),
+            result["inserted"],
+            result["updated"],
+            result["unchanged"],
+            quarantined,
+        )
         if run is not None:
-            run.count(**{f"{entity}_{k}": v for k, v in zip(
-                ("fetched", "inserted", "updated", "unchanged", "quarantined"),
-                counts.astuple(), strict=True) if v})
+            run.count(
+                **{
+                    f"{entity}_{k}": v
+                    for k, v in zip(
+                        ("fetched", "inserted", "updated", "unchanged", "quarantined"),
+                        counts.astuple(),
+                        strict=True,
+                    )
+                    if v
+                }
+            )
             if quarantined:
                 run.degrade("partial", f"{quarantined} {entity} record(s) quarantined")
         return counts
@@ -178,13 +210,21 @@ class SyncEngine:
             return c.resources(enterprise_ids=[scope.enterprise_id], **window)
         raise ValueError(f"{entity} has no time filter")
 
-    async def _window(self, entity: str, field: str, window: Window, run: Run | None,
-                      extra: dict[str, Any] | None = None) -> Counts:
+    async def _window(
+        self,
+        entity: str,
+        field: str,
+        window: Window,
+        run: Run | None,
+        extra: dict[str, Any] | None = None,
+    ) -> Counts:
         """Every page of one window; a 408 splits the window and retries the halves."""
         scope = await self.scope()
         total = Counts()
         try:
-            async for page in self._pages(entity, scope, **{field: window.filter()}, **(extra or {})):
+            async for page in self._pages(
+                entity, scope, **{field: window.filter()}, **(extra or {})
+            ):
                 counts = await self.ingest(entity, page, run)
                 total += counts
                 if self.progress:
@@ -195,16 +235,21 @@ class SyncEngine:
             log.info("window too heavy, splitting", entity=entity, start=format_utc(window.start))
             first, second = window.split()
             return (await self._window(entity, field, first, run, extra)) + (
-                await self._window(entity, field, second, run, extra))
+                await self._window(entity, field, second, run, extra)
+            )
         return total
 
     # -- first load ------------------------------------------------------------------------
 
-    async def backfill(self, entity: str, run: Run | None = None, *, restart: bool = False) -> Counts:
+    async def backfill(
+        self, entity: str, run: Run | None = None, *, restart: bool = False
+    ) -> Counts:
         """First load of one entity by ``CreatedUtc`` windows, resumable window by window."""
         scope = await self.scope()
         scope_id = scope.scope_id(entity)
-        checkpoint = await self.store.call("checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase="backfill")
+        checkpoint = await self.store.call(
+            "checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase="backfill"
+        )
         if checkpoint["high_water_utc"] and not restart:
             return Counts()  # finished earlier
         if entity == "identity_documents":
@@ -224,13 +269,21 @@ class SyncEngine:
             # a resumed run keeps the end its first attempt planned, so windows line up
             end = datetime.fromisoformat(state.get("end", format_utc(end)).replace("Z", "+00:00"))
         else:
-            await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
-                                  p_phase="backfill", p_low_water_utc=scope.oldest_utc.isoformat(),
-                                  p_state={"end": format_utc(end), "done": []})
+            await self.store.call(
+                "checkpoint_save",
+                p_scope_id=scope_id,
+                p_entity=entity,
+                p_phase="backfill",
+                p_low_water_utc=scope.oldest_utc.isoformat(),
+                p_state={"end": format_utc(end), "done": []},
+            )
             state = {"done": []}
         done = set(state.get("done") or [])
-        windows = [w for w in plan_windows(scope.oldest_utc, end, newest_first=True)
-                   if format_utc(w.start) not in done]
+        windows = [
+            w
+            for w in plan_windows(scope.oldest_utc, end, newest_first=True)
+            if format_utc(w.start) not in done
+        ]
         field = "updated_utc" if entity == "addresses" else "created_utc"
         gate = asyncio.Semaphore(self.concurrency)
         total = Counts()
@@ -239,8 +292,13 @@ class SyncEngine:
             nonlocal total
             async with gate:
                 counts = await self._window(entity, field, window, run)
-                await self.store.call("checkpoint_window_done", p_scope_id=scope_id, p_entity=entity,
-                                      p_phase="backfill", p_window_start=format_utc(window.start))
+                await self.store.call(
+                    "checkpoint_window_done",
+                    p_scope_id=scope_id,
+                    p_entity=entity,
+                    p_phase="backfill",
+                    p_window_start=format_utc(window.start),
+                )
                 total += counts
                 if self.progress:
                     self.progress(entity, 0, 1)
@@ -250,11 +308,21 @@ class SyncEngine:
         return total
 
     async def _finish_backfill(self, scope_id: str, entity: str, end: datetime) -> None:
-        await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
-                              p_phase="backfill", p_high_water_utc=end.isoformat())
+        await self.store.call(
+            "checkpoint_save",
+            p_scope_id=scope_id,
+            p_entity=entity,
+            p_phase="backfill",
+            p_high_water_utc=end.isoformat(),
+        )
         # polling takes over where the first load ended
-        await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
-                              p_phase="poll", p_high_water_utc=end.isoformat())
+        await self.store.call(
+            "checkpoint_save",
+            p_scope_id=scope_id,
+            p_entity=entity,
+            p_phase="poll",
+            p_high_water_utc=end.isoformat(),
+        )
 
     def planned_windows(self, scope: Scope) -> int:
         return len(plan_windows(scope.oldest_utc, scope.now_utc - self.lag))
@@ -268,17 +336,25 @@ class SyncEngine:
         if entity == "identity_documents":
             return Counts()  # no time filter: refreshed with their customers, and swept
         scope_id = scope.scope_id(entity)
-        checkpoint = await self.store.call("checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase=phase)
+        checkpoint = await self.store.call(
+            "checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase=phase
+        )
         high_water = checkpoint["high_water_utc"]
         start = datetime.fromisoformat(high_water) if high_water else scope.oldest_utc
         total = Counts()
         for window in poll_windows(start, scope.now_utc, overlap=self.overlap, lag=self.lag):
             total += await self._window(entity, "updated_utc", window, run)
             if entity == "customers":
-                total += await self._window(entity, "deleted_utc", window, run,
-                                            {"activity_states": ["Deleted"]})
-            await self.store.call("checkpoint_save", p_scope_id=scope_id, p_entity=entity,
-                                  p_phase=phase, p_high_water_utc=window.end.isoformat())
+                total += await self._window(
+                    entity, "deleted_utc", window, run, {"activity_states": ["Deleted"]}
+                )
+            await self.store.call(
+                "checkpoint_save",
+                p_scope_id=scope_id,
+                p_entity=entity,
+                p_phase=phase,
+                p_high_water_utc=window.end.isoformat(),
+            )
         if run is not None and total.written:
             run.count(**{f"{entity}_corrected_by_poll": total.written})
         return total
@@ -291,11 +367,15 @@ class SyncEngine:
         total = Counts()
         for batch in _batches(sorted(set(ids)), 1000):
             if entity == "customers":
-                pages = self.client.customers(customer_ids=batch)
+                pages: AsyncIterator[Page[Any]] = self.client.customers(customer_ids=batch)
             elif entity == "reservations":
-                pages = self.client.reservations(reservation_ids=batch, enterprise_ids=[scope.enterprise_id])
+                pages = self.client.reservations(
+                    reservation_ids=batch, enterprise_ids=[scope.enterprise_id]
+                )
             elif entity == "resources":
-                pages = self.client.resources(resource_ids=batch, enterprise_ids=[scope.enterprise_id])
+                pages = self.client.resources(
+                    resource_ids=batch, enterprise_ids=[scope.enterprise_id]
+                )
             else:
                 raise ValueError(f"cannot refresh {entity} by id")
             async for page in pages:
@@ -320,7 +400,9 @@ class SyncEngine:
         total = Counts()
         after: str | None = None
         while True:
-            ids = await self.store.call("guest_ids_page", p_chain_id=scope.chain_id, p_after=after, p_limit=1000)
+            ids = await self.store.call(
+                "guest_ids_page", p_chain_id=scope.chain_id, p_after=after, p_limit=1000
+            )
             if not ids:
                 break
             total += await self.refresh_documents(ids, run)

@@ -16,8 +16,14 @@ log = get_logger(__name__)
 
 
 async def process_events(
-    store: Store, engine: SyncEngine, run: Run, *, batch_size: int = 500,
-    max_attempts: int = 5, backoff_seconds: int = 30, time_budget_seconds: float = 240.0,
+    store: Store,
+    engine: SyncEngine,
+    run: Run,
+    *,
+    batch_size: int = 500,
+    max_attempts: int = 5,
+    backoff_seconds: int = 30,
+    time_budget_seconds: float = 240.0,
 ) -> None:
     """Drain the inbox batch by batch until it is empty or the time budget is spent."""
     deadline = time.monotonic() + time_budget_seconds
@@ -26,15 +32,24 @@ async def process_events(
         if not claimed:
             return
         plan = plan_fetches(claimed)
-        run.count(inbox_claimed=len(claimed), events=plan.events, events_ignored=plan.ignored,
-                  events_unknown=plan.unknown)
+        run.count(
+            inbox_claimed=len(claimed),
+            events=plan.events,
+            events_ignored=plan.ignored,
+            events_unknown=plan.unknown,
+        )
         try:
             for entity, ids in sorted(plan.ids.items()):
                 run.count(**{f"{entity}_ids": len(ids)})
                 await engine.refresh(entity, sorted(ids), run)
         except (MewsError, StoreError) as exc:
-            outcome = await store.call("inbox_fail", p_ids=plan.inbox_ids, p_error=str(exc),
-                                       p_max_attempts=max_attempts, p_backoff_seconds=backoff_seconds)
+            outcome = await store.call(
+                "inbox_fail",
+                p_ids=plan.inbox_ids,
+                p_error=str(exc),
+                p_max_attempts=max_attempts,
+                p_backoff_seconds=backoff_seconds,
+            )
             run.count(inbox_failed=outcome["failed"], inbox_dead=outcome["dead"])
             run.degrade(outcome_for(exc), str(exc))
             log.warning("inbox batch failed", error=str(exc), **outcome)

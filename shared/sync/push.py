@@ -61,9 +61,14 @@ def plan_push(changes: dict[str, Any], edited_at: datetime, current: Customer) -
     """Decide, field by field, against the customer as Mews has it now."""
     if current.updated_utc > edited_at:
         conflicts = [
-            {"field": column, "local_value": value, "mews_value": _mews_value(current, column),
-             "resolution": "mews_won", "detail": "Mews changed the profile after the local edit",
-             "mews_updated_utc": current.updated_utc.isoformat()}
+            {
+                "field": column,
+                "local_value": value,
+                "mews_value": _mews_value(current, column),
+                "resolution": "mews_won",
+                "detail": "Mews changed the profile after the local edit",
+                "mews_updated_utc": current.updated_utc.isoformat(),
+            }
             for column, value in sorted(changes.items())
         ]
         return PushPlan("mews_won", {}, {}, conflicts)
@@ -89,12 +94,23 @@ async def push_changes(store: Store, engine: SyncEngine, run: Run, *, limit: int
 async def _push_one(store: Store, engine: SyncEngine, run: Run, guest: dict[str, Any]) -> None:
     chain_id, mews_id, edited_at = guest["chain_id"], guest["mews_id"], guest["edited_at"]
 
-    async def record(status: str, error: str | None = None, conflicts: list[dict[str, Any]] | None = None) -> None:
-        await store.call("push_record", p_chain_id=chain_id, p_mews_id=mews_id, p_edited_at=edited_at,
-                         p_status=status, p_error=error, p_conflicts=conflicts or [])
+    async def record(
+        status: str, error: str | None = None, conflicts: list[dict[str, Any]] | None = None
+    ) -> None:
+        await store.call(
+            "push_record",
+            p_chain_id=chain_id,
+            p_mews_id=mews_id,
+            p_edited_at=edited_at,
+            p_status=status,
+            p_error=error,
+            p_conflicts=conflicts or [],
+        )
 
     if not guest["is_active"] or guest["merge_target_id"]:
-        await record("refused", "the profile was deleted or merged in Mews; edit the surviving profile")
+        await record(
+            "refused", "the profile was deleted or merged in Mews; edit the surviving profile"
+        )
         run.count(push_refused=1)
         return
     current = None
@@ -115,11 +131,23 @@ async def _push_one(store: Store, engine: SyncEngine, run: Run, guest: dict[str,
             answer = await engine.client.update_customer(mews_id, plan.sets)
         if plan.clears:
             await engine.client.update_accounts(
-                [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}])
+                [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}]
+            )
     except (MewsBusinessRuleError, MewsBadRequestError, MewsConflictError) as exc:
-        await record("refused", exc.message, [{"field": None, "local_value": guest["changes"],
-                                               "mews_value": None, "resolution": "refused_by_mews",
-                                               "detail": exc.message, "mews_updated_utc": None}])
+        await record(
+            "refused",
+            exc.message,
+            [
+                {
+                    "field": None,
+                    "local_value": guest["changes"],
+                    "mews_value": None,
+                    "resolution": "refused_by_mews",
+                    "detail": exc.message,
+                    "mews_updated_utc": None,
+                }
+            ],
+        )
         run.count(push_refused=1)
         run.degrade("partial", f"Mews refused an edit: {exc.message}")
         return

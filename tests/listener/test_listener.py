@@ -34,9 +34,9 @@ def simulator() -> Iterator[Simulator]:
         yield sim
 
 
-async def wait_for(predicate: Any, timeout: float = 10.0) -> None:
+async def wait_for(predicate: Any, limit: float = 10.0) -> None:
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + limit
     while not predicate():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.05)
@@ -49,14 +49,21 @@ def inbox(url: str) -> list[tuple[Any, ...]]:
 
 def reservation_states(url: str) -> dict[str, str]:
     with psycopg.connect(url) as conn:
-        return {str(i): s for i, s in conn.execute("select mews_id, state from public.reservations")}
+        return {
+            str(i): s for i, s in conn.execute("select mews_id, state from public.reservations")
+        }
 
 
-async def test_frames_are_stored_and_a_drop_is_caught_up(simulator: Simulator, store: Store, database_url: str) -> None:
+async def test_frames_are_stored_and_a_drop_is_caught_up(
+    simulator: Simulator, store: Store, database_url: str
+) -> None:
     settings = load_settings(mews_platform_url=simulator.url)
     async with httpx.AsyncClient() as http:
-        engine = SyncEngine(store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter()),
-                            lag=__import__("datetime").timedelta(0))
+        engine = SyncEngine(
+            store,
+            MewsClient.from_settings(settings, http, UnlimitedRateLimiter()),
+            lag=__import__("datetime").timedelta(0),
+        )
         await engine.backfill("reservations")
 
         async def catch_up() -> None:
@@ -64,24 +71,32 @@ async def test_frames_are_stored_and_a_drop_is_caught_up(simulator: Simulator, s
             await engine.poll("reservations")
 
         listener = Listener(
-            store, websocket_url=simulator.ws_url.removesuffix("/ws/connector"),
-            client_token=SecretStr(TOKENS["ClientToken"]), access_token=SecretStr(TOKENS["AccessToken"]),
-            catch_up=catch_up, backoff=Backoff(base=0.2, cap=0.5), rng=random.Random(1),
+            store,
+            websocket_url=simulator.ws_url.removesuffix("/ws/connector"),
+            client_token=SecretStr(TOKENS["ClientToken"]),
+            access_token=SecretStr(TOKENS["AccessToken"]),
+            catch_up=catch_up,
+            backoff=Backoff(base=0.2, cap=0.5),
+            rng=random.Random(1),
         )
         stop = asyncio.Event()
         task = asyncio.create_task(listener.run(stop))
         await wait_for(lambda: listener.state.connected)
-        changed = await asyncio.to_thread(simulator.mutate, reservations_updated=2, resources_updated=1)
+        changed = await asyncio.to_thread(
+            simulator.mutate, reservations_updated=2, resources_updated=1
+        )
         await wait_for(lambda: listener.state.frames >= 1)
         [(source, body)] = inbox(database_url)
         assert source == "websocket"
-        assert {e["Id"] for e in body["Events"]} == set(changed["reservations"] + changed["resources"])
+        assert {e["Id"] for e in body["Events"]} == set(
+            changed["reservations"] + changed["resources"]
+        )
 
         # dropped, and refused for a while: changes made meanwhile reach no socket
         await asyncio.to_thread(simulator.set_faults, drop_websockets=True, refuse_seconds=3)
         await wait_for(lambda: not listener.state.connected)
         gap = await asyncio.to_thread(simulator.mutate, reservations_updated=3)
-        await wait_for(lambda: listener.state.catch_ups == 1, timeout=15)
+        await wait_for(lambda: listener.state.catch_ups == 1, limit=15)
         states = reservation_states(database_url)
         for reservation_id in gap["reservations"]:
             assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]
@@ -94,7 +109,10 @@ async def test_frames_are_stored_and_a_drop_is_caught_up(simulator: Simulator, s
 
 async def test_health_reports_connection_state() -> None:
     listener = Listener(
-        None, websocket_url="ws://127.0.0.1:1", client_token=SecretStr("a"), access_token=SecretStr("b"),  # type: ignore[arg-type]
+        None,
+        websocket_url="ws://127.0.0.1:1",
+        client_token=SecretStr("a"),
+        access_token=SecretStr("b"),  # type: ignore[arg-type]
         catch_up=lambda: asyncio.sleep(0),
     )
     transport = httpx.ASGITransport(app=health_app(listener, max_disconnected_seconds=60))

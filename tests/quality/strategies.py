@@ -11,8 +11,13 @@ from hypothesis import strategies as st
 from shared.quality.rules import FIELDS, Rule
 
 TODAY = date(2026, 11, 24)
-TEXT = st.one_of(st.none(), st.just(""), st.just(" "), st.sampled_from(["Ana", "ana", "Müller", "GB", "it-IT", "X1", "Mister", "Female"]),
-                 st.text(alphabet="abcXYZ09 -@.", min_size=1, max_size=12))
+TEXT = st.one_of(
+    st.none(),
+    st.just(""),
+    st.just(" "),
+    st.sampled_from(["Ana", "ana", "Müller", "GB", "it-IT", "X1", "Mister", "Female"]),
+    st.text(alphabet="abcXYZ09 -@.", min_size=1, max_size=12),
+)
 COMPANY = st.one_of(st.none(), st.builds(lambda: str(uuid.uuid4())))
 
 
@@ -21,7 +26,9 @@ def value_for(field: str) -> st.SearchStrategy[Any]:
     if kind == "bool":
         return st.booleans()
     if kind == "date":
-        return st.one_of(st.none(), st.dates(min_value=date(1900, 1, 1), max_value=date(2030, 12, 31)))
+        return st.one_of(
+            st.none(), st.dates(min_value=date(1900, 1, 1), max_value=date(2030, 12, 31))
+        )
     if field == "company":
         return COMPANY
     return TEXT
@@ -42,19 +49,51 @@ VALIDATORS = st.one_of(
     st.builds(lambda w: Rule(field="email", kind="email", weight=w), st.integers(0, 30)),
     st.builds(lambda w: Rule(field="email", kind="not_ota_email", weight=w), st.integers(0, 30)),
     st.builds(lambda w: Rule(field="phone", kind="phone", weight=w), st.integers(0, 30)),
-    st.builds(lambda f, w, lo, hi: Rule(field=f, kind="length", params={"min": lo, "max": hi}, weight=w),
-              st.sampled_from(["first_name", "last_name", "loyalty_code"]), st.integers(0, 30), st.integers(0, 3), st.integers(3, 10)),
-    st.builds(lambda f, w, vs: Rule(field=f, kind="allowed_values", params={"values": vs}, weight=w),
-              st.sampled_from(["title", "sex", "nationality_code"]), st.integers(0, 30),
-              st.lists(st.sampled_from(["Mister", "Miss", "Female", "GB", "IT", "Ana"]), min_size=1, max_size=4)),
-    st.builds(lambda f, w, p: Rule(field=f, kind="pattern", params={"regex": p}, weight=w),
-              st.sampled_from(["first_name", "loyalty_code", "phone"]), st.integers(0, 30),
-              st.sampled_from(["^[A-Z]", "^[a-z]+$", "[0-9]", "^(Ana|X1)$", "^.{2,5}$"])),
-    st.builds(lambda w, lo, hi: Rule(field="birth_date", kind="date_range", params={"min_years_ago": lo, "max_years_ago": hi}, weight=w),
-              st.integers(0, 30), st.integers(0, 20), st.integers(20, 120)),
-    st.builds(lambda f, o, op, w: Rule(field=f, kind="cross_field", params={"other": o, "op": op}, weight=w),
-              st.sampled_from(["first_name", "email"]), st.sampled_from(["last_name", "phone"]), st.sampled_from(["differs", "equals"]),
-              st.integers(0, 30)),
+    st.builds(
+        lambda f, w, lo, hi: Rule(field=f, kind="length", params={"min": lo, "max": hi}, weight=w),
+        st.sampled_from(["first_name", "last_name", "loyalty_code"]),
+        st.integers(0, 30),
+        st.integers(0, 3),
+        st.integers(3, 10),
+    ),
+    st.builds(
+        lambda f, w, vs: Rule(field=f, kind="allowed_values", params={"values": vs}, weight=w),
+        st.sampled_from(["title", "sex", "nationality_code"]),
+        st.integers(0, 30),
+        st.lists(
+            st.sampled_from(["Mister", "Miss", "Female", "GB", "IT", "Ana"]), min_size=1, max_size=4
+        ),
+    ),
+    st.builds(
+        lambda f, w, p: Rule(field=f, kind="pattern", params={"regex": p}, weight=w),
+        st.sampled_from(["first_name", "loyalty_code", "phone"]),
+        st.integers(0, 30),
+        st.sampled_from(["^[A-Z]", "^[a-z]+$", "[0-9]", "^(Ana|X1)$", "^.{2,5}$"]),
+    ),
+    st.builds(
+        lambda w, lo, hi: Rule(
+            field="birth_date",
+            kind="date_range",
+            params={"min_years_ago": lo, "max_years_ago": hi},
+            weight=w,
+        ),
+        st.integers(0, 30),
+        st.integers(0, 20),
+        st.integers(20, 120),
+    ),
+    st.builds(
+        lambda f, o, op, w: Rule(
+            field=f, kind="cross_field", params={"other": o, "op": op}, weight=w
+        ),
+        st.sampled_from(["first_name", "email"]),
+        st.sampled_from(["last_name", "phone"]),
+        st.sampled_from(["differs", "equals"]),
+        st.integers(0, 30),
+    ),
 )
-REQUIRED = st.builds(lambda f, w: Rule(field=f, kind="required", weight=w), st.sampled_from(sorted(FIELDS)), st.integers(0, 30))
+REQUIRED = st.builds(
+    lambda f, w: Rule(field=f, kind="required", weight=w),
+    st.sampled_from(sorted(FIELDS)),
+    st.integers(0, 30),
+)
 RULES = st.lists(st.one_of(REQUIRED, VALIDATORS), min_size=1, max_size=12)

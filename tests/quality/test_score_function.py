@@ -26,10 +26,16 @@ from shared.sync.engine import ENTITIES, SyncEngine
 @pytest.fixture
 def loaded(database_url: str) -> Iterator[tuple[str, Simulator]]:
     with running_simulator(SimulatorConfig(customers=300, rate_limit=None)) as sim:
+
         async def load() -> None:
             store = Store(await PsycopgTransport.connect(database_url))
             async with httpx.AsyncClient() as http:
-                engine = SyncEngine(store, MewsClient.from_settings(load_settings(mews_platform_url=sim.url), http, UnlimitedRateLimiter()))
+                engine = SyncEngine(
+                    store,
+                    MewsClient.from_settings(
+                        load_settings(mews_platform_url=sim.url), http, UnlimitedRateLimiter()
+                    ),
+                )
                 for entity in ENTITIES:
                     await engine.backfill(entity)
             await store.aclose()
@@ -45,9 +51,13 @@ def rows(url: str, sql: str) -> list[tuple[object, ...]]:
         return conn.execute(sql).fetchall()
 
 
-def test_score_profiles_scores_every_active_guest_and_records_its_run(loaded: tuple[str, Simulator]) -> None:
+def test_score_profiles_scores_every_active_guest_and_records_its_run(
+    loaded: tuple[str, Simulator],
+) -> None:
     url, sim = loaded
-    client = functions_framework.create_app(target="score_profiles", source="functions/score_profiles.py").test_client()
+    client = functions_framework.create_app(
+        target="score_profiles", source="functions/score_profiles.py"
+    ).test_client()
     answer = client.post("/")
     assert answer.status_code == 200, answer.get_json()
     summary = answer.get_json()
@@ -55,7 +65,9 @@ def test_score_profiles_scores_every_active_guest_and_records_its_run(loaded: tu
     assert summary["status"] == "succeeded"
     assert summary["counts"]["scored"] == active
     assert rows(url, "select count(*) from public.guest_scores") == [(active,)]
-    assert rows(url, "select job, status from public.sync_runs where job = 'score_profiles'") == [("score_profiles", "succeeded")]
+    assert rows(url, "select job, status from public.sync_runs where job = 'score_profiles'") == [
+        ("score_profiles", "succeeded")
+    ]
     # nothing changed: a second run rewrites nothing
     again = client.post("/").get_json()
     assert again["counts"]["scores_changed"] == 0
@@ -64,14 +76,30 @@ def test_score_profiles_scores_every_active_guest_and_records_its_run(loaded: tu
     assert rows(url, "select count(*) > 0 from public.guest_duplicates") == [(True,)]
 
 
-def test_enrichment_records_sources_and_never_overwrites_the_mirror(loaded: tuple[str, Simulator]) -> None:
+def test_enrichment_records_sources_and_never_overwrites_the_mirror(
+    loaded: tuple[str, Simulator],
+) -> None:
     url, sim = loaded
-    before = rows(url, "select mews_id, email, phone, nationality_code, preferred_language_code from public.guests order by mews_id")
-    client = functions_framework.create_app(target="score_profiles", source="functions/score_profiles.py").test_client()
+    before = rows(
+        url,
+        "select mews_id, email, phone, nationality_code, preferred_language_code from public.guests order by mews_id",
+    )
+    client = functions_framework.create_app(
+        target="score_profiles", source="functions/score_profiles.py"
+    ).test_client()
     assert client.post("/").status_code == 200
-    assert rows(url, "select mews_id, email, phone, nationality_code, preferred_language_code from public.guests order by mews_id") == before
-    enriched = rows(url, "select e.field, e.source, g.nationality_code, g.preferred_language_code from public.guest_enrichments e"
-                         " join public.guests g on g.mews_id = e.guest_mews_id")
+    assert (
+        rows(
+            url,
+            "select mews_id, email, phone, nationality_code, preferred_language_code from public.guests order by mews_id",
+        )
+        == before
+    )
+    enriched = rows(
+        url,
+        "select e.field, e.source, g.nationality_code, g.preferred_language_code from public.guest_enrichments e"
+        " join public.guests g on g.mews_id = e.guest_mews_id",
+    )
     assert enriched
     for field, source, nationality, language in enriched:
         assert source
@@ -83,8 +111,11 @@ def test_enrichment_records_sources_and_never_overwrites_the_mirror(loaded: tupl
     assert rows(url, "select count(*) from public.guests where push_status = 'pending'") == [(0,)]
     enterprise = sim.data.enterprises[0]["Id"]
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute("insert into public.enrichment_settings (enterprise_id, rule, enabled, push_to_mews)"
-                     " values (%s, 'language_from_mews', true, true)", (enterprise,))
+        conn.execute(
+            "insert into public.enrichment_settings (enterprise_id, rule, enabled, push_to_mews)"
+            " values (%s, 'language_from_mews', true, true)",
+            (enterprise,),
+        )
     assert client.post("/").status_code == 200
     pending = rows(url, "select local_changes from public.guests where push_status = 'pending'")
     assert pending
@@ -92,13 +123,29 @@ def test_enrichment_records_sources_and_never_overwrites_the_mirror(loaded: tupl
 
 
 def test_facts_normalise_with_the_libraries() -> None:
-    facts = facts_for({"guest_mews_id": "g", "email": " Ana.Novak@Example.COM ", "phone": "020 7946 0958",
-                       "nationality_code": "GB", "address_country": None, "synced_at": "t"})
+    facts = facts_for(
+        {
+            "guest_mews_id": "g",
+            "email": " Ana.Novak@Example.COM ",
+            "phone": "020 7946 0958",
+            "nationality_code": "GB",
+            "address_country": None,
+            "synced_at": "t",
+        }
+    )
     assert facts["email_normalized"] == "ana.novak@example.com"
     assert facts["email_valid"] is True
     assert facts["phone_e164"] == "+442079460958"
-    bad = facts_for({"guest_mews_id": "g", "email": "ana@@example.com", "phone": "12", "nationality_code": None,
-                     "address_country": None, "synced_at": "t"})
+    bad = facts_for(
+        {
+            "guest_mews_id": "g",
+            "email": "ana@@example.com",
+            "phone": "12",
+            "nationality_code": None,
+            "address_country": None,
+            "synced_at": "t",
+        }
+    )
     assert (bad["email_valid"], bad["phone_valid"]) == (False, False)
 
 
@@ -114,7 +161,13 @@ def test_the_report_is_a_self_contained_page(loaded: tuple[str, Simulator], tmp_
     result = runner.invoke(app, ["report", "--html", str(target)], env={"DATABASE_URL": url})
     assert result.exit_code == 0, result.output
     page = target.read_text()
-    for heading in ("Score distribution", "Gaps by field", "Average score over time", "Arrivals at risk", "Worst profiles"):
+    for heading in (
+        "Score distribution",
+        "Gaps by field",
+        "Average score over time",
+        "Arrivals at risk",
+        "Worst profiles",
+    ):
         assert heading in page
     assert "<svg" in page
     assert "http://" not in page

@@ -23,7 +23,9 @@ def test_a_score_stays_within_0_and_100(profile: dict[str, Any], rules: list[Rul
 
 @settings(max_examples=300)
 @given(profile=profiles(), rules=RULES, data=st.data())
-def test_filling_a_missing_field_never_lowers_the_score(profile: dict[str, Any], rules: list[Rule], data: st.DataObject) -> None:
+def test_filling_a_missing_field_never_lowers_the_score(
+    profile: dict[str, Any], rules: list[Rule], data: st.DataObject
+) -> None:
     missing = [f for f in FIELDS if not present(profile, f)]
     if not missing:
         return
@@ -38,7 +40,9 @@ def test_filling_a_missing_field_never_lowers_the_score(profile: dict[str, Any],
 
 
 @given(profile=profiles(), rules=RULES, data=st.data())
-def test_the_order_of_rules_does_not_change_the_result(profile: dict[str, Any], rules: list[Rule], data: st.DataObject) -> None:
+def test_the_order_of_rules_does_not_change_the_result(
+    profile: dict[str, Any], rules: list[Rule], data: st.DataObject
+) -> None:
     shuffled = data.draw(st.permutations(rules))
     first, second = score(profile, rules, TODAY), score(profile, list(shuffled), TODAY)
     assert first.value == second.value
@@ -46,8 +50,15 @@ def test_the_order_of_rules_does_not_change_the_result(profile: dict[str, Any], 
 
 
 def test_reasons_say_what_is_missing_and_what_it_costs() -> None:
-    profile = {"last_name": "Novák", "first_name": "Jan", "email": "jan@example.com", "email_valid": True,
-               "email_ota": True, "phone": "123", "phone_valid": False}
+    profile = {
+        "last_name": "Novák",
+        "first_name": "Jan",
+        "email": "jan@example.com",
+        "email_valid": True,
+        "email_ota": True,
+        "phone": "123",
+        "phone_valid": False,
+    }
     result = score(profile, DEFAULT_RULES, TODAY)
     messages = [r.message for r in result.reasons]
     assert "Missing: birth date (−10)" in messages
@@ -57,15 +68,30 @@ def test_reasons_say_what_is_missing_and_what_it_costs() -> None:
 
 
 def test_a_complete_valid_profile_scores_100() -> None:
-    profile = {"last_name": "Novák", "first_name": "Jan", "email": "jan@example.com", "email_valid": True,
-               "email_ota": False, "phone": "+420 601 000 000", "phone_valid": True, "birth_date": date(1980, 1, 1),
-               "nationality_code": "CZ", "address": True, "identity_document": True, "language": "cs-CZ"}
+    profile = {
+        "last_name": "Novák",
+        "first_name": "Jan",
+        "email": "jan@example.com",
+        "email_valid": True,
+        "email_ota": False,
+        "phone": "+420 601 000 000",
+        "phone_valid": True,
+        "birth_date": date(1980, 1, 1),
+        "nationality_code": "CZ",
+        "address": True,
+        "identity_document": True,
+        "language": "cs-CZ",
+    }
     assert score(profile, DEFAULT_RULES, TODAY).value == 100
 
 
 def test_validators_never_cost_more_than_their_field_is_worth() -> None:
-    rules = [Rule(field="phone", kind="required", weight=10), Rule(field="phone", kind="phone", weight=30),
-             Rule(field="phone", kind="pattern", params={"regex": "^\\+"}, weight=10), Rule(field="title", kind="length", params={"max": 3}, weight=5)]
+    rules = [
+        Rule(field="phone", kind="required", weight=10),
+        Rule(field="phone", kind="phone", weight=30),
+        Rule(field="phone", kind="pattern", params={"regex": "^\\+"}, weight=10),
+        Rule(field="title", kind="length", params={"max": 3}, weight=5),
+    ]
     assert effective_costs(rules) == [Decimal(10), Decimal("7.5000"), Decimal("2.5000"), Decimal(0)]
 
 
@@ -73,17 +99,49 @@ def test_validators_never_cost_more_than_their_field_is_worth() -> None:
     ("rule", "message"),
     [
         ({"field": "shoe_size", "kind": "required", "weight": 5}, "unknown field"),
-        ({"field": "email", "kind": "pattern", "params": {"regex": "(a+)+$"}, "weight": 5}, "nested quantifiers"),
-        ({"field": "email", "kind": "pattern", "params": {"regex": "(a)\\1"}, "weight": 5}, "back-references"),
-        ({"field": "email", "kind": "pattern", "params": {"regex": "(?=x)"}, "weight": 5}, "look-arounds"),
-        ({"field": "email", "kind": "pattern", "params": {"regex": "a" * 201}, "weight": 5}, "at most 200"),
-        ({"field": "email", "kind": "pattern", "params": {"regex": "[a-"}, "weight": 5}, "invalid pattern"),
+        (
+            {"field": "email", "kind": "pattern", "params": {"regex": "(a+)+$"}, "weight": 5},
+            "nested quantifiers",
+        ),
+        (
+            {"field": "email", "kind": "pattern", "params": {"regex": "(a)\\1"}, "weight": 5},
+            "back-references",
+        ),
+        (
+            {"field": "email", "kind": "pattern", "params": {"regex": "(?=x)"}, "weight": 5},
+            "look-arounds",
+        ),
+        (
+            {"field": "email", "kind": "pattern", "params": {"regex": "a" * 201}, "weight": 5},
+            "at most 200",
+        ),
+        (
+            {"field": "email", "kind": "pattern", "params": {"regex": "[a-"}, "weight": 5},
+            "invalid pattern",
+        ),
         ({"field": "phone", "kind": "email", "weight": 5}, "email field"),
-        ({"field": "birth_date", "kind": "length", "params": {"max": 3}, "weight": 5}, "text fields"),
-        ({"field": "title", "kind": "allowed_values", "params": {"values": []}, "weight": 5}, "1..500"),
-        ({"field": "first_name", "kind": "cross_field", "params": {"other": "first_name", "op": "differs"}, "weight": 5}, "another known field"),
+        (
+            {"field": "birth_date", "kind": "length", "params": {"max": 3}, "weight": 5},
+            "text fields",
+        ),
+        (
+            {"field": "title", "kind": "allowed_values", "params": {"values": []}, "weight": 5},
+            "1..500",
+        ),
+        (
+            {
+                "field": "first_name",
+                "kind": "cross_field",
+                "params": {"other": "first_name", "op": "differs"},
+                "weight": 5,
+            },
+            "another known field",
+        ),
         ({"field": "email", "kind": "required", "weight": 101}, "less than or equal to 100"),
-        ({"field": "email", "kind": "required", "weight": 5, "sql": "drop table guests"}, "Extra inputs"),
+        (
+            {"field": "email", "kind": "required", "weight": 5, "sql": "drop table guests"},
+            "Extra inputs",
+        ),
     ],
 )
 def test_rules_are_bounded_data(rule: dict[str, Any], message: str) -> None:

@@ -10,7 +10,9 @@ import pytest
 import requests
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import scheduler_v1
-from google.cloud.scheduler_v1.services.cloud_scheduler.transports.rest import CloudSchedulerRestTransport
+from google.cloud.scheduler_v1.services.cloud_scheduler.transports.rest import (
+    CloudSchedulerRestTransport,
+)
 from pydantic import ValidationError
 
 from shared.scheduler.apply import apply_jobs
@@ -58,8 +60,11 @@ def offline_client(api: FakeSchedulerApi) -> scheduler_v1.CloudSchedulerClient:
 
 
 def jobs() -> list[scheduler_v1.Job]:
-    return to_jobs(load(ROOT / "scheduler.yaml", project="hotel-prod", region="europe-west1"),
-                   project="hotel-prod", region="europe-west1")
+    return to_jobs(
+        load(ROOT / "scheduler.yaml", project="hotel-prod", region="europe-west1"),
+        project="hotel-prod",
+        region="europe-west1",
+    )
 
 
 def test_every_function_has_a_job_with_oidc_and_retries() -> None:
@@ -69,7 +74,10 @@ def test_every_function_has_a_job_with_oidc_and_retries() -> None:
         assert job.name.startswith("projects/hotel-prod/locations/europe-west1/jobs/guesthub-")
         assert job.http_target.uri.startswith("https://europe-west1-hotel-prod.cloudfunctions.net/")
         assert job.http_target.http_method == scheduler_v1.HttpMethod.POST
-        assert job.http_target.oidc_token.service_account_email == "guesthub-scheduler@hotel-prod.iam.gserviceaccount.com"
+        assert (
+            job.http_target.oidc_token.service_account_email
+            == "guesthub-scheduler@hotel-prod.iam.gserviceaccount.com"
+        )
         assert job.http_target.oidc_token.audience == job.http_target.uri
         assert job.retry_config.retry_count >= 1
         assert job.time_zone
@@ -80,13 +88,21 @@ def test_every_function_has_a_job_with_oidc_and_retries() -> None:
 
 @pytest.mark.parametrize(
     ("change", "message"),
-    [("schedule: \"* * * * *\"", None), ("schedule: \"every minute\"", "cron"),
-     ("attempt_deadline: 300s", None), ("attempt_deadline: 5m", "whole seconds")],
+    [
+        ('schedule: "* * * * *"', None),
+        ('schedule: "every minute"', "cron"),
+        ("attempt_deadline: 300s", None),
+        ("attempt_deadline: 5m", "whole seconds"),
+    ],
 )
 def test_validation_names_the_problem(tmp_path: Path, change: str, message: str | None) -> None:
     text = (ROOT / "scheduler.yaml").read_text()
-    key = change.split(":")[0]
-    first = next(line for line in text.splitlines() if line.strip().startswith(key + ":") and line.startswith("    "))
+    key = change.split(":", maxsplit=1)[0]
+    first = next(
+        line
+        for line in text.splitlines()
+        if line.strip().startswith(key + ":") and line.startswith("    ")
+    )
     bad = tmp_path / "scheduler.yaml"
     bad.write_text(text.replace(first, "    " + change, 1))
     if message is None:
@@ -101,7 +117,9 @@ def test_apply_creates_missing_and_updates_changed_jobs_only() -> None:
     unchanged = scheduler_v1.Job.to_dict(built[0])
     changed = scheduler_v1.Job.to_dict(built[1]) | {"schedule": "0 * * * *"}
     api = FakeSchedulerApi([unchanged, changed])
-    plan = apply_jobs(offline_client(api), parent("hotel-prod", "europe-west1"), built, dry_run=False)
+    plan = apply_jobs(
+        offline_client(api), parent("hotel-prod", "europe-west1"), built, dry_run=False
+    )
     assert plan.unchanged == [built[0].name]
     assert plan.update == {built[1].name: ["schedule"]}
     assert plan.create == [j.name for j in built[2:]]
@@ -116,6 +134,8 @@ def test_apply_creates_missing_and_updates_changed_jobs_only() -> None:
 
 def test_a_dry_run_changes_nothing() -> None:
     api = FakeSchedulerApi([])
-    plan = apply_jobs(offline_client(api), parent("hotel-prod", "europe-west1"), jobs(), dry_run=True)
+    plan = apply_jobs(
+        offline_client(api), parent("hotel-prod", "europe-west1"), jobs(), dry_run=True
+    )
     assert len(plan.create) == len(FUNCTIONS)
     assert [m for m, _, _ in api.calls] == ["GET"]

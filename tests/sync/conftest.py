@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import timedelta
 
 import httpx
-from datetime import timedelta
 import pytest
 
 from shared.db.store import Store
@@ -28,6 +28,8 @@ async def engine(simulator: Simulator, store: Store) -> AsyncIterator[SyncEngine
     settings = load_settings(mews_platform_url=simulator.url)
     limiter = PostgresRateLimiter(store, settings.mews_access_token.get_secret_value())
     async with httpx.AsyncClient() as http:
-        client = MewsClient.from_settings(settings, http, limiter, retry=RetryPolicy(base_delay=0.05, max_delay=2))
+        client = MewsClient.from_settings(
+            settings, http, limiter, retry=RetryPolicy(base_delay=0.05, max_delay=2)
+        )
         # no safety lag: the simulator commits instantly, and tests should not wait a minute
         yield SyncEngine(store, client, concurrency=4, lag=timedelta(0))

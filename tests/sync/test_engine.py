@@ -17,15 +17,17 @@ pytestmark = pytest.mark.anyio
 
 def table_ids(database_url: str, table: str) -> set[str]:
     with psycopg.connect(database_url) as conn:
-        return {str(r[0]) for r in conn.execute(f"select mews_id from public.{table}")}  # noqa: S608
+        return {str(r[0]) for r in conn.execute(f"select mews_id from public.{table}")}
 
 
 def mirror(database_url: str, table: str) -> dict[str, Any]:
     with psycopg.connect(database_url) as conn:
-        return {str(r[0]): r[1] for r in conn.execute(f"select mews_id, raw from public.{table}")}  # noqa: S608
+        return {str(r[0]): r[1] for r in conn.execute(f"select mews_id, raw from public.{table}")}
 
 
-async def test_first_load_mirrors_every_entity_exactly(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+async def test_first_load_mirrors_every_entity_exactly(
+    engine: SyncEngine, simulator: Simulator, database_url: str
+) -> None:
     for entity in ENTITIES:
         await engine.backfill(entity)
     data = simulator.data
@@ -78,11 +80,15 @@ async def test_a_crash_mid_backfill_resumes_without_loss_or_duplicates(
     after = await asyncio.to_thread(simulator.stats)
     assert mirror(database_url, "guests") == simulator.data.customers
     # the resumed run did not re-read the windows that had committed
-    resumed_calls = after["operations"]["customers/getAll"] - before["operations"]["customers/getAll"]
+    resumed_calls = (
+        after["operations"]["customers/getAll"] - before["operations"]["customers/getAll"]
+    )
     assert resumed_calls < before["operations"]["customers/getAll"]
 
 
-async def test_refresh_by_id_fetches_once_per_batch(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+async def test_refresh_by_id_fetches_once_per_batch(
+    engine: SyncEngine, simulator: Simulator, database_url: str
+) -> None:
     ids = list(simulator.data.customers)[:5]
     await asyncio.to_thread(simulator.reset_stats)
     await engine.refresh("customers", ids + ids)
@@ -92,15 +98,21 @@ async def test_refresh_by_id_fetches_once_per_batch(engine: SyncEngine, simulato
     assert stats["operations"]["identityDocuments/getAll"] == 1
 
 
-async def test_408_and_5xx_bursts_lose_nothing(engine: SyncEngine, simulator: Simulator, database_url: str) -> None:
+async def test_408_and_5xx_bursts_lose_nothing(
+    engine: SyncEngine, simulator: Simulator, database_url: str
+) -> None:
     await engine.scope()
     # eight 408s exhaust the retries of one window's first page: the window is split
-    await asyncio.to_thread(simulator.set_faults, statuses=[408, 408, 408, 408, 408, 408, 408, 408, 500, 502, 503])
+    await asyncio.to_thread(
+        simulator.set_faults, statuses=[408, 408, 408, 408, 408, 408, 408, 408, 500, 502, 503]
+    )
     await engine.backfill("customers")
     assert mirror(database_url, "guests") == simulator.data.customers
 
 
-async def test_a_429_storm_is_waited_out_and_recorded(engine: SyncEngine, simulator: Simulator, store: Any, database_url: str) -> None:
+async def test_a_429_storm_is_waited_out_and_recorded(
+    engine: SyncEngine, simulator: Simulator, store: Any, database_url: str
+) -> None:
     await asyncio.to_thread(simulator.set_faults, storm=3, storm_retry_after=1)
     async with recorded_run(store, "poll_changes") as run:
         await engine.backfill("reservations", run)
