@@ -5,6 +5,13 @@ from __future__ import annotations
 import typer
 
 from shared.cli import db as db_commands
+from shared.cli import demo as demo_commands
+from shared.cli import events as events_commands
+from shared.cli import listener as listener_commands
+from shared.cli import quality as quality_commands
+from shared.cli import scheduler as scheduler_commands
+from shared.cli import simulator as simulator_commands
+from shared.cli import sync as sync_commands
 
 app = typer.Typer(
     help="Guest Data Hub: Mews ↔ Supabase guest data.",
@@ -15,32 +22,21 @@ app = typer.Typer(
 app.add_typer(db_commands.app, name="db", help="Database: migrate, status.")
 
 
-def _register_optional() -> None:
-    """Command groups written by other parts of the code register here when present."""
-    from importlib import import_module
-
-    for module_name, name, help_text in (
-        ("shared.cli.simulator", "simulator", "Run the local Mews simulator."),
-        ("shared.cli.sync", "sync", "Sync with Mews: backfill, poll, push, reconcile."),
-        ("shared.cli.events", "events", "The event inbox: process, replay dead letters."),
-        ("shared.cli.quality", None, None),
-        ("shared.cli.scheduler", "scheduler", "Cloud Scheduler jobs from scheduler.yaml."),
-        ("shared.cli.listener", None, None),
-        ("shared.cli.demo", None, None),
-    ):
-        try:
-            module = import_module(module_name)
-        except ModuleNotFoundError as exc:
-            if exc.name != module_name:
-                raise
-            continue
-        if name is None:
-            module.register(app)
-        else:
-            app.add_typer(module.app, name=name, help=help_text)
-
-
-_register_optional()
+app.add_typer(
+    simulator_commands.app, name="simulator", help="Run the local Mews simulator; change its data."
+)
+app.add_typer(
+    sync_commands.app, name="sync", help="Sync with Mews: backfill, poll, push, reconcile."
+)
+app.add_typer(
+    events_commands.app, name="events", help="The event inbox: process, stats, replay dead letters."
+)
+app.add_typer(
+    scheduler_commands.app, name="scheduler", help="Cloud Scheduler jobs from scheduler.yaml."
+)
+quality_commands.register(app)
+listener_commands.register(app)
+demo_commands.register(app)
 
 
 def main() -> None:

@@ -1,0 +1,30 @@
+"""The sync and simulator commands as people run them."""
+
+from __future__ import annotations
+
+import psycopg
+from typer.testing import CliRunner
+
+from shared.cli import app
+from shared.simulator.running import running_simulator
+from shared.simulator.server import SimulatorConfig
+
+
+def test_backfill_then_poll_from_the_command_line(database_url: str) -> None:
+    with running_simulator(SimulatorConfig(customers=250, rate_limit=200)) as sim:
+        env = {"DATABASE_URL": database_url, "MEWS_PLATFORM_URL": sim.url}
+        runner = CliRunner()
+        backfill = runner.invoke(app, ["sync", "backfill", "--entity", "customers"], env=env)
+        assert backfill.exit_code == 0, backfill.output
+        assert "customers: 250 fetched, 250 new" in backfill.output
+        assert "429s: 0" in backfill.output
+        poll = runner.invoke(app, ["sync", "poll", "--entity", "customers"], env=env)
+        assert poll.exit_code == 0, poll.output
+        assert "poll_changes: succeeded" in poll.output
+        bad = runner.invoke(app, ["sync", "poll", "--entity", "bookings"], env=env)
+        assert bad.exit_code != 0
+        changed = runner.invoke(app, ["simulator", "mutate", "--url", sim.url, "--customers-updated", "3"])
+        assert changed.exit_code == 0, changed.output
+        assert '"customers_updated": 3' in changed.output
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute("select count(*) from public.guests").fetchone() == (250,)
