@@ -50,7 +50,7 @@ async def engine_load(
             settings.mews_access_token.get_secret_value(),
             limit=limit,
             window_seconds=window,
-            guard_seconds=0.05 if window < 30 else 0.5,
+            guard_seconds=0.3 if window < 30 else 0.5,
         )
     else:
         limiter = UnlimitedRateLimiter()

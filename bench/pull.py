@@ -34,7 +34,7 @@ async def pull(url: str, db: str, concurrency: int, limit: int, window: float) -
         settings.mews_access_token.get_secret_value(),
         limit=limit,
         window_seconds=window,
-        guard_seconds=0.05 if window < 30 else 0.5,
+        guard_seconds=0.3 if window < 30 else 0.5,
     )
     try:
         async with httpx.AsyncClient(timeout=120) as http:

@@ -7,28 +7,17 @@ from typing import Any
 import flask
 import functions_framework
 
-from functions._mews import connected_engine
-from functions.runtime import runtime
-from shared.sync.engine import ENTITIES
-from shared.sync.runs import recorded_run
+from functions._job import run_job
+from shared.db.store import Store
+from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.runs import Run
+
+
+async def _poll(_: Store, engine: SyncEngine, run: Run) -> None:
+    for entity in ENTITIES:
+        await engine.poll(entity, run)
 
 
 @functions_framework.http
 def poll_changes(request: flask.Request) -> tuple[dict[str, Any], int]:
-    rt = runtime()
-
-    async def work() -> dict[str, Any]:
-        store = await rt.store()
-        async with (
-            recorded_run(store, "poll_changes") as run,
-            connected_engine(rt.settings, store) as engine,
-        ):
-            for entity in ENTITIES:
-                await engine.poll(entity, run)
-        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
-
-    try:
-        summary = rt.run(work())
-    except Exception as exc:
-        return {"status": "failed", "error": type(exc).__name__}, 503
-    return summary, 200
+    return run_job("poll_changes", _poll)

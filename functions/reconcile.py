@@ -1,5 +1,5 @@
 """Cloud Function `reconcile`: compare everything window by window (daily); reports what it
-corrected — the drift webhooks and polls missed."""
+corrected — the drift webhooks and polls missed. `?entity=customers` limits it to one entity."""
 
 from __future__ import annotations
 
@@ -8,30 +8,19 @@ from typing import Any
 import flask
 import functions_framework
 
-from functions._mews import connected_engine
-from functions.runtime import runtime
-from shared.sync.engine import ENTITIES
-from shared.sync.runs import recorded_run
+from functions._job import run_job
+from shared.db.store import Store
+from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.runs import Run
 
 
 @functions_framework.http
 def reconcile(request: flask.Request) -> tuple[dict[str, Any], int]:
-    rt = runtime()
     only = request.args.get("entity")
 
-    async def work() -> dict[str, Any]:
-        store = await rt.store()
-        async with (
-            recorded_run(store, "reconcile") as run,
-            connected_engine(rt.settings, store) as engine,
-        ):
-            for entity in ENTITIES:
-                if only in (None, entity):
-                    await engine.reconcile(entity, run)
-        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
+    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
+        for entity in ENTITIES:
+            if only in (None, entity):
+                await engine.reconcile(entity, run)
 
-    try:
-        summary = rt.run(work())
-    except Exception as exc:
-        return {"status": "failed", "error": type(exc).__name__}, 503
-    return summary, 200
+    return run_job("reconcile", work)

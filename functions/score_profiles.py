@@ -7,23 +7,17 @@ from typing import Any
 import flask
 import functions_framework
 
-from functions.runtime import runtime
+from functions._job import run_job
+from shared.db.store import Store
 from shared.quality.job import score_profiles as score
-from shared.sync.runs import recorded_run
+from shared.sync.engine import SyncEngine
+from shared.sync.runs import Run
+
+
+async def _score(store: Store, _: SyncEngine, run: Run) -> None:
+    await score(store, run)
 
 
 @functions_framework.http
 def score_profiles(request: flask.Request) -> tuple[dict[str, Any], int]:
-    rt = runtime()
-
-    async def work() -> dict[str, Any]:
-        store = await rt.store()
-        async with recorded_run(store, "score_profiles") as run:
-            await score(store, run)
-        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
-
-    try:
-        summary = rt.run(work())
-    except Exception as exc:
-        return {"status": "failed", "error": type(exc).__name__}, 503
-    return summary, 200
+    return run_job("score_profiles", _score, needs_mews=False)

@@ -8,7 +8,6 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-import httpx
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -16,9 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.cli.common import command_settings
 from shared.db.connect import open_store
 from shared.db.store import Store
-from shared.mews.client import MewsClient
-from shared.mews.ratelimit import PostgresRateLimiter
 from shared.settings import Settings
+from shared.sync.connect import connected_engine
 from shared.sync.engine import ENTITIES, Counts, SyncEngine
 from shared.sync.push import push_changes
 from shared.sync.runs import Run, recorded_run
@@ -34,18 +32,8 @@ EntityOption = Annotated[
 async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[Store, SyncEngine]]:
     store = await open_store(settings)
     try:
-        limiter = PostgresRateLimiter(
-            store,
-            settings.mews_access_token.get_secret_value(),
-            limit=settings.mews_rate_limit,
-            window_seconds=settings.mews_rate_window_seconds,
-            safety_margin=settings.mews_rate_safety_margin,
-        )
-        async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
-            yield (
-                store,
-                SyncEngine(store, MewsClient.from_settings(settings, http, limiter), **kwargs),
-            )
+        async with connected_engine(settings, store, **kwargs) as engine:
+            yield store, engine
     finally:
         await store.aclose()
 

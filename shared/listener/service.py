@@ -7,7 +7,6 @@ import contextlib
 import signal
 from collections.abc import Iterator
 
-import httpx
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -17,10 +16,8 @@ from starlette.routing import Route
 from shared.db.connect import open_store
 from shared.listener.listener import Listener
 from shared.logs import get_logger
-from shared.mews.client import MewsClient
-from shared.mews.ratelimit import PostgresRateLimiter
 from shared.settings import Settings
-from shared.sync.engine import SyncEngine
+from shared.sync.connect import connected_engine
 from shared.sync.runs import recorded_run
 
 log = get_logger(__name__)
@@ -48,18 +45,10 @@ async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = N
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     store = await open_store(settings)
-    limiter = PostgresRateLimiter(
-        store,
-        settings.mews_access_token.get_secret_value(),
-        limit=settings.mews_rate_limit,
-        window_seconds=settings.mews_rate_window_seconds,
-        safety_margin=settings.mews_rate_safety_margin,
-    )
-    async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
-        engine = SyncEngine(store, MewsClient.from_settings(settings, http, limiter))
+    async with connected_engine(settings, store) as engine:
 
         async def catch_up() -> None:
-            engine._scope = None  # Mews' now moves: ask again
+            engine.forget_scope()
             async with recorded_run(store, "listener_catch_up") as run:
                 for entity in ("reservations", "resources"):
                     await engine.poll(entity, run)

@@ -119,6 +119,10 @@ class SyncEngine:
             )
         return self._scope
 
+    def forget_scope(self) -> None:
+        """Ask Mews again next time (its ``NowUtc`` moves on between passes)."""
+        self._scope = None
+
     # -- one page in -----------------------------------------------------------------------
 
     async def ingest(self, entity: str, page: Page[Any], run: Run | None) -> Counts:

@@ -45,7 +45,9 @@ begin
          string_agg(format('%1$I = excluded.%1$I', a.attname), ', ' order by a.attnum)
     into v_cols, v_select, v_updates
   from pg_attribute a
-  where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped;
+  where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
+    -- local_* and push_* columns are ours (edits waiting for Mews), never written from Mews
+    and a.attname not like 'local\_%' and a.attname not like 'push\_%';
 
   execute format($f$
     with incoming as (

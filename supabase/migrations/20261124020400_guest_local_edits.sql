@@ -53,72 +53,7 @@ $$;
 create trigger guests_local_edit before update on public.guests
   for each row execute function app.guests_mark_local_edit();
 
--- The generic guarded upsert must never touch local edit state: replace it so columns named
--- local_* and push_* are left alone (they are ours, not Mews').
-create or replace function app.guarded_upsert(p_table regclass, p_rows jsonb, p_max_rows integer default 1000)
-returns jsonb
-language plpgsql
-set search_path = ''
-as $$
-declare
-  v_keys text;
-  v_cols text;
-  v_select text;
-  v_updates text;
-  v_result jsonb;
-begin
-  if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
-    raise exception 'p_rows must be a JSON array of rows' using errcode = '22023';
-  end if;
-  if jsonb_array_length(p_rows) > p_max_rows then
-    raise exception 'a page holds at most % rows, got %', p_max_rows, jsonb_array_length(p_rows)
-      using errcode = '22023';
-  end if;
-  select string_agg(quote_ident(a.attname), ', ' order by array_position(i.indkey::int2[], a.attnum))
-    into v_keys
-  from pg_index i
-  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey)
-  where i.indrelid = p_table and i.indisprimary;
-
-  select string_agg(quote_ident(a.attname), ', ' order by a.attnum),
-         string_agg(case when a.attname = 'raw_hash' then 'md5(r.raw::text)'
-                         when a.attname = 'synced_at' then 'now()'
-                         else 'r.' || quote_ident(a.attname) end
-                    || ' as ' || quote_ident(a.attname), ', ' order by a.attnum),
-         string_agg(format('%1$I = excluded.%1$I', a.attname), ', ' order by a.attnum)
-    into v_cols, v_select, v_updates
-  from pg_attribute a
-  where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
-    and a.attname not like 'local\_%' and a.attname not like 'push\_%';
-
-  execute format($f$
-    with incoming as (
-      select distinct on (%1$s) %3$s
-      from jsonb_populate_recordset(null::%5$s, $1) as r
-      order by %1$s, coalesce(r.mews_updated_utc, '-infinity') desc, md5(r.raw::text) desc
-    ),
-    written as (
-      insert into %5$s as t (%2$s)
-      select %2$s from incoming
-      on conflict (%1$s) do update set %4$s
-      where excluded.raw_hash is distinct from t.raw_hash
-        and ((excluded.mews_updated_utc is null and t.mews_updated_utc is null)
-             or (coalesce(excluded.mews_updated_utc, '-infinity'), excluded.raw_hash)
-                > (coalesce(t.mews_updated_utc, '-infinity'), t.raw_hash))
-      returning (xmax = 0) as inserted
-    )
-    select jsonb_build_object(
-      'received', jsonb_array_length($1),
-      'inserted', count(*) filter (where inserted),
-      'updated', count(*) filter (where not inserted),
-      'unchanged', (select count(*) from incoming) - count(*)
-    ) from written
-  $f$, v_keys, v_cols, v_select, v_updates, p_table)
-  into v_result
-  using p_rows;
-  return v_result;
-end
-$$;
+-- Sync writes never touch local_* / push_* columns: app.guarded_upsert leaves them out.
 
 create or replace function public.push_pending(p_limit integer default 100)
 returns jsonb

@@ -23,7 +23,9 @@ def test_backfill_then_poll_from_the_command_line(database_url: str) -> None:
         assert "poll_changes: succeeded" in poll.output
         bad = runner.invoke(app, ["sync", "poll", "--entity", "bookings"], env=env)
         assert bad.exit_code != 0
-        changed = runner.invoke(app, ["simulator", "mutate", "--url", sim.url, "--customers-updated", "3"])
+        changed = runner.invoke(
+            app, ["simulator", "mutate", "--url", sim.url, "--customers-updated", "3"]
+        )
         assert changed.exit_code == 0, changed.output
         assert '"customers_updated": 3' in changed.output
     with psycopg.connect(database_url) as conn:

@@ -67,7 +67,7 @@ async def test_frames_are_stored_and_a_drop_is_caught_up(
         await engine.backfill("reservations")
 
         async def catch_up() -> None:
-            engine._scope = None
+            engine.forget_scope()
             await engine.poll("reservations")
 
         listener = Listener(

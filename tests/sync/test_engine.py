@@ -49,7 +49,7 @@ async def test_a_second_backfill_does_nothing_and_a_poll_finds_only_changes(
     await engine.backfill("customers")
     assert (await engine.backfill("customers")).fetched == 0
     changed = await asyncio.to_thread(simulator.mutate, customers_added=3, customers_updated=4)
-    engine._scope = None  # a new invocation: Mews' now has moved
+    engine.forget_scope()  # a new invocation: Mews' now has moved
     await asyncio.sleep(1.1)
     counts = await engine.poll("customers")
     assert counts.inserted == 3

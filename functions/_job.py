@@ -1,0 +1,36 @@
+"""What every scheduled function does around its work: a recorded run with an honest outcome,
+one summary line, and a non-2xx answer when the run did not succeed (Cloud Scheduler retries)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from functions.runtime import runtime
+from shared.db.store import Store
+from shared.sync.connect import connected_engine
+from shared.sync.engine import SyncEngine
+from shared.sync.runs import Run, recorded_run
+
+Work = Callable[[Store, SyncEngine, Run], Awaitable[None]]
+OK = ("succeeded", "partial")
+
+
+def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str, Any], int]:
+    rt = runtime()
+
+    async def main() -> dict[str, Any]:
+        store = await rt.store()
+        async with recorded_run(store, job) as run:
+            if needs_mews:
+                async with connected_engine(rt.settings, store) as engine:
+                    await work(store, engine, run)
+            else:
+                await work(store, None, run)  # type: ignore[arg-type]
+        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
+
+    try:
+        summary = rt.run(main())
+    except Exception as exc:
+        return {"status": "failed", "error": type(exc).__name__}, 503
+    return summary, 200 if summary["status"] in OK else 503
