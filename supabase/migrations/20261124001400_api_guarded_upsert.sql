@@ -53,7 +53,7 @@ begin
     with incoming as (
       select distinct on (%1$s) %3$s
       from jsonb_populate_recordset(null::%5$s, $1) as r
-      order by %1$s, coalesce(r.mews_updated_utc, '-infinity') desc, md5(r.raw::text) desc
+      order by %1$s, coalesce(r.mews_updated_utc, '-infinity') desc, raw_hash desc
     ),
     written as (
       insert into %5$s as t (%2$s)

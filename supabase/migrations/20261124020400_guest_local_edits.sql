@@ -24,13 +24,15 @@ language plpgsql set search_path = ''
 as $$
 declare
   v_changes jsonb := '{}'::jsonb;
-  v_new jsonb := to_jsonb(new);
-  v_old jsonb := to_jsonb(old);
+  v_new jsonb;
+  v_old jsonb;
   v_col text;
 begin
   if current_user <> 'authenticated' then
-    return new;
+    return new;  -- sync writes (service_role) are Mews' data, not edits
   end if;
+  v_new := to_jsonb(new);
+  v_old := to_jsonb(old);
   foreach v_col in array array['first_name', 'last_name', 'email', 'phone', 'birth_date',
     'nationality_code', 'preferred_language_code', 'title', 'sex', 'notes', 'loyalty_code',
     'occupation', 'car_registration_number', 'dietary_requirements'] loop
