@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import random
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -203,6 +204,31 @@ class SimData:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted_utc: dict[str, str] = field(default_factory=dict)  # customer id → deletion time
     services: dict[str, str] = field(default_factory=dict)  # service id → enterprise id
+    version: int = 0  # bumped by every write: invalidates the time indexes
+    _indexes: dict[tuple[str, str], tuple[int, list[str], list[dict[str, Any]]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def sorted_by(
+        self, name: str, field_name: str, records: Iterable[dict[str, Any]]
+    ) -> tuple[list[str], list[dict[str, Any]]]:
+        """Records of a collection sorted by a timestamp field (cached until the next write),
+        so a time-window read bisects instead of scanning everything."""
+        cached = self._indexes.get((name, field_name))
+        if cached is not None and cached[0] == self.version:
+            return cached[1], cached[2]
+        pairs = sorted(
+            (
+                (value[:19] + "Z", record)
+                for record in records
+                if isinstance(value := record.get(field_name), str)
+            ),
+            key=lambda pair: pair[0],
+        )
+        keys = [k for k, _ in pairs]
+        ordered = [r for _, r in pairs]
+        self._indexes[(name, field_name)] = (self.version, keys, ordered)
+        return keys, ordered
 
 
 class _Ids:

@@ -5,6 +5,7 @@ Pure functions over dicts; the server maps :class:`RequestError` to a Mews error
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -118,7 +119,15 @@ def run_read(spec: ReadSpec, data: SimData, body: dict[str, Any]) -> dict[str, A
                 return False
         return spec.extra is None or spec.extra(data, body, record)  # noqa: S610 - not Django
 
-    matched = [r for r in spec.records(data) if keep(r)]
+    candidates: Iterable[dict[str, Any]] = spec.records(data)
+    if windows and not windows[0][0].startswith("#"):
+        # bisect the first time filter on a sorted index instead of scanning every record
+        record_field, start, end, equality = windows[0]
+        keys, ordered = data.sorted_by(spec.result_key, record_field, spec.records(data))
+        low = bisect.bisect_left(keys, start)
+        high = bisect.bisect_right(keys, start) if equality else bisect.bisect_left(keys, end)
+        candidates = ordered[low:high]
+    matched = [r for r in candidates if keep(r)]
     matched.sort(key=lambda r: (_field(data, r, order_field) or "", r["Id"]), reverse=True)
     start_at = 0
     if cursor is not None:

@@ -95,6 +95,7 @@ def _customer(data: SimData, customer_id: Any) -> dict[str, Any]:
 
 
 def update_customer(data: SimData, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    data.version += 1
     customer = _customer(data, body.get("CustomerId"))
     if not customer["IsActive"]:
         raise RequestError(400, "Invalid CustomerId: the customer is not active.")
@@ -118,6 +119,7 @@ def add_customer(
     data: SimData, body: dict[str, Any], clock: Clock, new_id: Any
 ) -> tuple[dict[str, Any], bool]:
     """(customer, created) — an existing customer with that e-mail is refused or overwritten."""
+    data.version += 1
     if not isinstance(body.get("LastName"), str) or not body["LastName"]:
         raise RequestError(400, "Invalid LastName.")
     if not isinstance(body.get("OverwriteExisting"), bool):
@@ -160,6 +162,7 @@ def add_customer(
 
 
 def update_accounts(data: SimData, body: dict[str, Any], clock: Clock) -> dict[str, Any]:
+    data.version += 1
     updates = body.get("AccountUpdates")
     if not isinstance(updates, list) or not updates:
         raise RequestError(400, "Invalid AccountUpdates.")
@@ -223,6 +226,7 @@ def mutate(
     resources_updated: int = 0,
 ) -> dict[str, list[str]]:
     """Staff at work in Mews: the ids changed, per kind."""
+    data.version += 1
     changed: dict[str, list[str]] = {
         "customers_added": [],
         "customers_updated": [],
