@@ -233,7 +233,15 @@ begin
   end if;
   execute format($f$
     with scored as (%s),
-    %s
+    history as (
+      -- a score's history follows the profile; a new rule set starts a fresh baseline (its effect
+      -- is in the dry run and in quality_daily)
+      insert into public.guest_score_history (enterprise_id, guest_mews_id, score, previous_score, rule_set_id)
+      select $5, s.guest_mews_id, s.score, o.score, $6
+      from scored s
+      join public.guest_scores o on o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id
+      where o.rule_set_id = $6 and o.score <> s.score
+    ),
     updated as (
       update public.guest_scores o
          set score = s.score, failed_rules = s.failed_rules, rule_set_id = $6, scored_at = now()
@@ -251,20 +259,7 @@ begin
     )
     select jsonb_build_object('scored', (select count(*) from scored),
                               'changed', (select count(*) from updated) + (select count(*) from inserted))
-  $f$, app.quality_compiled_sql(v_rule_set),
-    -- a score's history follows the profile under one rule set; a new rule set starts a fresh
-    -- baseline (its effect is in the dry run and in quality_daily), so the first rescore under
-    -- a new set skips the comparison altogether
-    case when exists (select 1 from public.guest_scores
-                      where enterprise_id = p_enterprise_id and rule_set_id = v_rule_set
-                        and (v_ids is null or guest_mews_id = any (v_ids))) then $h$
-    history as (
-      insert into public.guest_score_history (enterprise_id, guest_mews_id, score, previous_score, rule_set_id)
-      select $5, s.guest_mews_id, s.score, o.score, $6
-      from scored s
-      join public.guest_scores o on o.enterprise_id = $5 and o.guest_mews_id = s.guest_mews_id
-      where o.rule_set_id = $6 and o.score <> s.score
-    ),$h$ else '' end)
+  $f$, app.quality_compiled_sql(v_rule_set))
   into v_result
   using v_chain, v_ids, p_part, p_parts, p_enterprise_id, v_rule_set;
   return v_result;
