@@ -121,9 +121,8 @@ def test_a_chain_membership_reads_every_enterprise_of_that_chain(conn: psycopg.C
 
 def test_staff_cannot_write_mirror_tables(conn: psycopg.Connection) -> None:
     staff = add_user(conn, enterprise_id=ENTERPRISE_ID)
-    with as_role(conn, "authenticated", staff):
-        deleted = conn.execute("delete from public.guests returning 1").fetchall()
-    assert deleted == []
+    with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(conn, "authenticated", staff):
+        conn.execute("delete from public.guests")
     with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(conn, "authenticated", staff):
         conn.execute("select public.upsert_guests('[]'::jsonb)")
 

@@ -46,18 +46,32 @@ def add_user(
     return user_id
 
 
+# Supabase's statement timeouts for the API roles; PostgREST applies a role's settings per request
+STATEMENT_TIMEOUTS = {"anon": "3s", "authenticated": "8s", "service_role": "8s"}
+
+
 @contextmanager
 def as_role(
-    conn: psycopg.Connection, role: str, user_id: str | None = None
+    conn: psycopg.Connection,
+    role: str,
+    user_id: str | None = None,
+    *,
+    claims: dict[str, Any] | None = None,
 ) -> Iterator[psycopg.Connection]:
-    """Act as PostgREST does for one request: `set local role`, then the JWT claims.
+    """Act as PostgREST does for one request: `set local role`, the role's statement timeout,
+    then the JWT claims (``claims`` replaces them whole, for forged or missing claims).
 
     Rolled back afterwards, so a test can try writes without leaving them behind."""
-    claims: dict[str, Any] = {"role": role}
-    if user_id is not None:
-        claims["sub"] = user_id
+    if claims is None:
+        claims = {"role": role}
+        if user_id is not None:
+            claims["sub"] = user_id
     tx = conn.transaction(force_rollback=True)
     with tx:
         conn.execute(psycopg.sql.SQL("set local role {}").format(psycopg.sql.Identifier(role)))
-        conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
+        conn.execute(
+            "select set_config('statement_timeout', %s, true)", (STATEMENT_TIMEOUTS[role],)
+        )
+        if claims:
+            conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
         yield conn
