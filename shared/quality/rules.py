@@ -17,11 +17,13 @@ rules are listed in never matters.
 
 from __future__ import annotations
 
-import re
+from dataclasses import dataclass
 from decimal import ROUND_HALF_UP, Decimal
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from shared.quality.patterns import MAX_PATTERN_LENGTH, pattern_problem
 
 # field → value type. The same catalogue exists in SQL (app.quality_field).
 FIELDS: dict[str, str] = {
@@ -50,20 +52,160 @@ Kind = Literal[
     "date_range",
     "cross_field",
 ]
-MAX_PATTERN = 200
-# back-references and every (?...) construct; a quantified group that itself holds a quantifier
-_UNSAFE_PATTERN = re.compile(r"\\[1-9]|\(\?|\([^)]*[+*?}][^)]*\)[+*?{]")
+KINDS: tuple[str, ...] = (
+    "allowed_values",
+    "cross_field",
+    "date_range",
+    "email",
+    "length",
+    "not_ota_email",
+    "pattern",
+    "phone",
+    "required",
+)
+CROSS_FIELD_OPS = ("differs", "equals", "before", "after")
 
 
-def _check_pattern(pattern: str) -> None:
-    if len(pattern) > MAX_PATTERN:
-        raise ValueError(f"a pattern is at most {MAX_PATTERN} characters")
-    if _UNSAFE_PATTERN.search(pattern):
-        raise ValueError("patterns may not use back-references, look-arounds or nested quantifiers")
-    try:
-        re.compile(pattern)
-    except re.error as exc:
-        raise ValueError(f"invalid pattern: {exc}") from None
+@dataclass(frozen=True)
+class Param:
+    """One parameter of a rule kind: its JSON type, whether it must be given, its bounds."""
+
+    name: str
+    type: str  # text | texts | whole number | field | choice
+    required: bool
+    meaning: str
+    upper: int | None = None
+
+
+@dataclass(frozen=True)
+class KindSpec:
+    """What a rule kind checks, the fields it applies to, and its parameters."""
+
+    applies_to: str  # a field name, or a field type: text | date | any
+    meaning: str
+    params: tuple[Param, ...] = ()
+    # at least one of these must be given (length, date_range)
+    one_of: tuple[str, ...] = ()
+
+
+# The catalogue of rule kinds. app.quality_rule_problem (SQL) checks the same, word for word.
+CATALOGUE: dict[str, KindSpec] = {
+    "required": KindSpec(
+        "any", "the field has a value; its weight is what a complete value is worth"
+    ),
+    "email": KindSpec("email", "the e-mail address is deliverable in form (email-validator)"),
+    "not_ota_email": KindSpec("email", "the e-mail is not an OTA relay address (Mews flags these)"),
+    "phone": KindSpec("phone", "the phone number is valid for its country (phonenumbers)"),
+    "pattern": KindSpec(
+        "text",
+        "the value matches a regular expression (a safe subset: see shared/quality/patterns.py)",
+        (Param("regex", "text", True, f"the expression, at most {MAX_PATTERN_LENGTH} characters"),),
+    ),
+    "allowed_values": KindSpec(
+        "text",
+        "the value is one of a list",
+        (Param("values", "texts", True, "1 to 200 texts of 1 to 100 characters", 200),),
+    ),
+    "length": KindSpec(
+        "text",
+        "the value's length in characters is within bounds",
+        (
+            Param("min", "whole number", False, "shortest allowed length, 0 to 1000", 1000),
+            Param("max", "whole number", False, "longest allowed length, 0 to 1000", 1000),
+        ),
+        one_of=("min", "max"),
+    ),
+    "date_range": KindSpec(
+        "date",
+        "the date lies between so many whole years ago",
+        (
+            Param(
+                "min_years_ago",
+                "whole number",
+                False,
+                "at least this many years ago, 0 to 200",
+                200,
+            ),
+            Param(
+                "max_years_ago", "whole number", False, "at most this many years ago, 0 to 200", 200
+            ),
+        ),
+        one_of=("min_years_ago", "max_years_ago"),
+    ),
+    "cross_field": KindSpec(
+        "any",
+        "the value compared with another field's (differs, equals; before, after for dates)",
+        (
+            Param("other", "field", True, "the other field"),
+            Param("op", "choice", True, "differs, equals, before or after"),
+        ),
+    ),
+}
+
+
+def _whole(value: Any, upper: int) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and 0 <= value <= upper
+
+
+def rule_problem(field: str, kind: str, params: Any) -> str | None:  # noqa: PLR0911, PLR0912
+    """What is wrong with a rule, in the words app.quality_rule_problem uses; None if nothing."""
+    where = f"{kind} rule on {field}: "
+    spec = CATALOGUE.get(kind)
+    if spec is None:
+        return where + f"unknown kind (kinds: {', '.join(KINDS)})"
+    field_type = FIELDS.get(field)
+    if field_type is None:
+        return where + f"unknown field {field}"
+    if not isinstance(params, dict):
+        return where + "params must be an object"
+    allowed = [p.name for p in spec.params]
+    for key in sorted(params):
+        if key not in allowed:
+            hint = f"allowed: {', '.join(allowed)}" if allowed else f"{kind} takes no parameters"
+            return where + f"unknown parameter {key} ({hint})"
+    for param in spec.params:
+        if param.required and param.name not in params:
+            return where + f"parameter {param.name} is required"
+    if spec.applies_to in ("email", "phone") and field != spec.applies_to:
+        return where + f"{kind} applies to the {spec.applies_to} field only"
+    if spec.applies_to in ("text", "date") and field_type != spec.applies_to:
+        return where + f"{kind} applies to {spec.applies_to} fields only"
+    if kind == "pattern":
+        regex = params["regex"]
+        if not isinstance(regex, str):
+            return where + "parameter regex must be a string"
+        problem = pattern_problem(regex)
+        return None if problem is None else where + f"parameter regex: {problem}"
+    if kind == "allowed_values":
+        values = params["values"]
+        if not isinstance(values, list) or not 1 <= len(values) <= 200:
+            return where + "parameter values must be a list of 1 to 200 texts"
+        if not all(isinstance(v, str) and 1 <= len(v) <= 100 for v in values):
+            return where + "parameter values: each value is a text of 1 to 100 characters"
+        return None
+    if spec.one_of:
+        low, high = spec.one_of
+        if low not in params and high not in params:
+            return where + f"parameter {low} or {high} is required"
+        for param in spec.params:
+            if param.name in params and not _whole(params[param.name], param.upper or 0):
+                return (
+                    where + f"parameter {param.name} must be a whole number from 0 to {param.upper}"
+                )
+        if low in params and high in params and params[low] > params[high]:
+            return where + f"{low} ({params[low]}) is greater than {high} ({params[high]})"
+        return None
+    if kind == "cross_field":
+        other, op = params["other"], params["op"]
+        if not isinstance(other, str) or other not in FIELDS:
+            return where + "parameter other must name a known field"
+        if other == field:
+            return where + "parameter other must name another field"
+        if not isinstance(op, str) or op not in CROSS_FIELD_OPS:
+            return where + "parameter op is one of differs, equals, before, after"
+        if op in ("before", "after") and not (field_type == FIELDS[other] == "date"):
+            return where + "before and after compare two date fields"
+    return None
 
 
 class Rule(BaseModel):
@@ -75,71 +217,11 @@ class Rule(BaseModel):
     severity: Literal["info", "warning", "error"] = "warning"
     weight: int = Field(ge=0, le=100)
 
-    @field_validator("field")
-    @classmethod
-    def _known_field(cls, value: str) -> str:
-        if value not in FIELDS:
-            raise ValueError(f"unknown field {value!r}; fields: {', '.join(sorted(FIELDS))}")
-        return value
-
     @model_validator(mode="after")
-    def _params(self) -> Rule:  # noqa: PLR0912 - one check per kind, read top to bottom
-        p = self.params
-        kind = self.kind
-        allowed: dict[str, set[str]] = {
-            "pattern": {"regex"},
-            "allowed_values": {"values"},
-            "length": {"min", "max"},
-            "date_range": {"min_years_ago", "max_years_ago"},
-            "cross_field": {"other", "op"},
-        }
-        extra = set(p) - allowed.get(kind, set())
-        if extra:
-            raise ValueError(f"{kind} takes no parameter(s) {', '.join(sorted(extra))}")
-        if (kind == "email" and self.field != "email") or (
-            kind == "not_ota_email" and self.field != "email"
-        ):
-            raise ValueError(f"{kind} applies to the email field")
-        if kind == "phone" and self.field != "phone":
-            raise ValueError("phone applies to the phone field")
-        if kind == "pattern":
-            if not isinstance(p.get("regex"), str):
-                raise ValueError("pattern needs a regex")
-            _check_pattern(p["regex"])
-        if kind == "allowed_values":
-            values = p.get("values")
-            if (
-                not isinstance(values, list)
-                or not values
-                or len(values) > 500
-                or not all(isinstance(v, str) for v in values)
-            ):
-                raise ValueError("allowed_values needs 1..500 text values")
-        if kind == "length":
-            bounds = [p.get("min"), p.get("max")]
-            if all(b is None for b in bounds) or not all(
-                b is None or (isinstance(b, int) and 0 <= b <= 1000) for b in bounds
-            ):
-                raise ValueError("length needs min and/or max in 0..1000")
-        if kind == "date_range":
-            if FIELDS[self.field] != "date":
-                raise ValueError("date_range applies to date fields")
-            if not all(
-                isinstance(p.get(k, 0), int) and 0 <= p.get(k, 0) <= 200
-                for k in ("min_years_ago", "max_years_ago")
-            ):
-                raise ValueError("date_range bounds are whole years ago in 0..200")
-        if kind == "cross_field":
-            if p.get("other") not in FIELDS or p.get("other") == self.field:
-                raise ValueError("cross_field needs another known field")
-            if p.get("op") not in ("differs", "equals", "before", "after"):
-                raise ValueError("cross_field op is one of differs, equals, before, after")
-            if p["op"] in ("before", "after") and not (
-                FIELDS[self.field] == FIELDS[p["other"]] == "date"
-            ):
-                raise ValueError("before/after compare two date fields")
-        if kind in ("pattern", "allowed_values", "length") and FIELDS[self.field] != "text":
-            raise ValueError(f"{kind} applies to text fields")
+    def _valid(self) -> Rule:
+        problem = rule_problem(self.field, self.kind, self.params)
+        if problem is not None:
+            raise ValueError(problem)
         return self
 
     def fields(self) -> tuple[str, ...]:

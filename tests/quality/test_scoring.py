@@ -113,11 +113,11 @@ def test_validators_never_cost_more_than_their_field_is_worth() -> None:
         ),
         (
             {"field": "email", "kind": "pattern", "params": {"regex": "a" * 201}, "weight": 5},
-            "at most 200",
+            "longer than 200 characters",
         ),
         (
             {"field": "email", "kind": "pattern", "params": {"regex": "[a-"}, "weight": 5},
-            "invalid pattern",
+            "unterminated bracket expression",
         ),
         ({"field": "phone", "kind": "email", "weight": 5}, "email field"),
         (
@@ -126,7 +126,7 @@ def test_validators_never_cost_more_than_their_field_is_worth() -> None:
         ),
         (
             {"field": "title", "kind": "allowed_values", "params": {"values": []}, "weight": 5},
-            "1..500",
+            "a list of 1 to 200 texts",
         ),
         (
             {
@@ -135,7 +135,7 @@ def test_validators_never_cost_more_than_their_field_is_worth() -> None:
                 "params": {"other": "first_name", "op": "differs"},
                 "weight": 5,
             },
-            "another known field",
+            "parameter other must name another field",
         ),
         ({"field": "email", "kind": "required", "weight": 101}, "less than or equal to 100"),
         (
