@@ -6,6 +6,11 @@ client) on it, created on first use and reused by every request the instance ser
 call :func:`run` with a coroutine.
 
 Tests build a fresh runtime per test with :func:`reset` (and settings overrides).
+
+Invalid settings (e.g. a malformed TOKEN_ENCRYPTION_KEY) are a :class:`ConfigurationError`: one
+line naming the variable, never its value. :func:`preflight` raises it at start-up
+(``functions/main.py``); a handler whose runtime cannot be built answers it as a JSON 500, and
+it is logged once per process.
 """
 
 from __future__ import annotations
@@ -15,13 +20,34 @@ import threading
 from collections.abc import Coroutine
 from typing import Any, TypeVar
 
+import psycopg
+
 from shared.cli.common import secret_values
 from shared.db.connect import open_store
-from shared.db.store import Store
-from shared.logs import configure_logging
-from shared.settings import Settings, load_settings
+from shared.db.store import Store, StoreError
+from shared.logs import configure_logging, get_logger
+from shared.settings import Settings, SettingsError, load_settings
 
 T = TypeVar("T")
+
+# a database that refuses or does not answer fails in seconds, not after the pool's 30 s
+# (Mews waits 5 s for a webhook's answer)
+CONNECT_TIMEOUT_SECONDS = 4
+
+log = get_logger(__name__)
+
+
+class ConfigurationError(RuntimeError):
+    """The deployment's configuration is invalid; the message is one line, without secrets."""
+
+
+def preflight() -> None:
+    """Load the settings from the environment once, so that an invalid configuration (such as
+    a malformed TOKEN_ENCRYPTION_KEY) stops an instance at start-up with a clear message."""
+    try:
+        load_settings()
+    except SettingsError as exc:
+        raise ConfigurationError(str(exc)) from None
 
 
 class Runtime:
@@ -40,10 +66,17 @@ class Runtime:
         return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     async def store(self) -> Store:
-        """The instance's store, opened on first use."""
+        """The instance's store, opened on first use. Raises :class:`StoreError` when the
+        database cannot be reached, :class:`ConfigurationError` when it is not configured
+        coherently."""
         async with self._store_lock:
             if self._store is None:
-                self._store = await open_store(self.settings)
+                if self.settings.database_url is not None:
+                    await _probe(self.settings.database_url.get_secret_value())
+                try:
+                    self._store = await open_store(self.settings)
+                except ValueError as exc:  # e.g. SUPABASE_URL without its service-role key
+                    raise _reported_once(ConfigurationError(str(exc))) from None
             return self._store
 
     def close(self) -> None:
@@ -55,35 +88,62 @@ class Runtime:
         self._loop.close()
 
 
+async def _probe(url: str) -> None:
+    """Connect once with a short timeout: the pool would retry for 30 s before failing."""
+    try:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
+    except psycopg.Error as exc:
+        raise StoreError("connect", exc.sqlstate, str(exc)) from None
+    await conn.close()
+
+
 _runtime: Runtime | None = None
 _lock = threading.Lock()
+_reported: set[str] = set()  # configuration errors already logged by this process
 
 
 def runtime() -> Runtime:
-    """The process's runtime; reads the environment on first use (never at import)."""
+    """The process's runtime; reads the environment on first use (never at import).
+
+    Raises :class:`ConfigurationError` when the settings are invalid (logged once).
+    """
     global _runtime  # noqa: PLW0603 - one runtime per process is the point
     with _lock:
         if _runtime is None:
-            settings = load_settings()
-            configure_logging(
-                level=settings.log_level, json=settings.log_json, secrets=secret_values(settings)
-            )
-            _runtime = Runtime(settings)
+            _runtime = Runtime(_settings())
         return _runtime
 
 
 def reset(**overrides: object) -> Runtime:
-    """Replace the process's runtime (tests: settings overrides such as ``database_url``)."""
+    """Replace the process's runtime (tests: settings overrides such as ``database_url``).
+    Invalid settings leave no runtime (the next :func:`runtime` reads the environment again)."""
     global _runtime  # noqa: PLW0603
     with _lock:
         if _runtime is not None:
             _runtime.close()
-        settings = load_settings(**overrides)
-        configure_logging(
-            level=settings.log_level, json=settings.log_json, secrets=secret_values(settings)
-        )
-        _runtime = Runtime(settings)
+            _runtime = None
+        _reported.clear()
+        _runtime = Runtime(_settings(**overrides))
         return _runtime
+
+
+def _reported_once(error: ConfigurationError) -> ConfigurationError:
+    """Log a configuration error the first time this process meets it; return it."""
+    if str(error) not in _reported:
+        _reported.add(str(error))
+        log.error("invalid configuration", error=str(error))
+    return error
+
+
+def _settings(**overrides: object) -> Settings:
+    try:
+        settings = load_settings(**overrides)
+    except SettingsError as exc:
+        raise _reported_once(ConfigurationError(str(exc))) from None
+    configure_logging(
+        level=settings.log_level, json=settings.log_json, secrets=secret_values(settings)
+    )
+    return settings
 
 
 def run(coro: Coroutine[Any, Any, T]) -> T:

@@ -1,14 +1,17 @@
 """Settings for every entry point, read from the environment (or a `.env` file) on demand.
 
 Nothing is read at import: an entry point calls :func:`load_settings` and passes the result
-down. Every secret is a :class:`~pydantic.SecretStr`, so it prints as ``**********``.
+down. Every secret is a :class:`~pydantic.SecretStr`, so it prints as ``**********``, and a
+value that fails validation is never echoed (``hide_input_in_errors``; :class:`SettingsError`
+is one line naming the variable).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from pydantic import Field, SecretStr
+from cryptography.fernet import Fernet
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The public demo environment (CONNECTOR-API.md §1). Its tokens are published by Mews for
@@ -18,11 +21,23 @@ DEMO_WEBSOCKET_URL = "wss://ws.mews-demo.com"
 DEMO_CLIENT_TOKEN = "E0D439EE522F44368DC78E1BFB03710C-D24FB11DBE31D4621C4817E028D9E1D"  # noqa: S105
 DEMO_ACCESS_TOKEN = "C66EF7B239D24632943D115EDE9CB810-EA00F8FD8294692C940F6B5A8F9453D"  # noqa: S105
 
+INVALID_ENCRYPTION_KEY_MESSAGE = (
+    "TOKEN_ENCRYPTION_KEY is not a valid Fernet key (32 bytes, URL-safe base64); generate one"
+    ' with: python -c "from cryptography.fernet import Fernet;'
+    ' print(Fernet.generate_key().decode())"'
+)
+
+
+class SettingsError(ValueError):
+    """The environment's settings are invalid; one line naming each variable, never a value."""
+
 
 class Settings(BaseSettings):
     """Configuration of one deployment."""
 
-    model_config = SettingsConfigDict(env_file=".env", env_file_encoding="utf-8", extra="ignore")
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", hide_input_in_errors=True
+    )
 
     # database: a direct connection (local, embedded, tests, or Supabase's direct URL) ...
     database_url: SecretStr | None = None
@@ -50,10 +65,41 @@ class Settings(BaseSettings):
     # key that encrypts Mews access tokens stored from Integration webhooks (Fernet, base64)
     token_encryption_key: SecretStr | None = None
 
+    # processed (done) and refused (rejected) inbox rows are purged after this many days
+    inbox_retention_days: int = Field(default=30, ge=1)
+
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal
 
+    @field_validator("token_encryption_key")
+    @classmethod
+    def _fernet_key(cls, value: SecretStr | None) -> SecretStr | None:
+        """A set key must be one Fernet accepts (an empty variable counts as not set)."""
+        if value is None or not value.get_secret_value():
+            return None
+        try:
+            Fernet(value.get_secret_value().encode())
+        except ValueError:
+            raise ValueError(INVALID_ENCRYPTION_KEY_MESSAGE) from None
+        return value
+
 
 def load_settings(**overrides: object) -> Settings:
-    """Read the environment now; explicit overrides win (tests pass everything explicitly)."""
-    return Settings(**overrides)  # type: ignore[arg-type]
+    """Read the environment now; explicit overrides win (tests pass everything explicitly).
+
+    Raises :class:`SettingsError` (one line, no value) when a setting is invalid.
+    """
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe(exc)) from None
+
+
+def describe(error: ValidationError) -> str:
+    """A validation error as one line: each variable and what is wrong, never its value."""
+    parts = []
+    for item in error.errors(include_input=False, include_url=False):
+        name = "_".join(str(part) for part in item["loc"]).upper() or "settings"
+        message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
+        parts.append(message if message.startswith(name) else f"{name}: {message}")
+    return "; ".join(parts)

@@ -1,4 +1,4 @@
-"""`guesthub events`: process the inbox, look at it, replay dead letters."""
+"""`guesthub events`: process the inbox, look at it, replay dead letters, purge old rows."""
 
 from __future__ import annotations
 
@@ -45,6 +45,30 @@ def stats() -> None:
             await store.aclose()
 
     typer.echo(json.dumps(asyncio.run(run()), indent=2))
+
+
+@app.command("purge")
+def purge(
+    days: Annotated[
+        int | None, typer.Option("--days", min=1, help="Retention (default INBOX_RETENTION_DAYS).")
+    ] = None,
+) -> None:
+    """Delete processed and refused inbox rows older than the retention (the daily purge_inbox)."""
+    from shared.sync.events import purge_inbox
+    from shared.sync.runs import recorded_run
+
+    settings = command_settings()
+    retention = days or settings.inbox_retention_days
+
+    async def run() -> int:
+        store = await open_store(settings)
+        try:
+            async with recorded_run(store, "purge_inbox") as recorded:
+                return await purge_inbox(store, recorded, retention_days=retention)
+        finally:
+            await store.aclose()
+
+    typer.echo(f"{asyncio.run(run())} inbox row(s) older than {retention} days purged")
 
 
 @app.command("process")

@@ -1,19 +1,37 @@
-"""Store-and-acknowledge: the webhook's whole job while Mews waits (≤ 5 s, we take ms)."""
+"""Store-and-acknowledge: the webhook's whole job while Mews waits (≤ 5 s, we take ms).
+
+Answers (CONNECTOR-API.md §9: any non-2xx makes Mews re-send later):
+
+- 202 ``{"stored": id}`` — stored for processing (``id`` may be an identical body stored
+  earlier: the database deduplicates, this code passes its id through).
+- 400 ``{"error": reason, "stored": id}`` — the body cannot be accepted; it is stored as
+  rejected (secrets removed, NUL replaced) so that it can be inspected.
+- 401 — wrong or missing ``?Token=``; nothing stored.
+- 503 ``{"error": ...}`` — the database cannot be reached or failed, or an AccessToken arrived
+  and no TOKEN_ENCRYPTION_KEY is configured to keep it: nothing acknowledged, Mews re-sends.
+"""
 
 from __future__ import annotations
 
 import hmac
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from cryptography.fernet import Fernet
 
-from shared.db.store import Store
-from shared.intake.events import MalformedBody, Parsed, parse_body
+from shared.db.store import Store, StoreError
+from shared.intake.events import IntegrationEvent, MalformedBody, Parsed, parse_body
+from shared.intake.redact import storable_text
 from shared.logs import get_logger
+from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 
 log = get_logger(__name__)
+
+MISSING_KEY = "TOKEN_ENCRYPTION_KEY is not set: the AccessToken cannot be kept; Mews will retry"
+
+OpenStore = Callable[[], Awaitable[Store]]
 
 
 @dataclass(frozen=True)
@@ -29,38 +47,102 @@ def token_matches(given: str | None, expected: str | None) -> bool:
     return hmac.compare_digest(given.encode(), expected.encode())
 
 
+def database_unavailable(exc: StoreError) -> IntakeResult:
+    """503 for a database that cannot be reached or failed: Mews re-sends later. The answer
+    names only the failed call and its SQLSTATE, never the driver's text (host, URL)."""
+    log.error("webhook not stored: database unavailable", error=str(exc))
+    code = f", SQLSTATE {exc.code}" if exc.code else ""
+    return IntakeResult(
+        503, {"error": f"database unavailable ({exc.fn} failed{code}); Mews will retry"}
+    )
+
+
 async def accept_webhook(
-    store: Store,
+    open_store: OpenStore,
     body: bytes,
     token: str | None,
     *,
     secret: str | None,
     encryption_key: str | None = None,
 ) -> IntakeResult:
+    """Check the URL secret, then the body, store it (secrets removed), apply an Integration
+    Webhook to its connection, and say what to answer. ``open_store`` is called only once the
+    URL secret matched and the body is to be stored."""
     if not token_matches(token, secret):
         return IntakeResult(401, {"error": "unauthorized"})
-    text = body.decode("utf-8", errors="replace")
     try:
         parsed = parse_body(body)
     except MalformedBody as exc:
-        stored = await store.call(
-            "inbox_add", p_source="general_webhook", p_body_raw=text, p_error=str(exc)
-        )
-        return IntakeResult(400, {"error": str(exc), "stored": stored["id"]})
+        return await _store_rejected(open_store, exc.kind, body, str(exc))
+    event = parsed.integration
+    encrypted: str | None = None
+    if event is not None and event.token is not None:
+        if not encryption_key:
+            log.error(MISSING_KEY, action=event.action, integration_id=event.integration_id)
+            return IntakeResult(503, {"error": MISSING_KEY})
+        encrypted = _encrypt(event.token, encryption_key)
+        if encrypted is None:
+            return IntakeResult(500, {"error": INVALID_ENCRYPTION_KEY_MESSAGE})
+    try:
+        return await _store_accepted(open_store, parsed, body, encrypted)
+    except StoreError as exc:
+        return database_unavailable(exc)
+
+
+def _encrypt(token: str, key: str) -> str | None:
+    """The token encrypted with the key; None (logged) when the key is not a Fernet key —
+    Settings refuse such a key, so only a caller passing one directly gets here."""
+    try:
+        fernet = Fernet(key.encode())
+    except ValueError:
+        fernet = None
+    if fernet is None:
+        log.error(INVALID_ENCRYPTION_KEY_MESSAGE)
+        return None
+    return fernet.encrypt(token.encode()).decode()
+
+
+async def _store_accepted(
+    open_store: OpenStore, parsed: Parsed, body: bytes, token_encrypted: str | None
+) -> IntakeResult:
+    store = await open_store()
     stored = await store.call(
         "inbox_add",
         p_source=parsed.kind,
-        p_body_raw=text,
+        p_body_raw=storable_text(body),
         p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
         p_unknown=list(parsed.unknown),
     )
+    if stored.get("status") == "rejected":
+        # the database could not take what Python could parse: never acknowledge it
+        error = str(stored.get("error") or "the database rejected the body")
+        log.warning("webhook rejected by the database", error=error, inbox_id=stored["id"])
+        return IntakeResult(400, {"error": error, "stored": stored["id"]})
     if parsed.unknown:
         log.warning(
             "unknown discriminators stored", kinds=list(parsed.unknown), inbox_id=stored["id"]
         )
-    if parsed.kind == "integration_webhook":
-        await apply_integration(store, parsed, encryption_key)
-    return IntakeResult(202, {"stored": stored["id"]})
+    event = parsed.integration
+    if event is not None and event.integration_id is not None:
+        await apply_integration(store, event, token_encrypted)
+    answer: dict[str, Any] = {"stored": stored["id"]}
+    if stored.get("duplicate"):
+        answer["duplicate"] = True
+    return IntakeResult(202, answer)
+
+
+async def _store_rejected(
+    open_store: OpenStore, kind: str, body: bytes, reason: str
+) -> IntakeResult:
+    try:
+        store = await open_store()
+        stored = await store.call(
+            "inbox_add", p_source=kind, p_body_raw=storable_text(body), p_error=reason
+        )
+    except StoreError as exc:
+        return database_unavailable(exc)
+    log.warning("webhook rejected", reason=reason, inbox_id=stored["id"])
+    return IntakeResult(400, {"error": reason, "stored": stored["id"]})
 
 
 def _uuid_or_none(value: str | None) -> str | None:
@@ -72,41 +154,35 @@ def _uuid_or_none(value: str | None) -> str | None:
 
 
 async def apply_integration(
-    store: Store, parsed: Parsed, encryption_key: str | None
+    store: Store, event: IntegrationEvent, token_encrypted: str | None
 ) -> dict[str, Any]:
-    """A connection's lifecycle: created (token), rotated, paused, resumed, purged."""
-    action = parsed.body["Action"]
-    data = parsed.body["Data"]
-    integration = data.get("Integration") or {}
-    token = data.get("AccessToken") if action == "IntegrationCreated" else data.get("ApiKey")
-    encrypted = None
-    if token:
-        if not encryption_key:
-            log.error("no TOKEN_ENCRYPTION_KEY: the new AccessToken is not stored", action=action)
-        else:
-            encrypted = Fernet(encryption_key.encode()).encrypt(str(token).encode()).decode()
-    enterprise = data.get("Enterprise") or {}
+    """A connection's lifecycle: created (token), rotated, paused, resumed, purged.
+    ``token_encrypted`` is the event's token already encrypted with TOKEN_ENCRYPTION_KEY."""
     result: dict[str, Any] = await store.call(
         "connection_apply",
-        p_action=action,
-        p_integration_id=integration.get("Id"),
-        p_enterprise_id=enterprise.get("Id"),
-        p_enterprise_name=enterprise.get("Name"),
-        p_token_encrypted=encrypted,
+        p_action=event.action,
+        p_integration_id=event.integration_id,
+        p_enterprise_id=event.enterprise_id,
+        p_enterprise_name=event.enterprise_name,
+        p_token_encrypted=token_encrypted,
     )
-    log.info("connection changed", action=action, status=result["status"])
+    log.info("connection changed", action=event.action, status=result["status"])
     return result
 
 
 async def store_websocket_frame(store: Store, frame: str) -> dict[str, Any]:
+    """Store one WebSocket frame (a frame with NUL is stored rejected, U+0000 → U+FFFD)."""
     try:
         parsed = parse_body(frame, source="websocket")
     except MalformedBody as exc:
         stored: dict[str, Any] = await store.call(
-            "inbox_add", p_source="websocket", p_body_raw=frame, p_error=str(exc)
+            "inbox_add", p_source="websocket", p_body_raw=storable_text(frame), p_error=str(exc)
         )
         return stored
     result: dict[str, Any] = await store.call(
-        "inbox_add", p_source="websocket", p_body_raw=frame, p_unknown=list(parsed.unknown)
+        "inbox_add",
+        p_source="websocket",
+        p_body_raw=storable_text(frame),
+        p_unknown=list(parsed.unknown),
     )
     return result

@@ -1,5 +1,6 @@
 """Processing the inbox: claim a batch, fetch what it names (deduplicated, batched), upsert,
-complete — or record the failure for a later retry, then the dead-letter queue."""
+complete — or record the failure for a later retry, then the dead-letter queue. And purging
+what was processed once its retention period is over."""
 
 from __future__ import annotations
 
@@ -56,3 +57,24 @@ async def process_events(
             return
         done = await store.call("inbox_complete", p_ids=plan.inbox_ids)
         run.count(inbox_completed=done["completed"])
+
+
+async def purge_inbox(
+    store: Store,
+    run: Run,
+    *,
+    retention_days: int,
+    batch: int = 10_000,
+    time_budget_seconds: float = 240.0,
+) -> int:
+    """Delete processed and refused inbox rows older than ``retention_days``, batch by batch
+    (each call short), until none is left or the time budget is spent. Returns how many."""
+    deadline = time.monotonic() + time_budget_seconds
+    purged = 0
+    while time.monotonic() < deadline:
+        result = await store.call("inbox_purge", p_retention_days=retention_days, p_batch=batch)
+        purged += int(result["purged"])
+        if result["purged"] < batch:
+            break
+    run.count(inbox_purged=purged)
+    return purged

@@ -4,8 +4,12 @@ the simulator."""
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import functions_framework
@@ -14,6 +18,10 @@ import pytest
 from cryptography.fernet import Fernet
 
 from functions import runtime
+from functions.runtime import ConfigurationError, preflight
+from shared.intake.events import NUL_REASON
+from shared.intake.store import MISSING_KEY
+from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from tests.support.fixtures import FIXTURES, load
@@ -128,6 +136,277 @@ def test_integration_webhooks_drive_the_connection(
     assert SECRET not in out.out + out.err
 
 
+def post(body: bytes | dict[str, Any]) -> Any:
+    """POST a body to mews_webhook with the right URL secret."""
+    hook = client_for("mews_webhook")
+    if isinstance(body, bytes):
+        return hook.post(f"/?Token={SECRET}", data=body, content_type="application/json")
+    return hook.post(f"/?Token={SECRET}", json=body)
+
+
+def inbox(url: str) -> list[tuple[Any, ...]]:
+    return rows(
+        url, "select id, source, status, body_raw, error from public.event_inbox order by id"
+    )
+
+
+def columns_holding(url: str, needle: str) -> list[str]:
+    """Every text, varchar or jsonb column (and text array) of a table in public holding
+    ``needle``."""
+    found = []
+    with psycopg.connect(url) as conn:
+        columns = conn.execute(
+            "select c.table_name, c.column_name from information_schema.columns c"
+            " join information_schema.tables t using (table_schema, table_name)"
+            " where c.table_schema = 'public' and t.table_type = 'BASE TABLE'"
+            " and c.data_type in ('text', 'jsonb', 'character varying', 'json', 'ARRAY')"
+        ).fetchall()
+        for table, column in columns:
+            query = psycopg.sql.SQL(
+                "select count(*) from public.{} where position(%s in {}::text) > 0"
+            ).format(psycopg.sql.Identifier(table), psycopg.sql.Identifier(column))
+            row = conn.execute(query, (needle,)).fetchone()
+            if row and row[0]:
+                found.append(f"{table}.{column}")
+    return found
+
+
+def test_a_raw_nul_byte_is_400_and_stored_rejected_with_a_replacement_character(env: str) -> None:
+    body = b'{"EnterpriseId": "e\x00", "IntegrationId": "i", "Events": []}'
+    answer = post(body)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == f"{NUL_REASON} at byte 19"
+    assert inbox(env) == [
+        (
+            answer.get_json()["stored"],
+            "general_webhook",
+            "rejected",
+            body.decode().replace("\x00", "\ufffd"),
+            answer.get_json()["error"],
+        )
+    ]
+
+
+@pytest.mark.parametrize(
+    ("raw", "where"),
+    [
+        (
+            '{"EnterpriseId": "e", "IntegrationId": "i", "Events": [{"Discriminator": "CustomerUpdated", "Value": {"Id": "\\u0000"}}]}',
+            "at $.Events[0].Value.Id",
+        ),
+        (
+            '{"EnterpriseId": "e", "IntegrationId": "i", "Events": [{"Discriminator": "CustomerUpdated", "Value": {"Id": "x", "\\u0000": 1}}]}',
+            "in a key of $.Events[0].Value",
+        ),
+    ],
+    ids=["in-a-value", "in-a-key"],
+)
+def test_an_escaped_nul_is_400_and_stored_rejected_never_a_silent_202(
+    env: str, raw: str, where: str
+) -> None:
+    answer = post(raw.encode())
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == f"{NUL_REASON} {where}"
+    [(stored_id, _, status, body_raw, error)] = inbox(env)
+    assert (stored_id, status, body_raw, error) == (
+        answer.get_json()["stored"],
+        "rejected",
+        raw,
+        answer.get_json()["error"],
+    )
+
+
+def test_invalid_utf8_is_400_and_stored_with_replacement_characters(env: str) -> None:
+    answer = post(b'{"EnterpriseId": "\xff\xfe"}')
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == "body is not JSON: invalid UTF-8 at byte 18"
+    assert inbox(env)[0][2:4] == ("rejected", '{"EnterpriseId": "\ufffd\ufffd"}')
+
+
+def _integration(name: str, change: Callable[[dict[str, Any]], None]) -> dict[str, Any]:
+    body: dict[str, Any] = load(name)
+    change(body)
+    return body
+
+
+INVALID_INTEGRATION_WEBHOOKS = {
+    "Integration null": (
+        _integration("webhook_integration_disabled", lambda b: b["Data"].update(Integration=None)),
+        "Data.Integration is not an object (got null)",
+    ),
+    "Integration a string": (
+        _integration("webhook_integration_disabled", lambda b: b["Data"].update(Integration="x")),
+        "Data.Integration is not an object (got a string)",
+    ),
+    "Integration.Id not a UUID": (
+        _integration(
+            "webhook_integration_api_key_created",
+            lambda b: b["Data"]["Integration"].update(Id="1a1a1a1a"),
+        ),
+        "Data.Integration.Id is not a UUID",
+    ),
+    "Enterprise.Id not a UUID": (
+        _integration("webhook_integration", lambda b: b["Data"]["Enterprise"].update(Id="e1")),
+        "Data.Enterprise.Id is not a UUID",
+    ),
+    "AccessToken missing": (
+        _integration("webhook_integration", lambda b: b["Data"].pop("AccessToken")),
+        "Data.AccessToken is not a non-empty string (got nothing)",
+    ),
+}
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    INVALID_INTEGRATION_WEBHOOKS.values(),
+    ids=INVALID_INTEGRATION_WEBHOOKS.keys(),
+)
+def test_an_integration_webhook_breaking_section_8_is_400_and_leaves_connections_alone(
+    env: str, body: dict[str, Any], reason: str
+) -> None:
+    answer = post(body)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == f"Integration webhook: {reason}"
+    [(stored_id, source, status, _, error)] = inbox(env)
+    assert (stored_id, source, status, error) == (
+        answer.get_json()["stored"],
+        "integration_webhook",
+        "rejected",
+        answer.get_json()["error"],
+    )
+    assert rows(env, "select count(*) from public.connections") == [(0,)]
+    for secret in (body["Data"].get("AccessToken"), body["Data"].get("ApiKey")):
+        if secret:
+            assert columns_holding(env, secret) == []
+
+
+def test_tokens_are_kept_only_encrypted_in_connections(env: str) -> None:
+    created = load("webhook_integration")
+    rotated = load("webhook_integration_api_key_created")
+    assert post(created).status_code == 202
+    assert post(rotated).status_code == 202
+    for token in (created["Data"]["AccessToken"], rotated["Data"]["ApiKey"]):
+        assert columns_holding(env, token) == []
+    [(encrypted,)] = rows(env, "select access_token_encrypted from public.connections")
+    assert Fernet(KEY.encode()).decrypt(encrypted.encode()).decode() == rotated["Data"]["ApiKey"]
+    stored = [json.loads(body_raw) for _, _, _, body_raw, _ in inbox(env)]
+    assert stored[0]["Data"]["AccessToken"] == "[redacted]"
+    assert stored[1]["Data"]["ApiKey"] == "[redacted]"
+    assert stored[0]["Data"]["Enterprise"] == created["Data"]["Enterprise"]
+
+
+def test_a_body_that_is_not_json_keeps_no_token(env: str) -> None:
+    token = load("webhook_integration")["Data"]["AccessToken"]
+    answer = post(b'{"Action": "IntegrationCreated", "Data": {"AccessToken": "' + token.encode())
+    assert answer.status_code == 400
+    assert columns_holding(env, token) == []
+    assert (
+        inbox(env)[0][3] == '{"Action": "IntegrationCreated", "Data": {"AccessToken": "[redacted]"'
+    )
+
+
+@pytest.mark.parametrize("name", ["webhook_integration", "webhook_integration_api_key_created"])
+def test_without_an_encryption_key_a_token_is_503_nothing_is_stored_and_the_retry_succeeds(
+    database_url: str, name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    body = load(name)
+    token = body["Data"].get("AccessToken") or body["Data"]["ApiKey"]
+    try:
+        runtime.reset(database_url=database_url, webhook_secret=SECRET, token_encryption_key=None)
+        answer = post(body)
+        assert answer.status_code == 503
+        assert answer.get_json() == {"error": MISSING_KEY}
+        assert rows(database_url, "select count(*) from public.event_inbox") == [(0,)]
+        assert rows(database_url, "select count(*) from public.connections") == [(0,)]
+        out = capsys.readouterr()
+        assert MISSING_KEY in out.out + out.err
+        assert token not in out.out + out.err
+        # the operator sets the key; Mews re-sends: the token is not lost
+        runtime.reset(database_url=database_url, webhook_secret=SECRET, token_encryption_key=KEY)
+        assert post(body).status_code == 202
+        [(encrypted,)] = rows(database_url, "select access_token_encrypted from public.connections")
+        assert Fernet(KEY.encode()).decrypt(encrypted.encode()).decode() == token
+    finally:
+        runtime.reset()
+
+
+def test_an_unreachable_database_is_a_json_503_without_secrets() -> None:
+    url = "postgresql://postgres:db-password-42@127.0.0.1:1/x"
+    try:
+        runtime.reset(database_url=url, webhook_secret=SECRET, token_encryption_key=KEY)
+        answer = post(load("webhook_integration"))
+        assert answer.status_code == 503
+        assert answer.is_json
+        assert "Mews will retry" in answer.get_json()["error"]
+        text = answer.get_data(as_text=True)
+        for secret in (SECRET, KEY, "db-password-42", "127.0.0.1", "postgresql://"):
+            assert secret not in text
+        assert load("webhook_integration")["Data"]["AccessToken"] not in text
+    finally:
+        runtime.reset()
+
+
+BAD_KEY = "not-a-fernet-key-but-a-secret-VALUE-1234"
+
+
+def test_an_invalid_configuration_is_a_json_500_with_one_line_logged_once(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEY", BAD_KEY)
+    try:
+        with pytest.raises(ConfigurationError):
+            runtime.reset()
+        for _ in range(2):
+            answer = post(load("webhook_integration"))
+            assert answer.status_code == 500
+            assert answer.get_json() == {"error": INVALID_ENCRYPTION_KEY_MESSAGE}
+        out = capsys.readouterr()
+        logged = out.out + out.err
+        assert logged.count("invalid configuration") == 1
+        assert BAD_KEY not in logged
+    finally:
+        monkeypatch.delenv("TOKEN_ENCRYPTION_KEY")
+        runtime.reset()
+
+
+def test_preflight_passes_with_no_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("TOKEN_ENCRYPTION_KEY", raising=False)
+    preflight()
+
+
+def test_preflight_refuses_a_malformed_key_with_one_line_and_no_value(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("TOKEN_ENCRYPTION_KEY", BAD_KEY)
+    with pytest.raises(ConfigurationError) as caught:
+        preflight()
+    assert str(caught.value) == INVALID_ENCRYPTION_KEY_MESSAGE
+    assert BAD_KEY not in str(caught.value)
+
+
+def _import_main(**env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "LANG", "TMPDIR")}
+    return subprocess.run(
+        [sys.executable, "-c", "import functions.main"],
+        cwd=Path(__file__).resolve().parents[2],
+        env={**clean, **env},
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+
+
+def test_a_deployed_instance_with_a_malformed_key_fails_at_start_up() -> None:
+    assert _import_main().returncode == 0
+    failed = _import_main(TOKEN_ENCRYPTION_KEY=BAD_KEY)
+    assert failed.returncode != 0
+    assert failed.stderr.strip().splitlines()[-1] == (
+        f"functions.runtime.ConfigurationError: {INVALID_ENCRYPTION_KEY_MESSAGE}"
+    )
+    assert BAD_KEY not in failed.stderr + failed.stdout
+
+
 def deliver(simulator: Simulator, **counts: int) -> dict[str, list[str]]:
     """Mutate the simulator and deliver its webhook body through the function."""
     changed = simulator.mutate(**counts)
@@ -198,7 +477,9 @@ def test_two_process_events_at_once_never_take_the_same_event(
 def test_failed_batches_are_retried_then_dead_lettered_then_replayed(
     env: str, simulator: Simulator
 ) -> None:
-    deliver(simulator, customers_updated=1)
+    # two events, so that the reversed second message differs from the first: an identical
+    # body re-sent while the first copy waits is stored once (inbox_add deduplicates)
+    deliver(simulator, customers_updated=2)
     simulator.set_faults(statuses=[400] * 2)
     for _ in range(1):
         answer = client_for("process_events").post("/")
@@ -319,3 +600,32 @@ def test_push_sends_staff_edits_and_logs_conflicts(env: str, simulator: Simulato
     )
     assert chain
     json.dumps(summary)
+
+
+def test_purge_inbox_deletes_processed_rows_past_the_retention(database_url: str) -> None:
+    """The daily purge keeps what is young, pending or dead, and records a run."""
+    runtime.reset(database_url=database_url, inbox_retention_days=7)
+    try:
+        for status, days in (
+            ("done", 8),
+            ("done", 6),
+            ("rejected", 30),
+            ("dead", 30),
+            ("pending", 30),
+        ):
+            rows(
+                database_url,
+                "insert into public.event_inbox (source, body_raw, body_hash, status, received_at,"
+                f" processed_at) values ('general_webhook', '{status}{days}', 'h', '{status}',"
+                f" now() - interval '{days} days', now() - interval '{days} days') returning id",
+            )
+        answer = client_for("purge_inbox").post("/")
+        left = sorted(r for (r,) in rows(database_url, "select body_raw from public.event_inbox"))
+    finally:
+        runtime.reset()
+    assert answer.status_code == 200
+    assert answer.get_json()["counts"] == {"inbox_purged": 2}
+    assert left == ["dead30", "done6", "pending30"]
+    assert rows(database_url, "select job, status from public.sync_runs") == [
+        ("purge_inbox", "succeeded")
+    ]

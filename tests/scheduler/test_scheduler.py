@@ -15,11 +15,13 @@ from google.cloud.scheduler_v1.services.cloud_scheduler.transports.rest import (
 )
 from pydantic import ValidationError
 
+import functions.main
 from shared.scheduler.apply import apply_jobs
 from shared.scheduler.config import load, parent, to_jobs
 
 ROOT = Path(__file__).resolve().parents[2]
-FUNCTIONS = {"process_events", "poll_changes", "push_changes", "score_profiles", "reconcile"}
+# every scheduled entry point (all but the webhook) has its job
+FUNCTIONS = set(functions.main.__all__) - {"mews_webhook"}
 
 
 class FakeSchedulerApi(requests.adapters.BaseAdapter):

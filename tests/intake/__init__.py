@@ -1,0 +1,1 @@
+"""Pure and fake-store tests of the intake: parsing, validation, redaction, answers."""
