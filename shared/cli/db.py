@@ -1,4 +1,4 @@
-"""`guesthub db ...`: migrate, status, stop the embedded default."""
+"""`guesthub db ...`: migrate, status, privileges, stop the embedded default."""
 
 from __future__ import annotations
 
@@ -11,6 +11,7 @@ from shared.cli.common import command_settings
 from shared.db.connect import resolve_database_url
 from shared.db.embedded import stop_embedded
 from shared.db.migrations import MigrationError, migrate, status, table_names_without_rls
+from shared.db.privileges import compare, load_matrix, read_catalogue, render
 from shared.logs import redact_text
 
 app = typer.Typer(no_args_is_help=True)
@@ -51,6 +52,27 @@ def status_command() -> None:
     if without_rls:
         console.print(f"[red]tables without RLS: {', '.join(without_rls)}[/red]")
         raise typer.Exit(code=1)
+
+
+@app.command("privileges")
+def privileges_command(
+    dump: bool = typer.Option(False, "--dump", help="Print the database's privileges as YAML."),
+) -> None:
+    """Compare what each API role may do with supabase/privileges.yaml (exit 1 on a difference)."""
+    settings = command_settings()
+    url = resolve_database_url(settings)
+    with psycopg.connect(url, autocommit=True) as conn:
+        catalogue = read_catalogue(conn)
+    if dump:
+        typer.echo(render(catalogue), nl=False)
+        return
+    findings = compare(load_matrix(), catalogue)
+    for finding in findings:
+        console.print(f"[red]{finding}[/red]")
+    if findings:
+        console.print(f"{len(findings)} difference(s); `guesthub db privileges --dump` shows all")
+        raise typer.Exit(code=1)
+    console.print("Every privilege matches supabase/privileges.yaml.")
 
 
 @app.command("stop")
