@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import random
 import signal
 from collections.abc import Iterator
 
@@ -14,6 +15,8 @@ from starlette.responses import JSONResponse
 from starlette.routing import Route
 
 from shared.db.connect import open_store
+from shared.db.store import Store, StoreError
+from shared.listener.backoff import Backoff
 from shared.listener.listener import Listener
 from shared.logs import get_logger
 from shared.settings import Settings
@@ -39,12 +42,31 @@ def health_app(listener: Listener, max_disconnected_seconds: float = 300.0) -> S
     return Starlette(routes=[Route("/healthz", health), Route("/", health)])
 
 
+async def _open_store_patiently(settings: Settings, stop: asyncio.Event) -> Store | None:
+    """The store, retried with backoff while the database is unreachable (None if stopped)."""
+    backoff = Backoff(base=1.0, cap=30.0)
+    rng = random.Random()  # noqa: S311 - jitter
+    while not stop.is_set():
+        try:
+            return await open_store(settings)
+        except StoreError as exc:
+            delay = backoff.next_delay(rng)
+            log.warning(
+                "database unavailable at start; retrying", error=str(exc), retry_in=round(delay, 1)
+            )
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+    return None
+
+
 async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = None) -> None:
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    store = await open_store(settings)
+    store = await _open_store_patiently(settings, stop)
+    if store is None:
+        return
     async with connected_engine(settings, store) as engine:
 
         async def catch_up() -> None:

@@ -85,7 +85,7 @@ async def test_frames_are_stored_and_a_drop_is_caught_up(
         changed = await asyncio.to_thread(
             simulator.mutate, reservations_updated=2, resources_updated=1
         )
-        await wait_for(lambda: listener.state.frames >= 1)
+        await wait_for(lambda: listener.state.stored >= 1)
         [(source, body)] = inbox(database_url)
         assert source == "websocket"
         assert {e["Id"] for e in body["Events"]} == set(
@@ -131,3 +131,54 @@ def test_backoff_is_capped_and_jittered() -> None:
     assert len(set(delays)) == 10
     backoff.reset()
     assert backoff.next_delay(rng) <= 1
+
+
+def rename_inbox_add(url: str, to: str) -> None:
+    """A real failure of the database API: the function the listener stores frames with is
+    gone (renamed), then back."""
+    source, target = ("inbox_add", to) if to != "inbox_add" else ("inbox_add_away", "inbox_add")
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL(
+                "alter function public.{}(text, text, uuid, jsonb, text) rename to {}"
+            ).format(psycopg.sql.Identifier(source), psycopg.sql.Identifier(target))
+        )
+
+
+async def test_the_listener_rides_out_a_database_outage(
+    simulator: Simulator, store: Store, database_url: str
+) -> None:
+    """Frames received while storing fails wait in the buffer, health says degraded, and every
+    one is stored, in order, once the database answers again."""
+    listener = Listener(
+        store,
+        websocket_url=simulator.ws_url.removesuffix("/ws/connector"),
+        client_token=SecretStr(TOKENS["ClientToken"]),
+        access_token=SecretStr(TOKENS["AccessToken"]),
+        catch_up=lambda: asyncio.sleep(0),
+        backoff=Backoff(base=0.2, cap=0.5),
+        store_backoff=Backoff(base=0.05, cap=0.2),
+        rng=random.Random(2),
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(listener.run(stop))
+    await wait_for(lambda: listener.state.connected)
+    await asyncio.to_thread(rename_inbox_add, database_url, "inbox_add_away")
+    changed = []
+    for _ in range(3):
+        changed.append(await asyncio.to_thread(simulator.mutate, reservations_updated=1))
+    await wait_for(lambda: listener.state.frames >= 3 and listener.state.store_errors >= 1)
+    assert listener.state.snapshot()["status"] == "degraded"
+    assert listener.state.stored == 0
+    transport = httpx.ASGITransport(app=health_app(listener))
+    async with httpx.AsyncClient(transport=transport, base_url="http://h") as client:
+        health = await client.get("/healthz")
+    assert (health.status_code, health.json()["status"]) == (200, "degraded")
+
+    await asyncio.to_thread(rename_inbox_add, database_url, "inbox_add")
+    await wait_for(lambda: listener.state.stored == 3, limit=15)
+    assert listener.state.snapshot()["status"] == "ok"
+    stored = [body["Events"][0]["Id"] for _, body in inbox(database_url)]
+    assert stored == [c["reservations"][0] for c in changed]
+    stop.set()
+    await asyncio.wait_for(task, 15)
