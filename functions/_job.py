@@ -1,5 +1,6 @@
-"""What every scheduled function does around its work: a recorded run with an honest outcome,
-one summary line, and a non-2xx answer when the run did not succeed (Cloud Scheduler retries)."""
+"""What every scheduled function does around its work: a live run (heartbeat; dead runs marked
+abandoned) with an honest outcome, one summary line, and a non-2xx answer when the run did not
+succeed (Cloud Scheduler retries). A run that found all its units held by another is `skipped`."""
 
 from __future__ import annotations
 
@@ -10,10 +11,11 @@ from functions.runtime import runtime
 from shared.db.store import Store
 from shared.sync.connect import connected_engine
 from shared.sync.engine import SyncEngine
-from shared.sync.runs import Run, recorded_run
+from shared.sync.liveness import live_run
+from shared.sync.runs import Run
 
 Work = Callable[[Store, SyncEngine, Run], Awaitable[None]]
-OK = ("succeeded", "partial")
+OK = ("succeeded", "partial", "skipped")
 
 
 def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str, Any], int]:
@@ -21,7 +23,7 @@ def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str,
 
     async def main() -> dict[str, Any]:
         store = await rt.store()
-        async with recorded_run(store, job) as run:
+        async with live_run(store, job) as run:
             if needs_mews:
                 async with connected_engine(rt.settings, store) as engine:
                     await work(store, engine, run)

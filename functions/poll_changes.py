@@ -10,12 +10,12 @@ import functions_framework
 from functions._job import run_job
 from shared.db.store import Store
 from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.liveness import engine_units
 from shared.sync.runs import Run
 
 
 async def _poll(_: Store, engine: SyncEngine, run: Run) -> None:
-    for entity in ENTITIES:
-        await engine.poll(entity, run)
+    await engine_units(engine, run, "poll", ENTITIES, engine.poll)
 
 
 @functions_framework.http

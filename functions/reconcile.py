@@ -11,6 +11,7 @@ import functions_framework
 from functions._job import run_job
 from shared.db.store import Store
 from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.liveness import engine_units
 from shared.sync.runs import Run
 
 
@@ -18,9 +19,8 @@ from shared.sync.runs import Run
 def reconcile(request: flask.Request) -> tuple[dict[str, Any], int]:
     only = request.args.get("entity")
 
-    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
-        for entity in ENTITIES:
-            if only in (None, entity):
-                await engine.reconcile(entity, run)
+    async def work(store: Store, engine: SyncEngine, run: Run) -> None:
+        entities = [e for e in ENTITIES if only in (None, e)]
+        await engine_units(engine, run, "reconcile", entities, engine.reconcile)
 
     return run_job("reconcile", work)

@@ -55,7 +55,7 @@ def purge(
 ) -> None:
     """Delete processed and refused inbox rows older than the retention (the daily purge_inbox)."""
     from shared.sync.events import purge_inbox
-    from shared.sync.runs import recorded_run
+    from shared.sync.liveness import live_run
 
     settings = command_settings()
     retention = days or settings.inbox_retention_days
@@ -63,7 +63,7 @@ def purge(
     async def run() -> int:
         store = await open_store(settings)
         try:
-            async with recorded_run(store, "purge_inbox") as recorded:
+            async with live_run(store, "purge_inbox") as recorded:
                 return await purge_inbox(store, recorded, retention_days=retention)
         finally:
             await store.aclose()

@@ -15,7 +15,7 @@ from shared.db.store import Store
 from shared.quality.job import score_profiles
 from shared.quality.report import render
 from shared.settings import Settings
-from shared.sync.runs import recorded_run
+from shared.sync.liveness import live_run
 
 console = Console(stderr=True)
 
@@ -23,7 +23,7 @@ console = Console(stderr=True)
 async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int]:
     store = await open_store(settings)
     try:
-        async with recorded_run(store, "score_profiles") as run:
+        async with live_run(store, "score_profiles") as run:
             await score_profiles(store, run, parts=parts)
         return dict(run.counts)
     finally:

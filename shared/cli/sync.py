@@ -18,8 +18,9 @@ from shared.db.store import Store
 from shared.settings import Settings
 from shared.sync.connect import connected_engine
 from shared.sync.engine import ENTITIES, Counts, SyncEngine
+from shared.sync.liveness import engine_units, live_run, unit
 from shared.sync.push import push_changes
-from shared.sync.runs import Run, recorded_run
+from shared.sync.runs import Run
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -83,8 +84,15 @@ async def run_backfill(
                 tasks[entity] = progress.add_task(
                     entity, total=total, entity=entity, rows=0, rate=0.0
                 )
-                async with recorded_run(store, "backfill", None) as run:
-                    counts = await engine.backfill(entity, run, restart=restart)
+                async with (
+                    live_run(store, "backfill") as run,
+                    unit(store, run, f"backfill:{scope.scope_id(entity)}:{entity}") as mine,
+                ):
+                    counts = (
+                        await engine.backfill(entity, run, restart=restart) if mine else Counts()
+                    )
+                    if not mine:
+                        console.print(f"{entity}: another backfill is loading it; skipped")
                 progress.update(tasks[entity], completed=total)
                 summary[entity] = counts
         summary["rate_limited"] = engine.client.stats.rate_limited
@@ -112,7 +120,7 @@ def _job(job: str, work: Callable[[Store, SyncEngine, Run], Awaitable[None]]) ->
     settings = command_settings()
 
     async def main() -> Run:
-        async with engine_for(settings) as (store, engine), recorded_run(store, job) as run:
+        async with engine_for(settings) as (store, engine), live_run(store, job) as run:
             await work(store, engine, run)
         return run
 
@@ -125,9 +133,8 @@ def poll(entity: EntityOption = None) -> None:
     """One incremental pass (UpdatedUtc windows from the checkpoint, with an overlap)."""
     entities = _entities(entity)
 
-    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
-        for name in entities:
-            await engine.poll(name, run)
+    async def work(store: Store, engine: SyncEngine, run: Run) -> None:
+        await engine_units(engine, run, "poll", entities, engine.poll)
 
     _job("poll_changes", work)
 
@@ -137,7 +144,9 @@ def push() -> None:
     """Send pending staff edits to Mews (last write wins; conflicts logged)."""
 
     async def work(store: Store, engine: SyncEngine, run: Run) -> None:
-        await push_changes(store, engine, run)
+        async with unit(store, run, "push_changes") as mine:
+            if mine:
+                await push_changes(store, engine, run)
 
     _job("push_changes", work)
 
@@ -147,8 +156,7 @@ def reconcile(entity: EntityOption = None) -> None:
     """Compare everything window by window and report what was corrected."""
     entities = _entities(entity)
 
-    async def work(_: Store, engine: SyncEngine, run: Run) -> None:
-        for name in entities:
-            await engine.reconcile(name, run)
+    async def work(store: Store, engine: SyncEngine, run: Run) -> None:
+        await engine_units(engine, run, "reconcile", entities, engine.reconcile)
 
     _job("reconcile", work)

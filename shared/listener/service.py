@@ -21,7 +21,7 @@ from shared.listener.listener import Listener
 from shared.logs import get_logger
 from shared.settings import Settings
 from shared.sync.connect import connected_engine
-from shared.sync.runs import recorded_run
+from shared.sync.liveness import live_run
 
 log = get_logger(__name__)
 
@@ -71,7 +71,7 @@ async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = N
 
         async def catch_up() -> None:
             engine.forget_scope()
-            async with recorded_run(store, "listener_catch_up") as run:
+            async with live_run(store, "listener_catch_up") as run:
                 for entity in ("reservations", "resources"):
                     await engine.poll(entity, run)
 
