@@ -25,6 +25,7 @@ from pydantic import BaseModel, SecretStr, TypeAdapter, ValidationError
 
 from shared.logs import get_logger
 from shared.mews.errors import (
+    MewsAuthError,
     MewsError,
     MewsNetworkError,
     MewsRateLimitedError,
@@ -255,9 +256,13 @@ class MewsClient:
                     request_id=response.headers.get("request-id"),
                 )
             return data
-        raise error_from_response(
+        error = error_from_response(
             operation, status, response.content, {k.lower(): v for k, v in response.headers.items()}
         )
+        if isinstance(error, MewsAuthError):
+            # the token is refused: every process on it stops calling Mews until it changes
+            await self._limiter.mark_unauthorized(f"{operation}: {error.message}")
+        raise error
 
     async def pages(
         self,

@@ -9,6 +9,10 @@ The budget is ``limit × (1 − safety_margin)`` per ``window + guard``: a slot 
 database a few milliseconds before Mews counts the request, and two requests need not take the
 same time to arrive, so a window exactly as long as Mews' would sometimes put one request too
 many in Mews' window. The guard (0.5 s by default) absorbs that.
+
+A 401 marks the token unauthorized for everyone (:meth:`PostgresRateLimiter.mark_unauthorized`):
+from then on no slot is granted for it and :meth:`~PostgresRateLimiter.acquire` raises
+:class:`~shared.mews.errors.MewsAuthError` without calling Mews, until the token changes.
 """
 
 from __future__ import annotations
@@ -20,12 +24,15 @@ from collections.abc import Awaitable, Callable
 from typing import Protocol
 
 from shared.db.store import Store
+from shared.mews.errors import MewsAuthError
 
 
 class RateLimiter(Protocol):
     async def acquire(self) -> None: ...
 
     async def pause(self, seconds: float) -> None: ...
+
+    async def mark_unauthorized(self, error: str) -> None: ...
 
 
 def budget(limit: int, safety_margin: float) -> int:
@@ -69,12 +76,24 @@ class PostgresRateLimiter:
             )
             if answer["granted"]:
                 return
+            if answer.get("unauthorized"):
+                refused = answer["unauthorized"]
+                raise MewsAuthError(
+                    f"Mews refused this AccessToken (401) since {refused['since']}: "
+                    f"{refused.get('error') or 'unauthorized'}; its jobs are paused until the token"
+                    " changes (check MEWS_ACCESS_TOKEN or the connection)",
+                    operation="(not sent)",
+                    status=401,
+                )
             wait = answer["wait_ms"] / 1000
             self.waited_seconds += wait
             await self._sleep(wait)
 
     async def pause(self, seconds: float) -> None:
         await self._store.call("rate_limit_pause", p_key=self._key, p_seconds=seconds)
+
+    async def mark_unauthorized(self, error: str) -> None:
+        await self._store.call("token_unauthorized", p_key=self._key, p_error=error)
 
 
 class UnlimitedRateLimiter:
@@ -85,3 +104,6 @@ class UnlimitedRateLimiter:
 
     async def pause(self, seconds: float) -> None:
         await asyncio.sleep(seconds)
+
+    async def mark_unauthorized(self, error: str) -> None:
+        return None

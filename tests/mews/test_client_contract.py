@@ -38,12 +38,16 @@ class RecordingLimiter:
     def __init__(self) -> None:
         self.acquired = 0
         self.pauses: list[float] = []
+        self.unauthorized: list[str] = []
 
     async def acquire(self) -> None:
         self.acquired += 1
 
     async def pause(self, seconds: float) -> None:
         self.pauses.append(seconds)
+
+    async def mark_unauthorized(self, error: str) -> None:
+        self.unauthorized.append(error)
 
 
 class Sleeps:
