@@ -22,11 +22,10 @@ from typing import Any, TypeVar
 
 import psycopg
 
-from shared.cli.common import secret_values
 from shared.db.connect import open_store
 from shared.db.store import Store, StoreError
 from shared.logs import configure_logging, get_logger
-from shared.settings import Settings, SettingsError, load_settings
+from shared.settings import Settings, SettingsError, load_settings, secret_values
 
 T = TypeVar("T")
 

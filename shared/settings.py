@@ -103,3 +103,16 @@ def describe(error: ValidationError) -> str:
         message = " ".join(str(item["msg"]).removeprefix("Value error, ").split())
         parts.append(message if message.startswith(name) else f"{name}: {message}")
     return "; ".join(parts)
+
+
+def secret_values(settings: Settings) -> list[str]:
+    """Every configured secret, so the log masker can redact it wherever it appears."""
+    values = [
+        settings.mews_client_token,
+        settings.mews_access_token,
+        settings.supabase_service_role_key,
+        settings.webhook_secret,
+        settings.token_encryption_key,
+        settings.database_url,
+    ]
+    return [v.get_secret_value() for v in values if v is not None]
