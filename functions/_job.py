@@ -7,8 +7,9 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from functions.runtime import runtime
+from functions.runtime import ConfigurationError, runtime
 from shared.db.store import Store
+from shared.logs import redact_text
 from shared.sync.connect import connected_engine
 from shared.sync.engine import SyncEngine
 from shared.sync.liveness import live_run
@@ -19,7 +20,10 @@ OK = ("succeeded", "partial", "skipped")
 
 
 def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str, Any], int]:
-    rt = runtime()
+    try:
+        rt = runtime()
+    except ConfigurationError as exc:  # logged once by the runtime
+        return {"status": "failed", "error": str(exc)}, 500
 
     async def main() -> dict[str, Any]:
         store = await rt.store()
@@ -33,6 +37,8 @@ def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str,
 
     try:
         summary = rt.run(main())
-    except Exception as exc:
-        return {"status": "failed", "error": type(exc).__name__}, 503
+    except ConfigurationError as exc:
+        return {"status": "failed", "error": str(exc)}, 500
+    except Exception as exc:  # the run records the details; the answer names the failure
+        return {"status": "failed", "error": f"{type(exc).__name__}: {redact_text(str(exc))}"}, 503
     return summary, 200 if summary["status"] in OK else 503

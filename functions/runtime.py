@@ -36,6 +36,11 @@ CONNECT_TIMEOUT_SECONDS = 4
 log = get_logger(__name__)
 
 
+NO_DATABASE = (
+    "no database configured: set DATABASE_URL, or SUPABASE_URL and SUPABASE_SERVICE_ROLE_KEY"
+)
+
+
 class ConfigurationError(RuntimeError):
     """The deployment's configuration is invalid; the message is one line, without secrets."""
 
@@ -70,6 +75,9 @@ class Runtime:
         coherently."""
         async with self._store_lock:
             if self._store is None:
+                if self.settings.database_url is None and not self.settings.supabase_url:
+                    # the embedded database is for laptops; a function has no disk to keep it
+                    raise _reported_once(ConfigurationError(NO_DATABASE))
                 if self.settings.database_url is not None:
                     await _probe(self.settings.database_url.get_secret_value())
                 try:

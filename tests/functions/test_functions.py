@@ -629,3 +629,20 @@ def test_purge_inbox_deletes_processed_rows_past_the_retention(database_url: str
     assert rows(database_url, "select job, status from public.sync_runs") == [
         ("purge_inbox", "succeeded")
     ]
+
+
+@pytest.mark.parametrize("name", ["mews_webhook", "poll_changes", "score_profiles"])
+def test_a_function_without_a_database_answers_json_naming_the_settings(name: str) -> None:
+    """Deployed with neither DATABASE_URL nor SUPABASE_URL: a JSON error, never an HTML page
+    or an attempt to start the embedded database."""
+    runtime.reset(webhook_secret=SECRET, token_encryption_key=KEY)
+    try:
+        answer = client_for(name).post(
+            f"/?Token={SECRET}", data=b'{"EnterpriseId": "e", "Events": []}'
+        )
+    finally:
+        runtime.reset()
+    assert answer.status_code == 500
+    assert answer.is_json
+    assert "DATABASE_URL" in answer.get_json()["error"]
+    assert "SUPABASE_URL" in answer.get_json()["error"]
