@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
 from shared.cli.common import command_settings
+from shared.cli.conflicts import conflicts_command
 from shared.db.connect import open_store
 from shared.db.store import Store
 from shared.settings import Settings
@@ -141,7 +142,7 @@ def poll(entity: EntityOption = None) -> None:
 
 @app.command("push")
 def push() -> None:
-    """Send pending staff edits to Mews (last write wins; conflicts logged)."""
+    """Send pending staff edits to Mews (field-level three-way merge; conflicts logged)."""
 
     async def work(store: Store, engine: SyncEngine, run: Run) -> None:
         async with unit(store, run, "push_changes") as mine:
@@ -160,3 +161,6 @@ def reconcile(entity: EntityOption = None) -> None:
         await engine_units(engine, run, "reconcile", entities, engine.reconcile)
 
     _job("reconcile", work)
+
+
+app.command("conflicts")(conflicts_command)

@@ -1,29 +1,34 @@
-"""Pushing staff edits back to Mews, last write wins.
+"""Pushing staff edits back to Mews: a field-level three-way merge (shared/sync/merge.py).
 
 For each guest with pending local changes: re-read the customer from Mews (there is no
-conditional write); if Mews changed it after the staff edit, Mews wins and each field is logged
-with both values; otherwise send only the changed fields — values through ``customers/update``,
-clears through ``accounts/update`` (``customers/update`` cannot blank a field). A refusal
-(400/403, e.g. a duplicate e-mail) is recorded on the row for staff, never retried. The answer
-is upserted at once; the webhook that follows (our echo) then finds nothing new.
+conditional write) and merge field by field against the values the staff member saw
+(``local_base``): a field Mews did not change is pushed; a field both sides changed goes to the
+later write and is logged with both values; a field Mews already holds is left alone. Values go
+through ``customers/update``, clears through ``accounts/update`` (``customers/update`` cannot
+blank a field). A 409 (data changed meanwhile) means re-read, re-merge and resubmit, a few
+times, then the edit stays pending with the error. A refusal (400/403, e.g. a duplicate e-mail)
+is recorded on the row for staff, never retried. The answer is mirrored at once; the webhook
+that follows (our echo) then finds nothing new.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from shared.db.store import Store
 from shared.logs import get_logger
+from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsBadRequestError, MewsBusinessRuleError, MewsConflictError
 from shared.mews.models import Customer
 from shared.sync.engine import SyncEngine
+from shared.sync.merge import FieldConflict, MergeResult, merge
 from shared.sync.runs import Run
 
 log = get_logger(__name__)
 
-# local column → (customers/update name, accounts/update name, Customer attribute)
+# local column (= Customer attribute) → (customers/update name, accounts/update name)
 FIELDS: dict[str, tuple[str, str]] = {
     "first_name": ("FirstName", "FirstName"),
     "last_name": ("LastName", "LastName"),
@@ -41,48 +46,168 @@ FIELDS: dict[str, tuple[str, str]] = {
     "dietary_requirements": ("DietaryRequirements", "DietaryRequirements"),
 }
 
+# 409 (CONNECTOR-API §5): re-read, re-merge and resubmit at most this many times in all
+MAX_ATTEMPTS = 3
+
+MERGED_AWAY = "the profile was deleted or merged in Mews; edit the surviving profile"
+GONE = "the customer no longer exists in Mews"
+DETAILS = {
+    "mews_won": "Mews changed this field too, after the staff edit",
+    "local_won": "Mews changed this field too, before the staff edit",
+}
+
+
+def mews_values(customer: Customer) -> dict[str, Any]:
+    """The editable fields of a customer as local column values (dates as ISO text)."""
+    values: dict[str, Any] = {}
+    for column in FIELDS:
+        value = getattr(customer, column)
+        values[column] = value.isoformat() if hasattr(value, "isoformat") else value
+    return values
+
 
 @dataclass(frozen=True)
 class PushPlan:
-    """What to send for one guest (pure decision)."""
+    """The requests for one merge: ``customers/update`` values and ``accounts/update`` clears."""
 
-    decision: str  # push | mews_won | nothing
-    sets: dict[str, Any]  # customers/update fields
-    clears: dict[str, Any]  # accounts/update fields ({"Value": None})
-    conflicts: list[dict[str, Any]]
+    sets: dict[str, Any]
+    clears: dict[str, Any]
+    set_columns: frozenset[str] = frozenset()
+
+    @property
+    def empty(self) -> bool:
+        return not self.sets and not self.clears
+
+    @property
+    def fields(self) -> int:
+        return len(self.sets) + len(self.clears)
 
 
-def _mews_value(customer: Customer, column: str) -> Any:
-    value = getattr(customer, column)
-    return value.isoformat() if hasattr(value, "isoformat") else value
-
-
-def plan_push(changes: dict[str, Any], edited_at: datetime, current: Customer) -> PushPlan:
-    """Decide, field by field, against the customer as Mews has it now."""
-    if current.updated_utc > edited_at:
-        conflicts = [
-            {
-                "field": column,
-                "local_value": value,
-                "mews_value": _mews_value(current, column),
-                "resolution": "mews_won",
-                "detail": "Mews changed the profile after the local edit",
-                "mews_updated_utc": current.updated_utc.isoformat(),
-            }
-            for column, value in sorted(changes.items())
-        ]
-        return PushPlan("mews_won", {}, {}, conflicts)
+def plan_requests(push: dict[str, Any]) -> PushPlan:
+    """Values to set through ``customers/update``; blanks to clear through ``accounts/update``."""
     sets: dict[str, Any] = {}
     clears: dict[str, Any] = {}
-    for column, value in sorted(changes.items()):
-        if column not in FIELDS or value == _mews_value(current, column):
-            continue
+    set_columns: set[str] = set()
+    for column, value in sorted(push.items()):
         update_name, account_name = FIELDS[column]
         if value in (None, ""):
             clears[account_name] = {"Value": None}
         else:
             sets[update_name] = value
-    return PushPlan("push" if sets or clears else "nothing", sets, clears, [])
+            set_columns.add(column)
+    return PushPlan(sets, clears, frozenset(set_columns))
+
+
+def conflict_rows(
+    conflicts: list[FieldConflict], mews_updated_utc: datetime
+) -> list[dict[str, Any]]:
+    """``conflict_log`` rows (through ``push_record``) for the fields both sides changed."""
+    return [
+        {
+            "field": c.field,
+            "local_value": c.local_value,
+            "mews_value": c.mews_value,
+            "resolution": c.resolution,
+            "detail": DETAILS[c.resolution],
+            "mews_updated_utc": mews_updated_utc.isoformat(),
+        }
+        for c in conflicts
+    ]
+
+
+@dataclass
+class PushOutcome:
+    """How one guest's push ended: ``status`` is what ``push_record`` stores."""
+
+    status: str  # pushed | mews_won | refused | pending
+    error: str | None = None
+    conflicts: list[dict[str, Any]] = field(default_factory=list)
+    fields: int = 0
+    attempts: int = 0
+    wrote: bool = False
+    page: Page[Customer] | None = None  # the last read, to mirror when nothing was written
+
+
+async def read_customer(
+    client: MewsClient, mews_id: str
+) -> tuple[Customer | None, Page[Customer] | None]:
+    current: Customer | None = None
+    last: Page[Customer] | None = None
+    async for page in client.customers(customer_ids=[mews_id]):
+        last = page
+        current = next((c for c in page.items if c.id == mews_id), current)
+    return current, last
+
+
+async def push_guest(client: MewsClient, guest: dict[str, Any]) -> PushOutcome:
+    """Re-read, merge and write one guest's pending edit (no database access)."""
+    mews_id = guest["mews_id"]
+    changes = {k: v for k, v in (guest.get("changes") or {}).items() if k in FIELDS}
+    base = guest.get("base") or {}
+    edited_at = datetime.fromisoformat(guest["edited_at"])
+    based_on = guest.get("base_updated_utc")
+    base_updated_utc = datetime.fromisoformat(based_on) if based_on else None
+    wrote = False
+    conflict: MewsConflictError | None = None
+    # conflicts already settled by a write that went through before a 409 (that field then
+    # reads as unchanged): they stay in the log
+    settled: dict[str, dict[str, Any]] = {}
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        current, page = await read_customer(client, mews_id)
+        if current is None:
+            return PushOutcome("refused", GONE, attempts=attempt, wrote=wrote)
+        if not current.is_active or current.merge_target_id:
+            return PushOutcome("refused", MERGED_AWAY, attempts=attempt, wrote=wrote, page=page)
+        result = merge(
+            changes,
+            base,
+            mews_values(current),
+            edited_at,
+            current.updated_utc,
+            base_updated_utc=base_updated_utc,
+        )
+        plan = plan_requests(result.push)
+        rows = conflict_rows(result.conflicts, current.updated_utc)
+        try:
+            if plan.sets:
+                await client.update_customer(mews_id, plan.sets)
+                wrote = True
+                settled.update({r["field"]: r for r in rows if r["field"] in plan.set_columns})
+            if plan.clears:
+                await client.update_accounts(
+                    [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}]
+                )
+                wrote = True
+        except MewsConflictError as exc:
+            conflict = exc
+            log.info("push conflict, merging again", attempt=attempt, request_id=exc.request_id)
+            continue
+        except (MewsBusinessRuleError, MewsBadRequestError) as exc:
+            return PushOutcome("refused", exc.message, attempts=attempt, wrote=wrote)
+        decided = {c.field for c in result.conflicts}
+        return PushOutcome(
+            _status(result, plan),
+            conflicts=[r for f, r in sorted(settled.items()) if f not in decided] + rows,
+            fields=plan.fields,
+            attempts=attempt,
+            wrote=wrote,
+            page=page,
+        )
+    message = conflict.message if conflict is not None else "conflict"
+    return PushOutcome(
+        "pending",
+        f"Mews reported a conflict {MAX_ATTEMPTS} times (409: {message}); will try again",
+        attempts=MAX_ATTEMPTS,
+        wrote=wrote,
+    )
+
+
+def _status(result: MergeResult, plan: PushPlan) -> str:
+    """``mews_won`` when nothing was sent because Mews won a field; else ``pushed`` (every field
+    conflict is in the log either way)."""
+    if plan.empty and result.mews_won:
+        return "mews_won"
+    return "pushed"
 
 
 async def push_changes(store: Store, engine: SyncEngine, run: Run, *, limit: int = 100) -> None:
@@ -108,51 +233,40 @@ async def _push_one(store: Store, engine: SyncEngine, run: Run, guest: dict[str,
         )
 
     if not guest["is_active"] or guest["merge_target_id"]:
-        await record(
-            "refused", "the profile was deleted or merged in Mews; edit the surviving profile"
-        )
+        await record("refused", MERGED_AWAY)
         run.count(push_refused=1)
         return
-    current = None
-    async for page in engine.client.customers(customer_ids=[mews_id]):
-        current = next(iter(page.items), current)
-    if current is None:
-        await record("refused", "the customer no longer exists in Mews")
-        run.count(push_refused=1)
-        return
-    plan = plan_push(guest["changes"] or {}, datetime.fromisoformat(edited_at), current)
-    if plan.decision == "mews_won":
-        await record("mews_won", conflicts=plan.conflicts)
-        run.count(push_conflicts=len(plan.conflicts))
-        return
-    try:
-        answer = current
-        if plan.sets:
-            answer = await engine.client.update_customer(mews_id, plan.sets)
-        if plan.clears:
-            await engine.client.update_accounts(
-                [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}]
-            )
-    except (MewsBusinessRuleError, MewsBadRequestError, MewsConflictError) as exc:
-        await record(
-            "refused",
-            exc.message,
-            [
+    outcome = await push_guest(engine.client, guest)
+    if outcome.attempts > 1:
+        run.count(push_resubmitted=outcome.attempts - 1)
+    if outcome.wrote:
+        # mirror what Mews now has (the echo webhook will then change nothing)
+        await engine.refresh("customers", [mews_id], run)
+    elif outcome.page is not None:
+        await engine.ingest("customers", outcome.page, run)
+    if outcome.status == "refused":
+        conflicts = []
+        if outcome.error not in (MERGED_AWAY, GONE):
+            conflicts = [
                 {
                     "field": None,
                     "local_value": guest["changes"],
                     "mews_value": None,
                     "resolution": "refused_by_mews",
-                    "detail": exc.message,
+                    "detail": outcome.error,
                     "mews_updated_utc": None,
                 }
-            ],
-        )
+            ]
+            run.degrade("partial", f"Mews refused an edit: {outcome.error}")
+        await record("refused", outcome.error, conflicts)
         run.count(push_refused=1)
-        run.degrade("partial", f"Mews refused an edit: {exc.message}")
         return
-    # mirror what Mews now has (the echo webhook will then change nothing)
-    await engine.refresh("customers", [mews_id], run)
-    del answer
-    await record("pushed")
-    run.count(pushed=1, pushed_fields=len(plan.sets) + len(plan.clears))
+    if outcome.status == "pending":
+        await record("pending", outcome.error)
+        run.count(push_kept_pending=1)
+        run.degrade("partial", outcome.error)
+        return
+    await record(outcome.status, conflicts=outcome.conflicts)
+    run.count(push_conflicts=len(outcome.conflicts))
+    if outcome.status == "pushed":
+        run.count(pushed=1, pushed_fields=outcome.fields)
