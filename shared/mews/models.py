@@ -6,15 +6,36 @@ the raw string); optional fields may be null or absent; timestamps parse with or
 fractional seconds; ``BirthDate`` is a date whether Mews sends a date or a midnight date-time;
 the company contact person is read from ``ContactPerson`` or the documented typo
 ``ContacPerson``.
+
+Strict where the database is: every id we store in a ``uuid`` column (``Id``, ``ChainId``,
+``CompanyId``, ``EnterpriseId``, ``AccountId``, ...) must be a UUID in its canonical form, and a
+mirrored record may hold no NUL character (U+0000) anywhere, key or value, as PostgreSQL text and
+jsonb cannot store it. A record that fails is rejected with the reason (and quarantined), so it
+never reaches the database to fail the page it came in.
 """
 
 from __future__ import annotations
 
+import re
 from datetime import date, datetime
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
+import orjson
+from pydantic import (
+    AfterValidator,
+    AliasChoices,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    model_validator,
+)
 from pydantic.alias_generators import to_pascal
+
+from shared.intake.events import find_nul
+
+_UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
+NUL_REASON = "a NUL character (U+0000), which PostgreSQL cannot store,"
 
 
 def _date_or_datetime(value: Any) -> Any:
@@ -28,8 +49,27 @@ def _none_as_empty(value: Any) -> Any:
     return [] if value is None else value
 
 
+def _uuid(value: str) -> str:
+    """The canonical 8-4-4-4-12 hex form Mews sends and a ``uuid`` column takes."""
+    if _UUID.fullmatch(value) is None:
+        raise ValueError("not a UUID")
+    return value
+
+
+def nul_at(value: Any) -> str | None:
+    """Where the first NUL character is in a JSON value (``at $.LastName``), or None. The
+    encoder finds that there is one quickly; the walk says where only then."""
+    try:
+        if b"\\u0000" not in orjson.dumps(value):
+            return None
+    except TypeError:
+        pass  # not plain JSON data: walk it
+    return find_nul(value)
+
+
 MewsDate = Annotated[date, BeforeValidator(_date_or_datetime)]
 OpenEnumList = Annotated[list[str], BeforeValidator(_none_as_empty)]
+MewsId = Annotated[str, AfterValidator(_uuid)]
 
 
 class MewsModel(BaseModel):
@@ -38,12 +78,24 @@ class MewsModel(BaseModel):
     )
 
 
-class Address(MewsModel):
+class MewsRecord(MewsModel):
+    """A record we mirror, raw JSON included: no NUL character anywhere in it."""
+
+    @model_validator(mode="before")
+    @classmethod
+    def _storable(cls, data: Any) -> Any:
+        where = nul_at(data)
+        if where is not None:
+            raise ValueError(f"{NUL_REASON} {where}")
+        return data
+
+
+class Address(MewsRecord):
     """An account address (``addresses/getAll``) or the deprecated embedded one."""
 
-    id: str
-    account_id: str | None = None
-    chain_id: str | None = None
+    id: MewsId
+    account_id: MewsId | None = None
+    chain_id: MewsId | None = None
     account_type: str | None = None
     line1: str | None = Field(default=None, alias="Line1")
     line2: str | None = Field(default=None, alias="Line2")
@@ -57,9 +109,9 @@ class Address(MewsModel):
     is_active: bool = True
 
 
-class Customer(MewsModel):
-    id: str
-    chain_id: str
+class Customer(MewsRecord):
+    id: MewsId
+    chain_id: MewsId
     number: str | None = None
     title: str | None = None
     sex: str | None = None
@@ -83,20 +135,20 @@ class Customer(MewsModel):
     dietary_requirements: str | None = None
     created_utc: datetime | None = None
     updated_utc: datetime
-    address_id: str | None = None
+    address_id: MewsId | None = None
     classifications: OpenEnumList = []
     options: OpenEnumList = []
     preferred_space_features: OpenEnumList = []
-    company_id: str | None = None
-    merge_target_id: str | None = None
+    company_id: MewsId | None = None
+    merge_target_id: MewsId | None = None
     is_active: bool = True
-    creator_profile_id: str | None = None
-    updater_profile_id: str | None = None
+    creator_profile_id: MewsId | None = None
+    updater_profile_id: MewsId | None = None
 
 
-class IdentityDocument(MewsModel):
-    id: str
-    customer_id: str
+class IdentityDocument(MewsRecord):
+    id: MewsId
+    customer_id: MewsId
     type: str
     number: str = ""
     expiration_date: MewsDate | None = None
@@ -107,9 +159,9 @@ class IdentityDocument(MewsModel):
     is_verified: bool = False
 
 
-class Company(MewsModel):
-    id: str
-    chain_id: str
+class Company(MewsRecord):
+    id: MewsId
+    chain_id: MewsId
     name: str
     is_active: bool = True
     number: int | None = None
@@ -120,16 +172,16 @@ class Company(MewsModel):
     contact_person: str | None = Field(
         default=None, validation_alias=AliasChoices("ContactPerson", "ContacPerson")
     )
-    mother_company_id: str | None = None
-    merge_target_id: str | None = None
+    mother_company_id: MewsId | None = None
+    merge_target_id: MewsId | None = None
     created_utc: datetime | None = None
     updated_utc: datetime | None = None
 
 
-class Reservation(MewsModel):
-    id: str
-    service_id: str
-    account_id: str
+class Reservation(MewsRecord):
+    id: MewsId
+    service_id: MewsId
+    account_id: MewsId
     account_type: str
     number: str
     state: str
@@ -141,19 +193,19 @@ class Reservation(MewsModel):
     scheduled_end_utc: datetime
     actual_start_utc: datetime | None = None
     actual_end_utc: datetime | None = None
-    assigned_resource_id: str | None = None
-    partner_company_id: str | None = None
-    travel_agency_id: str | None = None
-    booker_id: str | None = None
+    assigned_resource_id: MewsId | None = None
+    partner_company_id: MewsId | None = None
+    travel_agency_id: MewsId | None = None
+    booker_id: MewsId | None = None
     purpose: str | None = None
     updater_profile_id: str | None = None
 
 
-class Resource(MewsModel):
-    id: str
-    enterprise_id: str
+class Resource(MewsRecord):
+    id: MewsId
+    enterprise_id: MewsId
     is_active: bool = True
-    parent_resource_id: str | None = None
+    parent_resource_id: MewsId | None = None
     name: str
     state: str
     created_utc: datetime | None = None

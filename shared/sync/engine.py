@@ -6,16 +6,19 @@ Rules it keeps (DESIGN.md "Sync rules", CONNECTOR-API.md §14):
   the token's shared request budget (the client's rate limiter);
 - a checkpoint moves only after its window's rows are committed (a crash re-reads at most the
   windows in flight; the guarded upsert makes re-reading harmless);
-- a record that fails validation or mapping is quarantined with its reason, the page goes on;
+- a record that fails validation or mapping, or that the database refuses, is quarantined with
+  its reason (one entry per record version), the page goes on and the window completes;
 - a 408 splits the window in two and tries again.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections import Counter
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from functools import partial
 from typing import Any
 
 from shared.db.store import Store
@@ -24,7 +27,8 @@ from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsTimeoutError
 from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync import mapping
-from shared.sync.runs import Run, quarantine
+from shared.sync.bisect import about_the_data, isolate
+from shared.sync.runs import Run, quarantine, quarantine_item, resolve_quarantined
 
 log = get_logger(__name__)
 ENTITIES = (
@@ -126,63 +130,59 @@ class SyncEngine:
     # -- one page in -----------------------------------------------------------------------
 
     async def ingest(self, entity: str, page: Page[Any], run: Run | None) -> Counts:
-        """Map a page, upsert it, quarantine what could not be read or mapped."""
+        """Map a page and upsert it. What cannot be read, mapped or stored costs only itself:
+        it is quarantined with its reason (a page the database refuses for its data is bisected
+        down to the records it refuses), the rest is written, and the quarantine entries of
+        records now stored are resolved."""
         scope = await self.scope()
-        rows: list[dict[str, Any]] = []
-        bad: list[dict[str, Any]] = [
-            {
-                "entity": entity,
-                "scope_id": scope.scope_id(entity),
-                "mews_id": r.record_id,
-                "reason": r.reason,
-                "raw": r.record if isinstance(r.record, dict) else None,
-                "raw_text": None if isinstance(r.record, dict) else repr(r.record),
-            }
-            for r in page.rejected
+        scope_id = scope.scope_id(entity)
+        rows, bad = self._rows(entity, page, scope)
+        upserted = await isolate(rows, partial(self._upsert, entity), about_the_data)
+        bad += [
+            quarantine_item(entity, scope_id, row["raw"], f"database refused it: {exc}")
+            for row, exc in upserted.refused
         ]
+        quarantined = await quarantine(self.store, bad, run.id if run else None)
+        refused = {item["mews_id"] for item in bad}
+        await resolve_quarantined(
+            self.store,
+            entity,
+            scope_id,
+            [str(r["mews_id"]) for r in upserted.accepted if r["mews_id"] not in refused],
+        )
+        written = Counter[str]()
+        for result in upserted.results:
+            written.update({k: int(result[k]) for k in ("inserted", "updated", "unchanged")})
+        counts = Counts(
+            len(page.items) + len(page.rejected),
+            written["inserted"],
+            written["updated"],
+            written["unchanged"],
+            quarantined,
+        )
+        _record(run, entity, counts)
+        return counts
+
+    def _rows(
+        self, entity: str, page: Page[Any], scope: Scope
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+        """The page's mirror rows, and the quarantine items of what could not be read or mapped."""
+        scope_id = scope.scope_id(entity)
+        rows: list[dict[str, Any]] = []
+        bad = [quarantine_item(entity, scope_id, r.record, r.reason) for r in page.rejected]
         for item, raw in zip(page.items, page.raws, strict=True):
             try:
                 row = self._map(entity, item, raw, scope)
             except (ValueError, TypeError) as exc:
-                bad.append(
-                    {
-                        "entity": entity,
-                        "scope_id": scope.scope_id(entity),
-                        "mews_id": raw.get("Id"),
-                        "reason": f"mapping: {exc}",
-                        "raw": raw,
-                        "raw_text": None,
-                    }
-                )
+                bad.append(quarantine_item(entity, scope_id, raw, f"mapping: {exc}"))
                 continue
             if row is not None:
                 rows.append(row)
-        result = {"inserted": 0, "updated": 0, "unchanged": 0}
-        if rows:
-            result = await self.store.call(UPSERT_FUNCTIONS[entity], p_rows=rows)
-        quarantined = await quarantine(self.store, bad, run.id if run else None)
-        counts = Counts(
-            len(page.items) + len(page.rejected),
-            result["inserted"],
-            result["updated"],
-            result["unchanged"],
-            quarantined,
-        )
-        if run is not None:
-            run.count(
-                **{
-                    f"{entity}_{k}": v
-                    for k, v in zip(
-                        ("fetched", "inserted", "updated", "unchanged", "quarantined"),
-                        counts.astuple(),
-                        strict=True,
-                    )
-                    if v
-                }
-            )
-            if quarantined:
-                run.degrade("partial", f"{quarantined} {entity} record(s) quarantined")
-        return counts
+        return rows, bad
+
+    async def _upsert(self, entity: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
+        result: dict[str, Any] = await self.store.call(UPSERT_FUNCTIONS[entity], p_rows=rows)
+        return result
 
     @staticmethod
     def _map(entity: str, item: Any, raw: dict[str, Any], scope: Scope) -> dict[str, Any] | None:
@@ -248,13 +248,16 @@ class SyncEngine:
     async def backfill(
         self, entity: str, run: Run | None = None, *, restart: bool = False
     ) -> Counts:
-        """First load of one entity by ``CreatedUtc`` windows, resumable window by window."""
+        """First load of one entity by ``CreatedUtc`` windows, resumable window by window.
+        ``restart`` loads again from scratch: the checkpoint's finished mark and windows done are
+        cleared first, so an interrupted restart resumes like any interrupted first load."""
         scope = await self.scope()
         scope_id = scope.scope_id(entity)
-        checkpoint = await self.store.call(
-            "checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase="backfill"
-        )
-        if checkpoint["high_water_utc"] and not restart:
+        where = {"p_scope_id": scope_id, "p_entity": entity, "p_phase": "backfill"}
+        if restart:
+            await self.store.call("checkpoint_reset", **where)
+        checkpoint = await self.store.call("checkpoint_get", **where)
+        if checkpoint["high_water_utc"]:
             return Counts()  # finished earlier
         if entity == "identity_documents":
             return await self._sweep_documents(run)
@@ -269,7 +272,7 @@ class SyncEngine:
             return total
         end = scope.now_utc - self.lag
         state = checkpoint.get("state") or {}
-        if checkpoint.get("low_water_utc") and not restart:
+        if checkpoint.get("low_water_utc"):
             # a resumed run keeps the end its first attempt planned, so windows line up
             end = datetime.fromisoformat(state.get("end", format_utc(end)).replace("Z", "+00:00"))
         else:
@@ -428,6 +431,16 @@ class SyncEngine:
         if run is not None:
             run.count(**{f"{entity}_corrected": total.written})
         return total
+
+
+def _record(run: Run | None, entity: str, counts: Counts) -> None:
+    """Add a page's counts to the run; quarantined records make it partial, with the totals."""
+    if run is None:
+        return
+    names = ("fetched", "inserted", "updated", "unchanged")
+    values = counts.astuple()[: len(names)]
+    run.count(**{f"{entity}_{k}": v for k, v in zip(names, values, strict=True) if v})
+    run.quarantined(entity, counts.quarantined)
 
 
 def _batches(items: list[str], size: int) -> list[list[str]]:

@@ -1,24 +1,42 @@
 """Processing the inbox: claim a batch, fetch what it names (deduplicated, batched), upsert,
 complete — or record the failure for a later retry, then the dead-letter queue. And purging
-what was processed once its retention period is over."""
+what was processed once its retention period is over.
+
+One failing event never fails its neighbours. When Mews or the database refuses a refresh for
+its data (:func:`~shared.sync.bisect.about_the_data`), the entity's ids are bisected until the
+refused ones are alone; only the events that name them fail (and retry, then dead-letter), the
+others complete. A failure of the moment (Mews 5xx or a timeout, a rate limit, the database
+unavailable) fails the whole batch for a later retry, as it would fail any part of it.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import defaultdict
+from typing import Any, Protocol
 
 from shared.db.store import Store, StoreError
-from shared.intake.events import plan_fetches
+from shared.intake.events import FetchPlan, plan_fetches
 from shared.logs import get_logger
 from shared.mews.errors import MewsError
-from shared.sync.engine import SyncEngine
-from shared.sync.runs import Run, outcome_for
+from shared.sync.bisect import about_the_data, isolate
+from shared.sync.runs import Run, outcome_for, without_nul
 
 log = get_logger(__name__)
+NARROWING_ATTEMPTS = 64  # refreshes spent isolating refused ids, per entity and batch
+
+Refused = dict[tuple[str, str], BaseException]  # (entity, id) → why its refresh was refused
+
+
+class Refresher(Protocol):
+    """What the inbox needs of the sync engine: fetch records by id and upsert them."""
+
+    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Any: ...
 
 
 async def process_events(
     store: Store,
-    engine: SyncEngine,
+    engine: Refresher,
     run: Run,
     *,
     batch_size: int = 500,
@@ -28,6 +46,7 @@ async def process_events(
 ) -> None:
     """Drain the inbox batch by batch until it is empty or the time budget is spent."""
     deadline = time.monotonic() + time_budget_seconds
+    retry = {"p_max_attempts": max_attempts, "p_backoff_seconds": backoff_seconds}
     while time.monotonic() < deadline:
         claimed = await store.call("inbox_claim", p_limit=batch_size, p_lock_seconds=300)
         if not claimed:
@@ -40,23 +59,64 @@ async def process_events(
             events_unknown=plan.unknown,
         )
         try:
-            for entity, ids in sorted(plan.ids.items()):
-                run.count(**{f"{entity}_ids": len(ids)})
-                await engine.refresh(entity, sorted(ids), run)
+            refused = await _refresh(engine, plan, run)
         except (MewsError, StoreError) as exc:
-            outcome = await store.call(
-                "inbox_fail",
-                p_ids=plan.inbox_ids,
-                p_error=str(exc),
-                p_max_attempts=max_attempts,
-                p_backoff_seconds=backoff_seconds,
-            )
-            run.count(inbox_failed=outcome["failed"], inbox_dead=outcome["dead"])
+            await _fail(store, run, {str(exc): plan.inbox_ids}, retry)
             run.degrade(outcome_for(exc), str(exc))
-            log.warning("inbox batch failed", error=str(exc), **outcome)
             return
-        done = await store.call("inbox_complete", p_ids=plan.inbox_ids)
+        failing = _failing_events(claimed, refused)
+        failed = {inbox_id for ids in failing.values() for inbox_id in ids}
+        if failing:
+            await _fail(store, run, failing, retry)
+            run.degrade("partial", f"{len(failed)} inbox event(s) failed: {next(iter(failing))}")
+        done = await store.call(
+            "inbox_complete", p_ids=[i for i in plan.inbox_ids if i not in failed]
+        )
         run.count(inbox_completed=done["completed"])
+
+
+async def _refresh(engine: Refresher, plan: FetchPlan, run: Run) -> Refused:
+    """Refresh every entity's ids; the ids refused for their data, each with its error."""
+    refused: Refused = {}
+    for entity, ids in sorted(plan.ids.items()):
+        run.count(**{f"{entity}_ids": len(ids)})
+
+        async def attempt(part: list[str], entity: str = entity) -> Any:
+            return await engine.refresh(entity, part, run)
+
+        outcome = await isolate(
+            sorted(ids), attempt, about_the_data, max_attempts=NARROWING_ATTEMPTS
+        )
+        refused.update({(entity, record_id): exc for record_id, exc in outcome.refused})
+    return refused
+
+
+def _failing_events(claimed: list[dict[str, Any]], refused: Refused) -> dict[str, list[int]]:
+    """The inbox rows that name a refused id, grouped by the error to record for them."""
+    failing: dict[str, list[int]] = defaultdict(list)
+    if not refused:
+        return failing
+    for row in claimed:
+        named = plan_fetches([row]).ids
+        for entity, ids in sorted(named.items()):
+            bad = sorted(i for i in ids if (entity, i) in refused)
+            if bad:
+                error = f"{entity} {bad[0]}: {refused[(entity, bad[0])]}"
+                failing[error].append(int(row["id"]))
+                break
+    return failing
+
+
+async def _fail(
+    store: Store, run: Run, failing: dict[str, list[int]], retry: dict[str, int]
+) -> None:
+    """Record failed attempts: retried later with backoff, dead after the last attempt."""
+    for error, inbox_ids in failing.items():
+        outcome = await store.call(
+            "inbox_fail", p_ids=inbox_ids, p_error=without_nul(error), **retry
+        )
+        run.count(inbox_failed=outcome["failed"], inbox_dead=outcome["dead"])
+        log.warning("inbox events failed", error=error, events=len(inbox_ids), **outcome)
 
 
 async def purge_inbox(

@@ -1,5 +1,11 @@
 """Recording runs honestly: every function invocation and command is a `sync_runs` row whose
-status says what happened (a rate-limited or failed run is never recorded as a success)."""
+status says what happened (a rate-limited or failed run is never recorded as a success).
+
+And the quarantine: records that could not be read, mapped or stored, kept with the reason —
+one entry per record version, counted at each sighting, resolved once a valid version of the
+record is stored. Whatever a record holds, quarantining it never fails: a NUL character
+(U+0000), which PostgreSQL text and jsonb cannot store, is kept as U+FFFD.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,15 @@ from dataclasses import dataclass, field
 from typing import Any
 from uuid import UUID
 
+import orjson
+
 from shared.db.store import Store
 from shared.logs import get_logger, redact_text
 
 FINAL_STATUSES = ("succeeded", "partial", "rate_limited", "failed")
+NUL = "\x00"
+REPLACEMENT = "\ufffd"
+QUARANTINED = "_quarantined"
 
 
 @dataclass
@@ -30,11 +41,27 @@ class Run:
         self.counts.update(increments)
 
     def degrade(self, status: str, error: str | None = None) -> None:
-        """Lower the outcome (never raise it): succeeded < partial < rate_limited < failed."""
-        if FINAL_STATUSES.index(status) > FINAL_STATUSES.index(self.status):
+        """Lower the outcome (never raise it): succeeded < partial < rate_limited < failed.
+        The error says why the outcome is what it is: a lesser outcome's text never replaces
+        the text of a worse one."""
+        rank = FINAL_STATUSES.index(status)
+        if rank > FINAL_STATUSES.index(self.status):
             self.status = status
-        if error:
-            self.error = redact_text(error)
+        if error and rank == FINAL_STATUSES.index(self.status):
+            self.error = without_nul(redact_text(error))
+
+    def quarantined(self, entity: str, count: int) -> None:
+        """Count ``count`` more quarantined records of ``entity``: the run is partial, and its
+        error gives the run's totals ("21 customers record(s) quarantined")."""
+        if count <= 0:
+            return
+        self.count(**{entity + QUARANTINED: count})
+        totals = ", ".join(
+            f"{n} {name.removesuffix(QUARANTINED)}"
+            for name, n in sorted(self.counts.items())
+            if name.endswith(QUARANTINED) and n
+        )
+        self.degrade("partial", f"{totals} record(s) quarantined")
 
 
 def outcome_for(exc: BaseException) -> str:
@@ -68,11 +95,77 @@ async def recorded_run(store: Store, job: str, scope_id: UUID | None = None) -> 
         log.info("run finished", status=run.status, counts=dict(run.counts), error=run.error)
 
 
+def quarantine_item(entity: str, scope_id: str | None, record: Any, reason: str) -> dict[str, Any]:
+    """A record for :func:`quarantine`: its raw JSON when it is an object, else its text."""
+    record_id = record.get("Id") if isinstance(record, dict) else None
+    if record_id is not None and not isinstance(record_id, str):
+        record_id = _json_text(record_id)
+    whole = isinstance(record, dict)
+    return {
+        "entity": entity,
+        "scope_id": scope_id,
+        "mews_id": record_id,
+        "reason": reason,
+        "raw": record if whole else None,
+        "raw_text": None if whole else _json_text(record),
+    }
+
+
 async def quarantine(store: Store, items: list[dict[str, Any]], run_id: UUID | None = None) -> int:
-    """Keep records that failed to parse or map, with their reasons. Returns how many."""
+    """Keep records that failed to parse, map or store, with their reasons (one entry per record
+    version; seeing it again counts a sighting). Returns how many records were quarantined."""
     if not items:
         return 0
     result = await store.call(
-        "quarantine_add", p_items=items, p_run_id=str(run_id) if run_id else None
+        "quarantine_add",
+        p_items=[without_nul(item) for item in items],
+        p_run_id=str(run_id) if run_id else None,
     )
     return int(result["quarantined"])
+
+
+async def resolve_quarantined(store: Store, entity: str, scope_id: str, mews_ids: list[str]) -> int:
+    """Mark the open quarantine entries of these records resolved: a valid version of each is
+    stored now. Returns how many entries were resolved."""
+    if not mews_ids:
+        return 0
+    result = await store.call(
+        "quarantine_resolve", p_entity=entity, p_scope_id=scope_id, p_ids=mews_ids
+    )
+    return int(result["resolved"])
+
+
+def without_nul(value: Any) -> Any:
+    """``value`` with every NUL character (U+0000) in its strings and keys replaced by U+FFFD,
+    which PostgreSQL can store. Iterative, so any depth the JSON parser accepted is fine."""
+    if isinstance(value, str):
+        return value.replace(NUL, REPLACEMENT)
+    if not isinstance(value, dict | list):
+        return value
+    root: list[Any] = [None]
+    stack: list[tuple[Any, Any, Any]] = [(value, root, 0)]
+    while stack:
+        node, parent, slot = stack.pop()
+        if isinstance(node, str):
+            parent[slot] = node.replace(NUL, REPLACEMENT)
+        elif isinstance(node, dict):
+            copy: dict[str, Any] = {}
+            parent[slot] = copy
+            for key, child in node.items():
+                clean = key.replace(NUL, REPLACEMENT) if isinstance(key, str) else key
+                copy[clean] = None
+                stack.append((child, copy, clean))
+        elif isinstance(node, list):
+            items: list[Any] = [None] * len(node)
+            parent[slot] = items
+            stack.extend((child, items, i) for i, child in enumerate(node))
+        else:
+            parent[slot] = node
+    return root[0]
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        return repr(value)
