@@ -1,14 +1,28 @@
 """The quality report: one self-contained HTML page (inline SVG, no external assets), rendered
-from the data of ``public.quality_report`` (pure)."""
+from the data of ``public.quality_report`` (pure).
+
+Every list names its guests (name, Mews id, e-mail); duplicate pairs come with their evidence;
+the push conflicts of the last week and the enterprise's sync health (``public.sync_status``,
+with what needs attention) are shown. The font stack covers Chinese, Japanese and Korean names.
+"""
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from html import escape
 from typing import Any
 
-_CSS = """
-body{font-family:system-ui,-apple-system,Segoe UI,Roboto,sans-serif;margin:0;background:#f5f6f8;color:#1d2330}
+# Latin first, then fonts that cover Chinese, Japanese and Korean names (the browser takes each
+# glyph from the first font that has it).
+FONT_STACK = (
+    'system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans","Noto Sans CJK JP","Noto Sans JP",'
+    '"Hiragino Sans","Yu Gothic","Microsoft YaHei",sans-serif'
+)
+
+_CSS = (
+    """
+body{font-family:FONTS;margin:0;background:#f5f6f8;color:#1d2330}
 header{background:#1d2330;color:#fff;padding:24px 40px}header h1{margin:0;font-size:24px}
 header p{margin:6px 0 0;color:#b8c0d0}main{padding:24px 40px;display:grid;grid-template-columns:1fr 1fr;gap:24px}
 section{background:#fff;border-radius:10px;padding:20px 24px;box-shadow:0 1px 3px rgba(0,0,0,.08)}
@@ -19,8 +33,14 @@ table{width:100%;border-collapse:collapse;font-size:13px}th{text-align:left;colo
 border-bottom:1px solid #e3e6ec;padding:6px 4px}td{border-bottom:1px solid #f0f2f5;padding:6px 4px;vertical-align:top}
 .score{font-weight:700;padding:2px 8px;border-radius:10px;color:#fff}.gap{display:inline-block;background:#f1f3f7;
 border-radius:6px;padding:1px 6px;margin:1px 2px;font-size:12px}.empty{color:#8a93a6;font-style:italic}
+.who b{font-weight:600}.who small{display:block;color:#6b7487;font-size:11px}
+.alert{color:#b42323;font-weight:600;margin:0 0 4px}.ok{color:#2e9e5b;font-weight:600;margin:0 0 10px}
+dl.facts{display:grid;grid-template-columns:max-content 1fr;gap:4px 16px;font-size:13px;margin:0 0 14px}
+dl.facts dt{color:#6b7487}dl.facts dd{margin:0}.split{display:grid;grid-template-columns:1fr 1.5fr;gap:24px}
+.succeeded{color:#2e9e5b}.failed,.abandoned{color:#d64545;font-weight:600}.partial,.rate_limited{color:#b7791f}
 svg text{font-size:11px;fill:#4a5468}
 """
+).replace("FONTS", FONT_STACK)
 
 
 def _color(score: float) -> str:
@@ -127,6 +147,182 @@ def _score(value: float) -> str:
     return f'<span class="score" style="background:{_color(value)}">{value:.0f}</span>'
 
 
+def _guest(item: dict[str, Any]) -> str:
+    """Who a row is about: the name, then the Mews id and the e-mail."""
+    name = escape(str(item.get("name") or "").strip() or "(no name)")
+    details = " · ".join(escape(str(v)) for v in (item.get("guest"), item.get("email")) if v)
+    return f'<span class="who"><b>{name}</b><small>{details}</small></span>'
+
+
+def _when(value: Any) -> str:
+    return escape(str(value or "")[:16].replace("T", " "))
+
+
+def _table(headers: list[str], rows: list[str], empty: str) -> str:
+    if not rows:
+        return f'<p class="empty">{escape(empty)}</p>'
+    head = "".join(f"<th>{escape(h)}</th>" for h in headers)
+    return f"<table><tr>{head}</tr>{''.join(rows)}</table>"
+
+
+def age(seconds: float | None) -> str:
+    """A duration for people: 45 s, 12 min, 3.5 h, 2 d."""
+    if seconds is None:
+        return "—"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 48 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.0f} d"
+
+
+MATCHES = {
+    "email": "same e-mail",
+    "phone": "same phone",
+    "name_and_birth_date": "same name and birth date",
+}
+
+
+def _evidence(evidence: list[dict[str, Any]]) -> str:
+    return "".join(
+        f'<span class="gap">{escape(MATCHES.get(str(e.get("match")), str(e.get("match"))))}:'
+        f" {escape(str(e.get('value', '')))}</span>"
+        for e in evidence
+    )
+
+
+def _json_value(value: Any) -> str:
+    if value is None or value == "":
+        return '<span class="empty">(empty)</span>'
+    return escape(value if isinstance(value, str) else json.dumps(value, ensure_ascii=False))
+
+
+RESOLUTIONS = {
+    "mews_won": "Mews won",
+    "local_won": "staff won",
+    "refused_by_mews": "refused by Mews",
+}
+
+
+def _arrivals(arrivals: list[dict[str, Any]]) -> str:
+    rows = [
+        f"<tr><td>{_when(a['arrival'])}</td><td>{_guest(a)}</td><td>{escape(a['state'])}</td>"
+        f"<td>{_score(float(a['score']))}</td><td>{_gaps(a['reasons'])}</td></tr>"
+        for a in arrivals
+    ]
+    return _table(
+        ["Arrival", "Guest", "State", "Score", "What is missing"],
+        rows,
+        "No arriving guest is under the threshold.",
+    )
+
+
+def _worst(worst: list[dict[str, Any]]) -> str:
+    rows = [
+        f"<tr><td>{_guest(w)}</td><td>{_score(float(w['score']))}</td><td>{_gaps(w['reasons'])}</td></tr>"
+        for w in worst
+    ]
+    return _table(["Guest", "Score", "Biggest gaps"], rows, "Nothing scored yet.")
+
+
+def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
+    rows = [
+        f"<tr><td>{_guest(p['a'])}</td><td>{_guest(p['b'])}</td><td>{_evidence(p['evidence'])}</td></tr>"
+        for p in pairs
+    ]
+    more = (
+        f'<p class="empty">…and {total - len(pairs):,} more pair(s).</p>'
+        if total > len(pairs)
+        else ""
+    )
+    table = _table(
+        ["Guest", "Possible duplicate", "Evidence"],
+        rows,
+        "No possible duplicates (nothing is ever merged automatically; merges belong in Mews).",
+    )
+    return table + more
+
+
+def _conflicts(conflicts: list[dict[str, Any]]) -> str:
+    rows = [
+        f"<tr><td>{_when(c['at'])}</td><td>{_guest(c)}</td><td>{escape(c.get('field') or '(whole edit)')}</td>"
+        f"<td>{_json_value(c.get('local_value'))}</td><td>{_json_value(c.get('mews_value'))}</td>"
+        f"<td>{escape(RESOLUTIONS.get(c['resolution'], c['resolution']))}</td></tr>"
+        for c in conflicts
+    ]
+    return _table(
+        ["When (UTC)", "Guest", "Field", "Staff value", "Mews value", "Resolution"],
+        rows,
+        "No push conflicts in the last 7 days.",
+    )
+
+
+def _token_state(tokens: list[dict[str, Any]]) -> str:
+    if not tokens:
+        return "no requests in the last day"
+    if any(t.get("unauthorized_since") and not t.get("superseded") for t in tokens):
+        return "refused (401): its jobs are paused"
+    return "accepted"
+
+
+def _sync_facts(sync: dict[str, Any]) -> str:
+    inbox = sync.get("inbox") or {}
+    poll = sync.get("poll") or {}
+    tokens = sync.get("tokens") or []
+    facts = {
+        "Inbox": f"{inbox.get('waiting', 0)} waiting (oldest {age(inbox.get('oldest_waiting_seconds'))}),"
+        f" {inbox.get('dead', 0)} dead letter(s)",
+        "Quarantined records": f"{sync.get('quarantine_open', 0)} open",
+        "Conflicts (7 days)": str(sync.get("conflicts_7d", 0)),
+        "Behind Mews": age(poll.get("lag_seconds")) if poll.get("entities") else "never polled",
+        "Mews token": _token_state(tokens),
+        "Requests (last 30 s)": str(sum(int(t.get("used_last_30s") or 0) for t in tokens)),
+    }
+    items = "".join(f"<dt>{escape(k)}</dt><dd>{escape(v)}</dd>" for k, v in facts.items())
+    return f'<dl class="facts">{items}</dl>'
+
+
+def _sync(sync: dict[str, Any] | None) -> str:
+    if not sync:
+        return '<p class="empty">No sync status for this enterprise.</p>'
+    attention = sync.get("attention") or []
+    verdict = (
+        "".join(f'<p class="alert">⚠ {escape(a["message"])}</p>' for a in attention)
+        if attention
+        else '<p class="ok">Nothing needs attention.</p>'
+    )
+    rows = [
+        f'<tr><td>{escape(r["job"])}</td><td class="{escape(r["status"])}">{escape(r["status"])}</td>'
+        f"<td>{_when(r.get('started_at'))}</td><td>{_when(r.get('finished_at'))}</td>"
+        f"<td>{escape((r.get('error') or '')[:80])}</td></tr>"
+        for r in sync.get("runs") or []
+    ]
+    runs = _table(
+        ["Job", "Last run", "Started (UTC)", "Finished (UTC)", "Error"], rows, "No runs yet."
+    )
+    return f'<div class="split"><div>{verdict}{_sync_facts(sync)}</div><div>{runs}</div></div>'
+
+
+def _kpis(data: dict[str, Any], average: float, below: int) -> str:
+    kpis = [
+        (f'<b style="color:{_color(average)}">{average:.1f}</b>', "average completeness (0–100)"),
+        (f"<b>{below:,}</b>", "profiles under 50"),
+        (
+            f"<b>{len(data.get('arrivals', [])):,}</b>",
+            "arrivals at risk (next 14 days, score under 60)",
+        ),
+        (f"<b>{int(data.get('duplicates') or 0):,}</b>", "possible duplicate pairs"),
+        (
+            f"<b>{len((data.get('sync') or {}).get('attention') or []):,}</b>",
+            "sync issues needing attention",
+        ),
+    ]
+    cells = "".join(f'<div class="kpi">{value}<span>{label}</span></div>' for value, label in kpis)
+    return f'<div class="kpis">{cells}</div>'
+
+
 def render(data: dict[str, Any], *, generated: datetime | None = None) -> str:
     generated = generated or datetime.now(UTC)
     name = escape((data.get("enterprise") or {}).get("name", "Enterprise"))
@@ -147,36 +343,20 @@ def render(data: dict[str, Any], *, generated: datetime | None = None) -> str:
     ][:12]
     trend = [(str(t["day"])[5:], float(t["average"])) for t in data.get("trend", [])]
     below = sum(n for b, n in distribution.items() if b < 50)
-    worst_rows = "".join(
-        f"<tr><td>{escape(w['name'] or '—')}</td><td>{_score(float(w['score']))}</td><td>{_gaps(w['reasons'])}</td></tr>"
-        for w in data.get("worst", [])
-    )
-    arrivals = data.get("arrivals", [])
-    arrival_rows = "".join(
-        f"<tr><td>{escape(str(a['arrival'])[:16].replace('T', ' '))}</td><td>{escape(a['name'] or '—')}</td>"
-        f"<td>{escape(a['state'])}</td><td>{_score(float(a['score']))}</td><td>{_gaps(a['reasons'])}</td></tr>"
-        for a in arrivals
-    )
     return f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>Guest data quality — {name}</title>
 <meta name="viewport" content="width=device-width, initial-scale=1"><style>{_CSS}</style></head>
 <body><header><h1>Guest data quality — {name}</h1>
 <p>{guests:,} active guest profiles scored · generated {generated:%Y-%m-%d %H:%M} UTC</p></header>
 <main>
-<div class="kpis">
-<div class="kpi"><b style="color:{_color(average)}">{average:.1f}</b><span>average completeness (0–100)</span></div>
-<div class="kpi"><b>{below:,}</b><span>profiles under 50</span></div>
-<div class="kpi"><b>{len(arrivals):,}</b><span>arrivals at risk (next 14 days, score under 60)</span></div>
-<div class="kpi"><b>{int(data.get("duplicates") or 0):,}</b><span>possible duplicate pairs</span></div>
-</div>
+{_kpis(data, average, below)}
 <section><h2>Score distribution</h2>{_bars(buckets)}</section>
 <section><h2>Gaps by field (share of guests)</h2>{_hbars(fields)}</section>
+<section class="wide"><h2>Sync health</h2>{_sync(data.get("sync"))}</section>
+<section class="wide"><h2>Arrivals at risk</h2>{_arrivals(data.get("arrivals", []))}</section>
+<section class="wide"><h2>Worst profiles</h2>{_worst(data.get("worst", []))}</section>
+<section class="wide"><h2>Possible duplicates</h2>{_duplicates(data.get("duplicate_pairs", []), int(data.get("duplicates") or 0))}</section>
+<section class="wide"><h2>Push conflicts (last 7 days)</h2>{_conflicts(data.get("conflicts", []))}</section>
 <section class="wide"><h2>Average score over time</h2>{_line(trend)}</section>
-<section class="wide"><h2>Arrivals at risk</h2>
-{f"<table><tr><th>Arrival</th><th>Guest</th><th>State</th><th>Score</th><th>What is missing</th></tr>{arrival_rows}</table>" if arrivals else '<p class="empty">No arriving guest is under the threshold.</p>'}
-</section>
-<section class="wide"><h2>Worst profiles</h2>
-{f"<table><tr><th>Guest</th><th>Score</th><th>Biggest gaps</th></tr>{worst_rows}</table>" if worst_rows else '<p class="empty">Nothing scored yet.</p>'}
-</section>
 </main></body></html>
 """
