@@ -18,20 +18,15 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Coroutine
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
-import psycopg
-
-from shared.db.connect import open_store
-from shared.db.store import Store, StoreError
 from shared.logs import configure_logging, get_logger
 from shared.settings import Settings, SettingsError, load_settings, secret_values
 
-T = TypeVar("T")
+if TYPE_CHECKING:
+    from shared.db.store import Store
 
-# a database that refuses or does not answer fails in seconds, not after the pool's 30 s
-# (Mews waits 5 s for a webhook's answer)
-CONNECT_TIMEOUT_SECONDS = 4
+T = TypeVar("T")
 
 log = get_logger(__name__)
 
@@ -75,11 +70,11 @@ class Runtime:
         coherently."""
         async with self._store_lock:
             if self._store is None:
+                from shared.db.connect import open_store  # the driver: only when first used
+
                 if self.settings.database_url is None and not self.settings.supabase_url:
                     # the embedded database is for laptops; a function has no disk to keep it
                     raise _reported_once(ConfigurationError(NO_DATABASE))
-                if self.settings.database_url is not None:
-                    await _probe(self.settings.database_url.get_secret_value())
                 try:
                     self._store = await open_store(self.settings)
                 except ValueError as exc:  # e.g. SUPABASE_URL without its service-role key
@@ -93,15 +88,6 @@ class Runtime:
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(timeout=5)
         self._loop.close()
-
-
-async def _probe(url: str) -> None:
-    """Connect once with a short timeout: the pool would retry for 30 s before failing."""
-    try:
-        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_SECONDS)
-    except psycopg.Error as exc:
-        raise StoreError("connect", exc.sqlstate, str(exc)) from None
-    await conn.close()
 
 
 _runtime: Runtime | None = None

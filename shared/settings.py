@@ -8,6 +8,7 @@ is one line naming the variable).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet
@@ -28,6 +29,20 @@ INVALID_ENCRYPTION_KEY_MESSAGE = (
 )
 
 
+def default_data_dir() -> Path:
+    """The embedded database's home, the same from every folder: ``$GUESTHUB_HOME``, else the
+    platform's user data folder (``~/.local/share/guesthub`` on Linux) when platformdirs is
+    installed, else ``~/.guesthub``."""
+    home = os.environ.get("GUESTHUB_HOME")
+    if home:
+        return Path(home).expanduser()
+    try:
+        from platformdirs import user_data_path
+    except ImportError:
+        return Path.home() / ".guesthub"
+    return user_data_path("guesthub", appauthor=False)
+
+
 class SettingsError(ValueError):
     """The environment's settings are invalid; one line naming each variable, never a value."""
 
@@ -45,7 +60,7 @@ class Settings(BaseSettings):
     supabase_url: str | None = None
     supabase_service_role_key: SecretStr | None = None
     # where the embedded default database keeps its files when no database is configured
-    data_dir: Path = Path(".guesthub")
+    data_dir: Path = Field(default_factory=default_data_dir)
 
     # Mews
     mews_platform_url: str = DEMO_PLATFORM_URL

@@ -8,11 +8,9 @@ from rich.console import Console
 from rich.table import Table
 
 from shared.cli.common import command_settings
-from shared.db.connect import resolve_database_url
+from shared.db.connect import describe_database, resolve_database_url
 from shared.db.embedded import stop_embedded
-from shared.db.migrations import MigrationError, migrate, status, table_names_without_rls
-from shared.db.privileges import compare, load_matrix, read_catalogue, render
-from shared.logs import redact_text
+from shared.db.migrations import migrate, status, table_names_without_rls
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
@@ -22,14 +20,9 @@ console = Console()
 def migrate_command() -> None:
     """Apply pending migrations (DATABASE_URL, else the embedded default database)."""
     settings = command_settings()
-    url = resolve_database_url(settings)
-    try:
-        applied = migrate(url)
-    except (MigrationError, psycopg.Error) as exc:
-        console.print(f"[red]{redact_text(str(exc), [url])}[/red]")
-        raise typer.Exit(code=1) from exc
+    applied = migrate(resolve_database_url(settings))
     if not applied:
-        console.print("Nothing to apply: the database is up to date.")
+        console.print(f"Nothing to apply: {describe_database(settings)} is up to date.")
     for migration in applied:
         console.print(f"applied {migration.version} {migration.name}")
 
@@ -59,6 +52,8 @@ def privileges_command(
     dump: bool = typer.Option(False, "--dump", help="Print the database's privileges as YAML."),
 ) -> None:
     """Compare what each API role may do with supabase/privileges.yaml (exit 1 on a difference)."""
+    from shared.db.privileges import compare, load_matrix, read_catalogue, render  # yaml
+
     settings = command_settings()
     url = resolve_database_url(settings)
     with psycopg.connect(url, autocommit=True) as conn:
@@ -80,4 +75,5 @@ def stop_command() -> None:
     """Stop the embedded default database if it runs."""
     settings = command_settings()
     stopped = stop_embedded(settings.data_dir)
-    console.print("embedded database stopped" if stopped else "embedded database was not running")
+    state = "stopped" if stopped else "was not running"
+    console.print(f"the embedded database in {settings.data_dir} {state}")

@@ -1,9 +1,11 @@
 """`guesthub demo`: the whole product end to end on this machine, with nothing but Python.
 
-The embedded database (a fresh `guesthub_demo` database on it), the Mews simulator with the real
-request limit, the first load with its progress bar, a burst of changes in Mews delivered as
-webhooks (to the real `mews_webhook` function, served locally) and WebSocket events (to the real
-listener), processing, a staff edit pushed back to Mews, scoring, and the report.
+The embedded database (its default `guesthub` database, made afresh: the one every later
+`guesthub` command uses), the Mews simulator with the real request limit, the first load with
+its progress bar, a burst of changes in Mews delivered as webhooks (to the real `mews_webhook`
+function, served locally) and WebSocket events (to the real listener), processing, a staff edit
+pushed back to Mews, scoring, and the report. It ends with the commands that explore what it
+left, and the one that stops the embedded server.
 """
 
 from __future__ import annotations
@@ -26,10 +28,11 @@ from rich.table import Table
 from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared.cli.common import command_settings
+from shared.cli.errors import CommandError
 from shared.cli.quality import run_scoring, write_report
 from shared.cli.sync import engine_for, run_backfill
-from shared.db.connect import ensure_database
-from shared.db.embedded import database_url, start_embedded
+from shared.db.connect import describe_database, ensure_database
+from shared.db.embedded import DEFAULT_DATABASE, database_url, start_embedded
 from shared.db.migrations import migrate, table_names_without_rls
 from shared.db.store import PsycopgTransport, Store
 from shared.listener.listener import Listener
@@ -41,7 +44,8 @@ from shared.sync.push import push_changes
 from shared.sync.runs import recorded_run
 
 console = Console()
-DEMO_DATABASE = "guesthub_demo"
+# the comment that marks the embedded default database as the demo's (recreated at will)
+DEMO_MARK = "made by guesthub demo"
 TABLES = (
     "guests",
     "guest_addresses",
@@ -58,10 +62,10 @@ TABLES = (
 )
 
 
-def register(app: typer.Typer) -> None:
-    app.command("demo")(demo)
+app = typer.Typer()
 
 
+@app.command("demo")
 def demo(
     customers: int = typer.Option(5000, help="Guests in the simulated hotel."),
     latency_ms: float = typer.Option(50.0, help="Simulated Mews latency per response."),
@@ -104,6 +108,7 @@ def demo(
         )
         summary = asyncio.run(_run(demo_settings, simulator, url))
     _print_summary(url, summary)
+    _print_next_steps(settings)
 
 
 def _demo_database(settings: Settings) -> str:
@@ -111,10 +116,46 @@ def _demo_database(settings: Settings) -> str:
         console.print("using DATABASE_URL (not dropped or recreated)")
         return settings.database_url.get_secret_value()
     server = start_embedded(settings.data_dir)
+    _refuse_foreign_data(server, settings)
     with psycopg.connect(server, autocommit=True) as conn:
-        conn.execute(f"drop database if exists {DEMO_DATABASE} with (force)")
-    ensure_database(server, DEMO_DATABASE)
-    return database_url(server, DEMO_DATABASE)
+        conn.execute(
+            psycopg.sql.SQL("drop database if exists {} with (force)").format(
+                psycopg.sql.Identifier(DEFAULT_DATABASE)
+            )
+        )
+    ensure_database(server, DEFAULT_DATABASE)
+    with psycopg.connect(server, autocommit=True) as conn:
+        conn.execute(
+            psycopg.sql.SQL("comment on database {} is {}").format(
+                psycopg.sql.Identifier(DEFAULT_DATABASE), psycopg.sql.Literal(DEMO_MARK)
+            )
+        )
+    console.print(f"{describe_database(settings)}: made afresh for the demo")
+    return database_url(server, DEFAULT_DATABASE)
+
+
+def _refuse_foreign_data(server: str, settings: Settings) -> None:
+    """The demo recreates the embedded default database: not when it holds runs that the demo
+    did not make (someone synced real data into it)."""
+    with psycopg.connect(server) as conn:
+        row = conn.execute(
+            "select shobj_description(oid, 'pg_database') from pg_database where datname = %s",
+            (DEFAULT_DATABASE,),
+        ).fetchone()
+    if row is None or row[0] == DEMO_MARK or not _has_runs(database_url(server, DEFAULT_DATABASE)):
+        return
+    raise CommandError(
+        f"{describe_database(settings)} holds data the demo did not make, and the demo recreates"
+        " it: set GUESTHUB_HOME to another folder (or DATABASE_URL to an empty database)"
+    )
+
+
+def _has_runs(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        table = conn.execute("select to_regclass('public.sync_runs')").fetchone()
+        if table is None or table[0] is None:
+            return False
+        return conn.execute("select exists (select from public.sync_runs)").fetchone() == (True,)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -206,7 +247,7 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
         console.print(
             f"[bold]4.[/bold] Mews changed {sum(len(v) for v in changed.values())} records: "
             f"{simulator.app.stats.webhook_events_sent} webhook events in {simulator.app.stats.webhooks_sent} messages "
-            f"and {listener.state.frames} WebSocket frame(s) stored in the inbox {inbox['by_status']}"
+            f"and {listener.state.frames} WebSocket frame(s) stored in the inbox ({_statuses(inbox)})"
         )
         stop.set()
         await listening
@@ -227,7 +268,7 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
             after = simulator.data.customers[guest_id]["Phone"]
             console.print(
                 f"[bold]6.[/bold] a receptionist added a missing phone in Supabase; push_changes: {run.status}, "
-                f"{run.counts.get('pushed', 0)} profile pushed; in Mews the phone went {mews_before!r} → {after!r}"
+                f"{run.counts.get('pushed', 0)} profile pushed; in Mews the phone went {mews_before or '(empty)'} → {after}"
             )
 
             async def echoed() -> bool:
@@ -246,7 +287,7 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     finally:
         await store.aclose()
 
-    counts = await run_scoring(settings)
+    counts = await run_scoring(settings) or {}
     store = Store(await PsycopgTransport.connect(url, max_size=2))
     try:
         report = settings.data_dir / "report.html"
@@ -260,6 +301,11 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     summary["report"] = [str(p.resolve()) for p in paths]
     summary["simulator"] = simulator.stats()
     return summary
+
+
+def _statuses(stats: dict[str, Any]) -> str:
+    """``{"pending": 5, "done": 2}`` as "2 done, 5 pending"."""
+    return ", ".join(f"{n} {status}" for status, n in sorted(stats["by_status"].items()))
 
 
 async def _true(value: bool) -> bool:
@@ -326,3 +372,19 @@ def _print_summary(url: str, summary: dict[str, Any]) -> None:
     )
     for path in summary["report"]:
         console.print(f"[bold]report:[/bold] {path}")
+
+
+def _print_next_steps(settings: Settings) -> None:
+    """How to look at what the demo left, and how to stop the embedded server."""
+    embedded = settings.database_url is None
+    where = describe_database(settings) if embedded else "DATABASE_URL"
+    console.print(f"\n[bold]Explore it[/bold]: every guesthub command now uses {where}")
+    for command in (
+        "guesthub events stats",
+        "guesthub score",
+        "guesthub report --html report.html",
+        "guesthub db status",
+    ):
+        console.print(f"  {command}", highlight=False)
+    if embedded:
+        console.print("[bold]Stop the embedded server[/bold] when you are done: guesthub db stop")

@@ -3,15 +3,31 @@
 from __future__ import annotations
 
 import asyncio
-import json
-from typing import Annotated
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import typer
+from rich.console import Console
 
-from shared.cli.common import command_settings
+from shared.cli.common import command_settings, counts_table
 from shared.db.connect import open_store
+from shared.db.store import Store
+from shared.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
+console = Console()
+T = TypeVar("T")
+
+
+def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = await open_store(settings)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
 
 
 @app.command("replay")
@@ -19,32 +35,22 @@ def replay(
     ids: Annotated[list[int] | None, typer.Option("--id", help="Only these inbox ids.")] = None,
 ) -> None:
     """Re-queue dead-lettered events (all of them, or the given ids)."""
-    settings = command_settings()
-
-    async def run() -> int:
-        store = await open_store(settings)
-        try:
-            result = await store.call("inbox_replay", p_ids=ids or None)
-        finally:
-            await store.aclose()
-        return int(result["replayed"])
-
-    typer.echo(f"{asyncio.run(run())} event(s) re-queued")
+    result = _with_store(command_settings(), lambda s: s.call("inbox_replay", p_ids=ids or None))
+    console.print(f"{int(result['replayed'])} event(s) re-queued")
 
 
 @app.command("stats")
 def stats() -> None:
     """Events per status, and unknown discriminators seen."""
-    settings = command_settings()
-
-    async def run() -> object:
-        store = await open_store(settings)
-        try:
-            return await store.call("inbox_stats")
-        finally:
-            await store.aclose()
-
-    typer.echo(json.dumps(asyncio.run(run()), indent=2))
+    result: dict[str, Any] = _with_store(command_settings(), lambda s: s.call("inbox_stats"))
+    by_status = result.get("by_status") or {}
+    if not by_status:
+        console.print("The inbox is empty.")
+    else:
+        console.print(counts_table(f"Inbox: {sum(by_status.values()):,} event(s)", by_status))
+    unknown = result.get("unknown_discriminators") or {}
+    if unknown:
+        console.print(counts_table("Unknown discriminators (stored, not processed)", unknown))
 
 
 @app.command("purge")
@@ -60,21 +66,35 @@ def purge(
     settings = command_settings()
     retention = days or settings.inbox_retention_days
 
-    async def run() -> int:
-        store = await open_store(settings)
-        try:
-            async with live_run(store, "purge_inbox") as recorded:
-                return await purge_inbox(store, recorded, retention_days=retention)
-        finally:
-            await store.aclose()
+    async def work(store: Store) -> int:
+        async with live_run(store, "purge_inbox") as recorded:
+            return await purge_inbox(store, recorded, retention_days=retention)
 
-    typer.echo(f"{asyncio.run(run())} inbox row(s) older than {retention} days purged")
+    purged = _with_store(settings, work)
+    console.print(f"{purged} inbox row(s) older than {retention} days purged")
 
 
 @app.command("process")
 def process() -> None:
     """Drain the inbox now (what the process_events function does every minute)."""
-    from shared.cli.sync import _job
+    from shared.cli.sync import engine_for
     from shared.sync.events import process_events
+    from shared.sync.liveness import live_run
+    from shared.sync.runs import Run
 
-    _job("process_events", process_events)
+    settings = command_settings()
+
+    async def main() -> Run:
+        async with (
+            engine_for(settings) as (store, engine),
+            live_run(store, "process_events") as run,
+        ):
+            await process_events(store, engine, run)
+        return run
+
+    run = asyncio.run(main())
+    console.print(counts_table(f"process_events: {run.status}", run.counts))
+    if run.error:
+        console.print(f"[yellow]{run.error}[/yellow]")
+    if run.status == "failed":
+        raise typer.Exit(1)

@@ -4,25 +4,31 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from shared.cli.common import command_settings
-from shared.db.connect import open_store
+from shared.cli.common import command_settings, counts_table
+from shared.cli.errors import CommandError
+from shared.db.connect import describe_database, open_store
 from shared.db.store import Store
-from shared.quality.job import score_profiles
-from shared.quality.report import render
 from shared.settings import Settings
-from shared.sync.liveness import live_run
 
+app = typer.Typer()
 console = Console(stderr=True)
+NO_ENTERPRISES = "no enterprises to score in {where}: load them first with `guesthub sync backfill`"
 
 
-async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int]:
+async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int] | None:
+    """Score every enterprise; None when there is none (nothing is recorded then)."""
+    from shared.quality.job import score_profiles  # phonenumbers, email_validator
+    from shared.sync.liveness import live_run
+
     store = await open_store(settings)
     try:
+        if not await store.call("quality_enterprises"):
+            return None
         async with live_run(store, "score_profiles") as run:
             await score_profiles(store, run, parts=parts)
         return dict(run.counts)
@@ -30,13 +36,14 @@ async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int]:
         await store.aclose()
 
 
-async def write_report(store: Store, path: Path, *, enterprise_id: str | None = None) -> list[Path]:
+async def write_report(
+    store: Store, path: Path, *, enterprise_id: str | None = None, where: str = "the database"
+) -> list[Path]:
     """One page per enterprise (``path`` itself when there is one)."""
-    enterprises = await store.call("quality_enterprises")
-    if enterprise_id:
-        enterprises = [e for e in enterprises if e["id"] == enterprise_id]
+    from shared.quality.report import render
+
     written = []
-    for index, enterprise in enumerate(enterprises):
+    for index, enterprise in enumerate(await report_enterprises(store, enterprise_id, where)):
         data = await store.call("quality_report", p_enterprise_id=enterprise["id"])
         target = path if index == 0 else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
@@ -45,31 +52,56 @@ async def write_report(store: Store, path: Path, *, enterprise_id: str | None = 
     return written
 
 
-def register(app: typer.Typer) -> None:
-    @app.command("score")
-    def score(
-        parts: Annotated[int, typer.Option(help="Connections sharing a full rescore.")] = 2,
-    ) -> None:
-        """Enrich changed profiles, find duplicates, rescore every guest, snapshot the day."""
-        counts = asyncio.run(run_scoring(command_settings(), parts=parts))
-        console.print(f"scored: {counts}")
+async def report_enterprises(
+    store: Store, enterprise_id: str | None, where: str
+) -> list[dict[str, Any]]:
+    """The enterprises to report on; :class:`CommandError` when there is none (or no such one)."""
+    enterprises: list[dict[str, Any]] = await store.call("quality_enterprises")
+    if not enterprises:
+        raise CommandError(
+            f"nothing to report: {where} has no enterprises yet; load them with"
+            " `guesthub sync backfill`, then run `guesthub score`"
+        )
+    if enterprise_id is None:
+        return enterprises
+    chosen = [e for e in enterprises if str(e["id"]) == enterprise_id]
+    if not chosen:
+        known = ", ".join(f"{e['id']} ({e['name']})" for e in enterprises)
+        raise CommandError(f"no enterprise {enterprise_id} in {where}; known: {known}")
+    return chosen
 
-    @app.command("report")
-    def report(
-        html: Annotated[Path, typer.Option("--html", help="Where to write the page.")] = Path(
-            "report.html"
-        ),
-        enterprise: Annotated[str | None, typer.Option(help="Only this enterprise id.")] = None,
-    ) -> None:
-        """Write the data-quality report as a self-contained HTML page."""
-        settings = command_settings()
 
-        async def main() -> list[Path]:
-            store = await open_store(settings)
-            try:
-                return await write_report(store, html, enterprise_id=enterprise)
-            finally:
-                await store.aclose()
+@app.command("score")
+def score(
+    parts: Annotated[int, typer.Option(min=1, help="Connections sharing a full rescore.")] = 2,
+) -> None:
+    """Enrich changed profiles, find duplicates, rescore every guest, snapshot the day."""
+    settings = command_settings()
+    counts = asyncio.run(run_scoring(settings, parts=parts))
+    if counts is None:
+        console.print(NO_ENTERPRISES.format(where=describe_database(settings)))
+        return
+    console.print(counts_table("Scored", counts))
 
-        for path in asyncio.run(main()):
-            typer.echo(str(path.resolve()))
+
+@app.command("report")
+def report(
+    html: Annotated[Path, typer.Option("--html", help="Where to write the page.")] = Path(
+        "report.html"
+    ),
+    enterprise: Annotated[str | None, typer.Option(help="Only this enterprise id.")] = None,
+) -> None:
+    """Write the data-quality report as a self-contained HTML page (one per enterprise)."""
+    settings = command_settings()
+
+    async def main() -> list[Path]:
+        store = await open_store(settings)
+        try:
+            return await write_report(
+                store, html, enterprise_id=enterprise, where=describe_database(settings)
+            )
+        finally:
+            await store.aclose()
+
+    for path in asyncio.run(main()):
+        typer.echo(str(path.resolve()))

@@ -12,8 +12,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from shared.simulator.running import running_simulator
-from shared.simulator.server import SimulatorConfig
+from shared.cli.errors import CommandError, ExitCode, network_reason
 
 app = typer.Typer(invoke_without_command=True, no_args_is_help=False)
 
@@ -29,7 +28,9 @@ def serve(
     per_item_ms: Annotated[float, typer.Option(help="Extra latency per returned item.")] = 0.0,
     rate_limit: Annotated[int, typer.Option(help="Requests per window per AccessToken.")] = 200,
     rate_window: Annotated[float, typer.Option(help="Sliding window, seconds.")] = 30.0,
-    no_rate_limit: Annotated[bool, typer.Option(help="Lift the request limit.")] = False,
+    no_rate_limit: Annotated[
+        bool, typer.Option("--no-rate-limit", help="Lift the request limit.")
+    ] = False,
     webhook_url: Annotated[
         str | None, typer.Option(help="General Webhook target (with ?Token=).")
     ] = None,
@@ -38,6 +39,9 @@ def serve(
     """Serve the simulator until interrupted."""
     if ctx.invoked_subcommand is not None:
         return
+    from shared.simulator.running import running_simulator
+    from shared.simulator.server import SimulatorConfig
+
     config = SimulatorConfig(
         seed=seed,
         customers=customers,
@@ -71,15 +75,22 @@ def mutate_command(
     resources_updated: int = 0,
 ) -> None:
     """Change data in a running simulator, as staff working in Mews would."""
-    response = httpx.post(
-        url.rstrip("/") + "/_admin/mutate",
-        json={
-            "customers_added": customers_added,
-            "customers_updated": customers_updated,
-            "reservations_updated": reservations_updated,
-            "resources_updated": resources_updated,
-        },
-        timeout=30,
-    )
+    try:
+        response = httpx.post(
+            url.rstrip("/") + "/_admin/mutate",
+            json={
+                "customers_added": customers_added,
+                "customers_updated": customers_updated,
+                "reservations_updated": reservations_updated,
+                "resources_updated": resources_updated,
+            },
+            timeout=30,
+        )
+    except httpx.TransportError as exc:
+        raise CommandError(
+            f"cannot reach the simulator at {url}: {network_reason(exc)}; start it with"
+            " `guesthub simulator`",
+            ExitCode.MEWS,
+        ) from exc
     response.raise_for_status()
     typer.echo(json.dumps({k: len(v) for k, v in response.json().items()}))

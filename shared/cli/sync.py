@@ -17,7 +17,11 @@ from shared.cli.conflicts import conflicts_command
 from shared.db.connect import open_store
 from shared.db.store import Store
 from shared.settings import Settings
-from shared.sync.connect import connected_engine
+from shared.sync.connect import (
+    INTERACTIVE_CONNECT_SECONDS,
+    INTERACTIVE_RETRY,
+    connected_engine,
+)
 from shared.sync.engine import ENTITIES, Counts, SyncEngine
 from shared.sync.liveness import engine_units, live_run, unit
 from shared.sync.push import push_changes
@@ -34,7 +38,13 @@ EntityOption = Annotated[
 async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[Store, SyncEngine]]:
     store = await open_store(settings)
     try:
-        async with connected_engine(settings, store, **kwargs) as engine:
+        async with connected_engine(
+            settings,
+            store,
+            retry=INTERACTIVE_RETRY,
+            connect_timeout=INTERACTIVE_CONNECT_SECONDS,
+            **kwargs,
+        ) as engine:
             yield store, engine
     finally:
         await store.aclose()

@@ -1,4 +1,5 @@
-"""Create missing jobs and update changed ones (a dry run only reports)."""
+"""Create missing jobs and update changed ones (a dry run only reports; without a client, a
+dry run compares nothing and plans every job)."""
 
 from __future__ import annotations
 
@@ -14,15 +15,21 @@ class Plan:
     create: list[str] = field(default_factory=list)
     update: dict[str, list[str]] = field(default_factory=dict)
     unchanged: list[str] = field(default_factory=list)
+    # a dry run without a client (no credentials): to create or update, not compared
+    planned: list[str] = field(default_factory=list)
 
 
 def apply_jobs(
-    client: scheduler_v1.CloudSchedulerClient,
+    client: scheduler_v1.CloudSchedulerClient | None,
     parent: str,
     jobs: list[scheduler_v1.Job],
     *,
     dry_run: bool,
 ) -> Plan:
+    if client is None:
+        if not dry_run:
+            raise ValueError("applying jobs needs a Cloud Scheduler client")
+        return Plan(planned=[job.name for job in jobs])
     existing = {job.name: job for job in client.list_jobs(parent=parent)}
     plan = Plan()
     for job in jobs:

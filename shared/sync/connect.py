@@ -9,7 +9,7 @@ from typing import Any
 import httpx
 
 from shared.db.store import Store
-from shared.mews.client import MewsClient
+from shared.mews.client import MewsClient, RetryPolicy
 from shared.mews.ratelimit import PostgresRateLimiter
 from shared.settings import Settings
 from shared.sync.engine import SyncEngine
@@ -25,10 +25,24 @@ def shared_limiter(settings: Settings, store: Store) -> PostgresRateLimiter:
     )
 
 
+# A person at a terminal wants a clear failure within seconds, not the patience a scheduled
+# function has: fewer attempts and a short connect timeout (a 429's Retry-After is still honoured).
+INTERACTIVE_RETRY = RetryPolicy(max_attempts=4)
+INTERACTIVE_CONNECT_SECONDS = 5.0
+
+
 @asynccontextmanager
 async def connected_engine(
-    settings: Settings, store: Store, **engine_options: Any
+    settings: Settings,
+    store: Store,
+    *,
+    retry: RetryPolicy | None = None,
+    connect_timeout: float | None = None,
+    **engine_options: Any,
 ) -> AsyncIterator[SyncEngine]:
-    async with httpx.AsyncClient(timeout=settings.mews_timeout_seconds) as http:
-        client = MewsClient.from_settings(settings, http, shared_limiter(settings, store))
+    timeout = httpx.Timeout(settings.mews_timeout_seconds, connect=connect_timeout)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        client = MewsClient.from_settings(
+            settings, http, shared_limiter(settings, store), **({"retry": retry} if retry else {})
+        )
         yield SyncEngine(store, client, **engine_options)
