@@ -12,7 +12,7 @@ import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from shared.cli.common import command_settings
+from shared.cli.common import command_settings, counts_table
 from shared.cli.conflicts import conflicts_command
 from shared.db.connect import open_store
 from shared.db.store import Store
@@ -136,7 +136,11 @@ def _job(job: str, work: Callable[[Store, SyncEngine, Run], Awaitable[None]]) ->
         return run
 
     run = asyncio.run(main())
-    console.print(f"{job}: {run.status} {dict(run.counts)}")
+    console.print(counts_table(f"{job}: {run.status}", run.counts))
+    if run.error:
+        console.print(run.error)
+    if run.status not in ("succeeded", "partial", "skipped"):
+        raise typer.Exit(code=1)
 
 
 @app.command("poll")
@@ -156,8 +160,21 @@ def push() -> None:
 
     async def work(store: Store, engine: SyncEngine, run: Run) -> None:
         async with unit(store, run, "push_changes") as mine:
-            if mine:
-                await push_changes(store, engine, run)
+            if not mine:
+                return
+            waiting = len(await store.call("push_pending", p_limit=1000))
+            bar = Progress(
+                TextColumn("push"),
+                BarColumn(bar_width=20),
+                MofNCompleteColumn(),
+                TimeRemainingColumn(),
+                console=console,
+            )
+            with bar:
+                task = bar.add_task("push", total=waiting)
+                await push_changes(
+                    store, engine, run, progress=lambda n: bar.update(task, advance=n)
+                )
 
     _job("push_changes", work)
 

@@ -13,6 +13,9 @@ that follows (our echo) then finds nothing new.
 
 from __future__ import annotations
 
+import asyncio
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -210,10 +213,46 @@ def _status(result: MergeResult, plan: PushPlan) -> str:
     return "pushed"
 
 
-async def push_changes(store: Store, engine: SyncEngine, run: Run, *, limit: int = 100) -> None:
-    pending = await store.call("push_pending", p_limit=limit)
-    for guest in pending:
-        await _push_one(store, engine, run, guest)
+async def push_changes(
+    store: Store,
+    engine: SyncEngine,
+    run: Run,
+    *,
+    limit: int = 100,
+    concurrency: int = 8,
+    time_budget_seconds: float = 240.0,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """Push every pending staff edit, ``concurrency`` guests at a time (the token's shared
+    budget paces them), batch after batch until none is left or the time budget is spent. An
+    edit still pending at the end (Mews kept answering 409, or time ran out) makes the run
+    ``partial`` and says how many; it is pushed by the next run."""
+    deadline = time.monotonic() + time_budget_seconds
+    tried: set[tuple[str, str]] = set()
+    gate = asyncio.Semaphore(concurrency)
+
+    async def one(guest: dict[str, Any]) -> None:
+        async with gate:
+            await _push_one(store, engine, run, guest)
+        if progress is not None:
+            progress(1)
+
+    while time.monotonic() < deadline:
+        pending = await store.call("push_pending", p_limit=limit)
+        fresh = [g for g in pending if (str(g["mews_id"]), str(g["edited_at"])) not in tried]
+        if not fresh:
+            break
+        tried.update((str(g["mews_id"]), str(g["edited_at"])) for g in fresh)
+        results = await asyncio.gather(*(one(g) for g in fresh), return_exceptions=True)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        if failures:
+            raise failures[0]
+    left = await store.call("push_pending", p_limit=1000)
+    if left:
+        run.count(push_still_pending=len(left))
+        run.degrade(
+            "partial", f"{len(left)} staff edit(s) still pending; the next push retries them"
+        )
 
 
 async def _push_one(store: Store, engine: SyncEngine, run: Run, guest: dict[str, Any]) -> None:

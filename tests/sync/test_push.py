@@ -698,3 +698,28 @@ async def test_a_409_that_persists_keeps_the_edit_pending_with_its_error(
     assert run.status == "partial"
     assert run.counts["push_kept_pending"] == 1
     assert run.counts["push_resubmitted"] == MAX_ATTEMPTS - 1
+
+
+async def test_a_push_reports_progress_and_leaves_nothing_pending_it_could_push(
+    engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
+) -> None:
+    """Edits go out several at a time, each reported once; a run that ends with edits still
+    pending (here: no time left) says how many instead of succeeding."""
+    user = await staff_of(engine, simulator, database_url)
+    ids = active_ids(simulator, 12)
+    for customer_id in ids:
+        staff_update(
+            database_url,
+            user,
+            "update public.guests set notes = 'n' where mews_id = %s",
+            (customer_id,),
+        )
+    async with recorded_run(store, "push_changes") as late:
+        await push_changes(store, engine, late, time_budget_seconds=0)
+    assert (late.status, late.counts["push_still_pending"]) == ("partial", 12)
+    assert late.error == "12 staff edit(s) still pending; the next push retries them"
+    done: list[int] = []
+    async with recorded_run(store, "push_changes") as run:
+        await push_changes(store, engine, run, concurrency=4, limit=5, progress=done.append)
+    assert (run.status, sum(done), run.counts["pushed"]) == ("succeeded", 12, 12)
+    assert all(simulator.data.customers[i]["Notes"] == "n" for i in ids)
