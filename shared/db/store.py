@@ -65,6 +65,9 @@ class PsycopgTransport:
             min_size=1,
             max_size=max_size,
             configure=configure,
+            # a connection the server dropped (a restart) is replaced before it is handed out,
+            # instead of failing the call that gets it
+            check=AsyncConnectionPool.check_connection,
             open=False,
             kwargs={"application_name": "guesthub"},
         )

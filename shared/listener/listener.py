@@ -129,7 +129,6 @@ class Listener:
         log.info("listener stopped", **self.state.snapshot())
 
     async def _connect_loop(self, stop: asyncio.Event) -> None:
-        first = True
         while not stop.is_set():
             if not await self._room_in_buffer(stop):
                 break
@@ -145,9 +144,9 @@ class Listener:
                     self.state.disconnected_since = None
                     self._backoff.reset()
                     log.info("websocket connected", connects=self.state.connects)
-                    if not first:
-                        await self._run_catch_up()
-                    first = False
+                    # every connect, the first one of a restarted process too: what Mews sent
+                    # while nobody listened is read back from where the polls stand
+                    await self._run_catch_up()
                     await self._receive(socket, stop)
             except (OSError, websockets.exceptions.WebSocketException, TimeoutError) as exc:
                 self.state.last_error = type(exc).__name__
@@ -156,8 +155,6 @@ class Listener:
                 if self.state.connected:
                     self.state.connected = False
                     self.state.disconnected_since = time.monotonic()
-            if first:
-                first = False  # a failed first connect still needs a catch-up later
             if stop.is_set():
                 break
             delay = self._backoff.next_delay(self._rng)

@@ -72,7 +72,16 @@ async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = N
         async def catch_up() -> None:
             engine.forget_scope()
             async with live_run(store, "listener_catch_up") as run:
+                scope = await engine.scope()
                 for entity in ("reservations", "resources"):
+                    checkpoint = await store.call(
+                        "checkpoint_get",
+                        p_scope_id=scope.scope_id(entity),
+                        p_entity=entity,
+                        p_phase="poll",
+                    )
+                    if checkpoint["high_water_utc"] is None:
+                        continue  # not loaded yet: the first load covers it, not a catch-up
                     await engine.poll(entity, run)
 
         listener = Listener(

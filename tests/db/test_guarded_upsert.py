@@ -3,13 +3,15 @@ change nothing. Run over both transports against the real database."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
 import pytest
 
 from shared.db.store import Store, StoreError, UpsertResult
-from tests.support.rows import guest_row
+from tests.support.rows import CHAIN_ID, guest_row
+from tests.support.tenancy import seed_tenancy
 
 pytestmark = pytest.mark.anyio
 
@@ -103,3 +105,13 @@ async def test_a_page_with_the_same_guest_twice_keeps_the_newest(
 async def test_a_page_over_1000_rows_is_refused(any_store: Store) -> None:
     with pytest.raises(StoreError, match="at most 1000 rows"):
         await any_store.upsert("guests", [guest_row() for _ in range(1001)])
+
+
+def test_the_document_sweep_covers_inactive_guests_too(database_url: str) -> None:
+    """Deleted and merged-away guests stay mirrored, so their identity documents are swept too."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        seed_tenancy(conn)
+        active, merged = guest_row(), guest_row(is_active=False)
+        conn.execute("select public.upsert_guests(%s::jsonb)", (json.dumps([active, merged]),))
+        (page,) = conn.execute("select public.guest_ids_page(%s)", (CHAIN_ID,)).fetchone()  # type: ignore[misc]
+    assert sorted(page) == sorted([active["mews_id"], merged["mews_id"]])

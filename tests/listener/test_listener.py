@@ -96,7 +96,7 @@ async def test_frames_are_stored_and_a_drop_is_caught_up(
         await asyncio.to_thread(simulator.set_faults, drop_websockets=True, refuse_seconds=3)
         await wait_for(lambda: not listener.state.connected)
         gap = await asyncio.to_thread(simulator.mutate, reservations_updated=3)
-        await wait_for(lambda: listener.state.catch_ups == 1, limit=15)
+        await wait_for(lambda: listener.state.catch_ups == 2, limit=15)  # at each connect
         states = reservation_states(database_url)
         for reservation_id in gap["reservations"]:
             assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]

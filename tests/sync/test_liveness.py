@@ -80,7 +80,7 @@ async def test_a_killed_run_is_marked_abandoned_by_the_next_and_its_unit_taken_o
             == [(True,)]
         )
     )
-    rows(database_url, "update public.sync_leases set expires_at = now()")  # the lease ran out
+    # the dead run's lease has not expired: reaping the run frees it
     async with (
         live_run(store, "poll_changes", stale_seconds=1) as run,
         unit(store, run, "poll:scope:customers") as mine,
