@@ -80,6 +80,10 @@ class Settings(BaseSettings):
     # key that encrypts Mews access tokens stored from Integration webhooks (Fernet, base64)
     token_encryption_key: SecretStr | None = None
 
+    # every call of the service over a direct connection (rescoring, dry runs, upserts) runs
+    # under this statement timeout, as Supabase bounds its API roles (2 min globally)
+    database_statement_timeout_seconds: float = Field(default=120.0, gt=0)
+
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
 

@@ -91,4 +91,8 @@ async def open_store(settings: Settings) -> Store:
         return Store(await SupabaseTransport.connect(settings.supabase_url, key))
     url = resolve_database_url(settings)
     await probe(url)
-    return Store(await PsycopgTransport.connect(url))
+    return Store(
+        await PsycopgTransport.connect(
+            url, statement_timeout_seconds=settings.database_statement_timeout_seconds
+        )
+    )

@@ -51,14 +51,25 @@ class PsycopgTransport:
 
     @classmethod
     async def connect(
-        cls, url: str, *, role: str | None = "service_role", max_size: int = 8
+        cls,
+        url: str,
+        *,
+        role: str | None = "service_role",
+        max_size: int = 8,
+        statement_timeout_seconds: float | None = None,
     ) -> PsycopgTransport:
+        """A pool on ``url``; every call runs as ``role`` and, when given, under a statement
+        timeout (what Supabase's API roles have; a direct connection has none of its own)."""
+
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.set_autocommit(True)
             if role is not None:
                 await conn.execute(
                     psycopg.sql.SQL("set role {}").format(psycopg.sql.Identifier(role))
                 )
+            if statement_timeout_seconds is not None:
+                milliseconds = max(1, round(statement_timeout_seconds * 1000))
+                await conn.execute(f"set statement_timeout = {milliseconds}")
 
         pool = AsyncConnectionPool(
             url,

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import psycopg
 import pytest
 
+from shared.db.connect import open_store
 from shared.db.store import Store, StoreError, SupabaseTransport
 from shared.netserve import serve_in_thread
+from shared.settings import load_settings
 from tests.support import postgrest_double
 
 pytestmark = pytest.mark.anyio
@@ -41,3 +44,22 @@ async def test_the_supabase_transport_runs_with_the_role_of_its_key(
         finally:
             await anon.aclose()
     assert raised.value.code == "42501"
+
+
+async def test_the_service_runs_under_a_statement_timeout(database_url: str) -> None:
+    """A call that runs too long is cancelled by the server, as Supabase's API roles are."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "create function public.slow_probe() returns jsonb language sql set search_path = ''"
+            " as $$ select pg_sleep(2); select to_jsonb(current_setting('statement_timeout')) $$;"
+            " grant execute on function public.slow_probe() to service_role"
+        )
+    store = await open_store(
+        load_settings(database_url=database_url, database_statement_timeout_seconds=0.3)
+    )
+    try:
+        with pytest.raises(StoreError) as cancelled:
+            await store.call("slow_probe")
+    finally:
+        await store.aclose()
+    assert cancelled.value.code == "57014"
