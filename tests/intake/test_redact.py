@@ -181,9 +181,11 @@ def test_a_random_token_never_survives_redaction_of_a_body_cut_short(
     template = _serialise(value, style)
     body, written = _place(template, token, ascii_only=style == 1)
     start = body.index(written)
-    cut = data.draw(st.integers(start + 1, len(body) - 1), label="cut")
+    # cut inside the token, at least 8 of its characters shown (drawn, not filtered: a filter
+    # that rejects most draws makes Hypothesis give up on a loaded machine)
+    cut = data.draw(st.integers(start + 8, start + len(written)), label="cut")
     shown = written[: cut - start]  # what of the token the cut body still holds
-    assume(len(shown) >= 8 and shown not in template)
+    assume(shown not in template)
     stored = redact_body(body[:cut])
     assert shown not in stored
     assert REDACTED in stored
