@@ -1,4 +1,5 @@
-"""`guesthub listen`: hold the Mews WebSocket (the Cloud Run container runs this)."""
+"""`guesthub listen`: hold one Mews WebSocket per active connection (the Cloud Run container
+runs this)."""
 
 from __future__ import annotations
 
@@ -17,9 +18,34 @@ def listen(
     port: Annotated[
         int, typer.Option(envvar="PORT", help="Health endpoint port (Cloud Run sets $PORT).")
     ] = 8080,
+    refresh_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="LISTENER_REFRESH_SECONDS",
+            min=1.0,
+            help="How often the active connections are read again (sockets started/stopped).",
+        ),
+    ] = 60.0,
+    max_disconnected_seconds: Annotated[
+        float,
+        typer.Option(
+            envvar="LISTENER_MAX_DISCONNECTED_SECONDS",
+            min=1.0,
+            help="Health answers 503 once a connection's socket has been down this long "
+            "(a token Mews refused does not count).",
+        ),
+    ] = 300.0,
 ) -> None:
-    """Store Mews WebSocket events in the inbox; catch up after every reconnect."""
+    """Store Mews WebSocket events in the inbox, one socket per active connection; catch up
+    after every reconnect; /healthz shows each connection."""
     from shared.listener.service import serve  # uvicorn, starlette, websockets
 
     settings = command_settings()
-    asyncio.run(serve(settings, port=port))
+    asyncio.run(
+        serve(
+            settings,
+            port=port,
+            refresh_seconds=refresh_seconds,
+            max_disconnected_seconds=max_disconnected_seconds,
+        )
+    )

@@ -1,1 +1,2 @@
-"""The WebSocket listener: a long-running process (Cloud Run) that stores Mews WebSocket events."""
+"""The WebSocket listener: a long-running process (Cloud Run) holding one Mews WebSocket per
+active connection and storing their events."""

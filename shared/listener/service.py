@@ -1,4 +1,6 @@
-"""The listener as a service: the WebSocket loop, a health endpoint on $PORT, clean SIGTERM."""
+"""The listener as a service: one WebSocket per active connection (a :class:`Supervisor`), a
+health endpoint on $PORT showing each, and a clean SIGTERM (every socket closed, buffered frames
+stored within the flush time or left for the next catch-up)."""
 
 from __future__ import annotations
 
@@ -9,19 +11,18 @@ import signal
 from collections.abc import Iterator
 
 import uvicorn
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse
-from starlette.routing import Route
 
+from shared.connections.model import Connection
+from shared.connections.registry import active_connections
 from shared.db.connect import open_store
 from shared.db.store import Store, StoreError
 from shared.listener.backoff import Backoff
-from shared.listener.listener import Listener
+from shared.listener.catch_up import catch_up
+from shared.listener.health import health_app
+from shared.listener.listener import CatchUp, Listener
+from shared.listener.supervisor import ConnectionSource, ListenerFactory, Supervisor
 from shared.logs import get_logger
 from shared.settings import Settings
-from shared.sync.connect import connected_engine
-from shared.sync.liveness import live_run
 
 log = get_logger(__name__)
 
@@ -32,14 +33,6 @@ class _QuietServer(uvicorn.Server):
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
-
-
-def health_app(listener: Listener, max_disconnected_seconds: float = 300.0) -> Starlette:
-    async def health(_: Request) -> JSONResponse:
-        healthy = listener.state.healthy(max_disconnected_seconds)
-        return JSONResponse(listener.state.snapshot(), status_code=200 if healthy else 503)
-
-    return Starlette(routes=[Route("/healthz", health), Route("/", health)])
 
 
 async def _open_store_patiently(settings: Settings, stop: asyncio.Event) -> Store | None:
@@ -59,51 +52,92 @@ async def _open_store_patiently(settings: Settings, stop: asyncio.Event) -> Stor
     return None
 
 
-async def serve(settings: Settings, *, port: int, stop: asyncio.Event | None = None) -> None:
-    stop = stop or asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    store = await _open_store_patiently(settings, stop)
-    if store is None:
-        return
-    async with connected_engine(settings, store) as engine:
+def listener_factory(settings: Settings, store: Store) -> ListenerFactory:
+    """Listeners on the configured WebSocket address, one per connection's token."""
 
-        async def catch_up() -> None:
-            engine.forget_scope()
-            async with live_run(store, "listener_catch_up") as run:
-                scope = await engine.scope()
-                for entity in ("reservations", "resources"):
-                    checkpoint = await store.call(
-                        "checkpoint_get",
-                        p_scope_id=scope.scope_id(entity),
-                        p_entity=entity,
-                        p_phase="poll",
-                    )
-                    if checkpoint["high_water_utc"] is None:
-                        continue  # not loaded yet: the first load covers it, not a catch-up
-                    await engine.poll(entity, run)
-
-        listener = Listener(
+    def new_listener(connection: Connection, catching_up: CatchUp) -> Listener:
+        return Listener(
             store,
             websocket_url=settings.mews_websocket_url,
             client_token=settings.mews_client_token,
-            access_token=settings.mews_access_token,
-            catch_up=catch_up,
+            access_token=connection.access_token,
+            integration_id=connection.id,
+            label=connection.label(),
+            catch_up=catching_up,
         )
-        server = _QuietServer(
-            uvicorn.Config(
-                health_app(listener),
-                host="0.0.0.0",  # noqa: S104 - Cloud Run routes to the container
-                port=port,
-                log_level="warning",
-                access_log=False,
-            )
-        )
-        health = asyncio.create_task(server.serve())
+
+    return new_listener
+
+
+def supervisor_for(
+    settings: Settings,
+    store: Store,
+    *,
+    source: ConnectionSource | None = None,
+    refresh_seconds: float = 60.0,
+) -> Supervisor:
+    """The supervisor of the service: the registry's active connections (or ``source``)."""
+
+    async def active() -> list[Connection]:
+        return await active_connections(store, settings)
+
+    async def catching_up(connection: Connection) -> None:
+        await catch_up(settings, store, connection)
+
+    return Supervisor(
+        source or active,
+        listener_factory(settings, store),
+        catching_up,
+        refresh_seconds=refresh_seconds,
+    )
+
+
+async def serve(
+    settings: Settings,
+    *,
+    port: int,
+    stop: asyncio.Event | None = None,
+    refresh_seconds: float = 60.0,
+    max_disconnected_seconds: float = 300.0,
+    source: ConnectionSource | None = None,
+) -> None:
+    stop = stop or asyncio.Event()
+    loop = asyncio.get_running_loop()
+    signals = (signal.SIGTERM, signal.SIGINT)
+    for sig in signals:
+        loop.add_signal_handler(sig, stop.set)
+    try:
+        store = await _open_store_patiently(settings, stop)
+        if store is None:
+            return
         try:
-            await listener.run(stop)
+            supervisor = supervisor_for(
+                settings, store, source=source, refresh_seconds=refresh_seconds
+            )
+            await _serve_with_health(supervisor, stop, port, max_disconnected_seconds)
         finally:
-            server.should_exit = True
-            await health
             await store.aclose()
+    finally:
+        for sig in signals:
+            loop.remove_signal_handler(sig)
+
+
+async def _serve_with_health(
+    supervisor: Supervisor, stop: asyncio.Event, port: int, max_disconnected_seconds: float
+) -> None:
+    server = _QuietServer(
+        uvicorn.Config(
+            health_app(supervisor, max_disconnected_seconds),
+            host="0.0.0.0",  # noqa: S104 - Cloud Run routes to the container
+            port=port,
+            log_level="warning",
+            access_log=False,
+        )
+    )
+    health = asyncio.create_task(server.serve())
+    try:
+        await supervisor.run(stop)
+    finally:
+        server.should_exit = True
+        await health
+    log.info("listener stopped")
