@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -74,6 +74,7 @@ RESERVATION_STATES = (
     "Requested",
 )
 RESOURCE_STATES = ("Dirty", "Clean", "Inspected", "OutOfService", "OutOfOrder")
+ENTERPRISE_NAMES = ("Simulated Grand Hotel", "Simulated City Lodge", "Simulated Seaside Resort")
 INTEGRATION_PROFILE_ID = "9f9f00aa-0000-4000-8000-0000000000aa"
 STAFF_PROFILE_ID = "9f9f0002-0000-4000-8000-000000000002"
 
@@ -250,14 +251,22 @@ def generate(
     enterprises: int = 1,
     now: datetime | None = None,
     history_days: int = 730,
+    chain_name: str = "Simulated Hotels",
+    enterprise_names: Sequence[str] = ENTERPRISE_NAMES,
 ) -> SimData:
-    """The simulator's data: same arguments, same data."""
+    """The simulator's data, one chain: same arguments, same data. Enterprises beyond the
+    names given are called "<chain name> <n>"."""
     rng = random.Random(seed)
     new_id = _Ids(rng)
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
-    data = SimData(new_id(), "Simulated Hotels", new_id(), now)
-    for index in range(max(1, min(3, enterprises))):
-        data.enterprises.append(_enterprise(data, index, new_id, now, history_days))
+    data = SimData(new_id(), chain_name, new_id(), now)
+    for index in range(max(1, enterprises)):
+        name = (
+            enterprise_names[index]
+            if index < len(enterprise_names)
+            else f"{chain_name} {index + 1}"
+        )
+        data.enterprises.append(_enterprise(data, index, new_id, now, history_days, name))
         data.services[new_id()] = data.enterprises[-1]["Id"]
     for index in range(6 + customers // 50):
         company = _company(data, index, rng, new_id, now, history_days)
@@ -292,10 +301,17 @@ def generate(
     return data
 
 
+def portfolio_enterprise(data: SimData, seed: int, name: str) -> dict[str, Any]:
+    """The dummy enterprise a portfolio token's ``configuration/get`` describes when no
+    ``EnterpriseId`` is sent (``IsPortfolio: true``, CONNECTOR-API.md §11)."""
+    record = _enterprise(data, 0, _Ids(random.Random(seed)), data.now, 730, name)
+    record.update(ShortName="PORTFOLIO", IsPortfolio=True)
+    return record
+
+
 def _enterprise(
-    data: SimData, index: int, new_id: _Ids, now: datetime, days: int
+    data: SimData, index: int, new_id: _Ids, now: datetime, days: int, name: str
 ) -> dict[str, Any]:
-    names = ("Simulated Grand Hotel", "Simulated City Lodge", "Simulated Seaside Resort")
     enterprise_id = new_id()
     address_id = new_id()
     return {
@@ -306,7 +322,7 @@ def _enterprise(
         "ChainName": data.chain_name,
         "CreatedUtc": fmt(now - timedelta(days=days + 30 * (index + 1))),
         "UpdatedUtc": fmt(now - timedelta(days=10)),
-        "Name": names[index],
+        "Name": name,
         "ShortName": f"SIM{index + 1}",
         "TimeZoneIdentifier": "Europe/London",
         "LegalEnvironmentCode": "UK",

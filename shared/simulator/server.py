@@ -1,16 +1,21 @@
 """The simulator's HTTP and WebSocket server (Starlette), its limits, latency and faults.
 
+Every request is answered from the data its AccessToken covers (a property, or the
+portfolio: :mod:`shared.simulator.tenants`); each token has its own rate-limit window.
+
 Routes:
 - ``POST /api/connector/v1/<operation>`` — the Connector API operations we use.
-- ``WS /ws/connector`` — cookie-authenticated WebSocket events (reservations, resources).
-- ``/_admin/faults``, ``/_admin/stats``, ``/_admin/stats/reset``, ``/_admin/mutate`` — control.
+- ``WS /ws/connector`` — cookie-authenticated WebSocket events of the token's enterprises.
+- ``/_admin/faults``, ``/_admin/stats``, ``/_admin/stats/reset`` — faults and counters.
+- ``/_admin/mutate`` — staff at work (``property``: an index, an enterprise id or ``"all"``).
+- ``/_admin/integration`` — send an Integration Webhook for a property (and apply it).
+- ``/_admin/properties`` — the properties, their enterprises and tokens.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import random
 import time
 import uuid
 from collections import deque
@@ -26,36 +31,46 @@ from starlette.responses import Response
 from starlette.routing import Route, WebSocketRoute
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
-from shared.settings import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN
-from shared.simulator.data import SimData, _Ids
-from shared.simulator.queries import READS, RequestError, run_read
+from shared.simulator.config import (
+    DEMO_NET_ACCESS_TOKEN,
+    FIXTURE_ACCESS_TOKEN,
+    FIXTURE_CLIENT_TOKEN,
+    SimulatorConfig,
+)
+from shared.simulator.data import SimData
+from shared.simulator.outbox import (
+    Event,
+    by_enterprise,
+    customer_events,
+    general_message,
+    integration_message,
+    mutation_events,
+    socket_events,
+)
+from shared.simulator.queries import READS, ReadSpec, RequestError, run_read
+from shared.simulator.stats import Stats
+from shared.simulator.tenants import Tenant, select
 from shared.simulator.writes import Clock, add_customer, mutate, update_accounts, update_customer
 
-FIXTURE_CLIENT_TOKEN = "0FA4E0C11E470000000000000000C0DE-000000000000000000000000000C11E"  # noqa: S105
-FIXTURE_ACCESS_TOKEN = "0FA4EACCE5500000000000000000C0DE-000000000000000000000000000ACCE"  # noqa: S105
-DEMO_NET_ACCESS_TOKEN = "4D6C7ABE0E6A4681B0AFB16900AE5D86-DF50CBC89E1D4FF5859DDF021649ED5"  # noqa: S105
+__all__ = [
+    "DEMO_NET_ACCESS_TOKEN",
+    "FIXTURE_ACCESS_TOKEN",
+    "FIXTURE_CLIENT_TOKEN",
+    "PREFIX",
+    "Faults",
+    "SimulatorApp",
+    "SimulatorConfig",
+    "Stats",
+]
+
 PREFIX = "/api/connector/v1/"
-
-
-@dataclass
-class SimulatorConfig:
-    seed: int = 7
-    customers: int = 200
-    enterprises: int = 1
-    latency_ms: float = 0.0
-    per_item_ms: float = 0.0
-    rate_limit: int | None = 200  # None: no limit
-    rate_window_seconds: float = 30.0
-    client_tokens: tuple[str, ...] = (DEMO_CLIENT_TOKEN, FIXTURE_CLIENT_TOKEN)
-    access_tokens: tuple[str, ...] = (
-        DEMO_ACCESS_TOKEN,
-        DEMO_NET_ACCESS_TOKEN,
-        FIXTURE_ACCESS_TOKEN,
-    )
-    webhook_url: str | None = None  # carries the secret: ...?Token=...
-    webhook_delay_seconds: float = 0.0
-    webhook_batch_size: int = 100
-    webhook_duplicates: bool = False  # send some events twice, and messages out of order
+WRITES = ("customers/add", "customers/update", "accounts/update")
+MUTATION_COUNTS = (
+    "customers_added",
+    "customers_updated",
+    "reservations_updated",
+    "resources_updated",
+)
 
 
 @dataclass
@@ -69,40 +84,6 @@ class Faults:
     refuse_websockets_until: float = 0.0  # monotonic time
 
 
-class Stats:
-    """Accepted requests per token (monotonic times), statuses, 429s, webhooks."""
-
-    def __init__(self) -> None:
-        self.accepted: dict[str, list[float]] = {}
-        self.statuses: dict[int, int] = {}
-        self.operations: dict[str, int] = {}
-        self.webhooks_sent = 0
-        self.webhook_events_sent = 0
-        self.websocket_messages_sent = 0
-
-    def max_in_window(self, window: float) -> int:
-        best = 0
-        for times in self.accepted.values():
-            start = 0
-            for end, moment in enumerate(times):
-                while moment - times[start] >= window:
-                    start += 1
-                best = max(best, end - start + 1)
-        return best
-
-    def summary(self, window: float) -> dict[str, Any]:
-        return {
-            "requests": sum(len(t) for t in self.accepted.values()),
-            "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
-            "rate_limited": self.statuses.get(429, 0),
-            "max_in_window": self.max_in_window(window),
-            "operations": dict(self.operations),
-            "webhooks_sent": self.webhooks_sent,
-            "webhook_events_sent": self.webhook_events_sent,
-            "websocket_messages_sent": self.websocket_messages_sent,
-        }
-
-
 def _error(
     status: int, message: str, request_id: str, headers: dict[str, str] | None = None
 ) -> Response:
@@ -112,21 +93,38 @@ def _error(
     )
 
 
-class SimulatorApp:
-    """State and behaviour; :meth:`asgi` builds the Starlette app."""
+def _json(value: Any, status: int = 200) -> Response:
+    return Response(orjson.dumps(value), status, media_type="application/json")
 
-    def __init__(self, config: SimulatorConfig, data: SimData) -> None:
+
+class SimulatorApp:
+    """State and behaviour; :meth:`asgi` builds the Starlette app. ``tenants[0]`` is property
+    0, whose data :attr:`data` is (what single-property users read)."""
+
+    def __init__(self, config: SimulatorConfig, tenants: list[Tenant]) -> None:
         self.config = config
-        self.data = data
+        self.tenants = tenants
         self.faults = Faults()
         self.stats = Stats()
         self.clock = Clock()
-        self._rng = random.Random(config.seed + 1)  # mutations: deterministic choices
-        self._new_id = _Ids(random.Random(config.seed + 2))
         self._windows: dict[str, deque[float]] = {}
-        self._sockets: set[WebSocket] = set()
-        self._pending_events: list[dict[str, Any]] = []
+        self._sockets: dict[WebSocket, str] = {}  # open socket → its AccessToken
         self._tasks: set[asyncio.Task[None]] = set()
+        self._tokens: dict[str, Tenant] = {}
+        self._token_names: dict[str, str] = {}  # every token ever served → its property's name
+        self._index_tokens()
+
+    @property
+    def data(self) -> SimData:
+        return self.tenants[0].data
+
+    def _index_tokens(self) -> None:
+        self._tokens = {token: t for t in reversed(self.tenants) for token in t.tokens}
+        for token, tenant in self._tokens.items():
+            self._token_names.setdefault(token, tenant.name)
+
+    def _tenant(self, token: Any) -> Tenant | None:
+        return self._tokens.get(token) if isinstance(token, str) else None
 
     # -- Connector API ---------------------------------------------------------------------
 
@@ -143,12 +141,7 @@ class SimulatorApp:
         handler = READS.get(operation)
         if request.method != "POST":
             return _error(404, "Not found.", request_id)
-        if handler is None and operation not in (
-            "configuration/get",
-            "customers/add",
-            "customers/update",
-            "accounts/update",
-        ):
+        if handler is None and operation not in ("configuration/get", *WRITES):
             return _error(404, "Not found.", request_id)
         try:
             body = orjson.loads(await request.body())
@@ -159,11 +152,11 @@ class SimulatorApp:
         if not isinstance(body.get("Client"), str):
             return _error(400, "Invalid Client.", request_id)
         token = body.get("AccessToken")
-        if (
-            body.get("ClientToken") not in self.config.client_tokens
-            or token not in self.config.access_tokens
-        ):
+        tenant = self._tenant(token)
+        if body.get("ClientToken") not in self.config.client_tokens or tenant is None:
             return _error(401, "Invalid ClientToken or AccessToken.", request_id)
+        if not tenant.enabled:
+            return _error(401, "The integration is disabled for this enterprise.", request_id)
         limited = self._take_slot(str(token), request_id)
         if limited is not None:
             return limited
@@ -172,7 +165,7 @@ class SimulatorApp:
             status = self.faults.statuses.pop(0)
             return _error(status, f"Injected fault {status}.", request_id)
         try:
-            result = self._dispatch(operation, handler, body)
+            result = self._dispatch(operation, handler, body, tenant)
         except RequestError as exc:
             return _error(exc.status, exc.message, request_id)
         items = next((len(v) for v in result.values() if isinstance(v, list)), 0)
@@ -185,43 +178,39 @@ class SimulatorApp:
             orjson.dumps(result), 200, {"Request-Id": request_id}, media_type="application/json"
         )
 
-    def _dispatch(self, operation: str, spec: Any, body: dict[str, Any]) -> dict[str, Any]:
+    def _dispatch(
+        self, operation: str, spec: ReadSpec | None, body: dict[str, Any], tenant: Tenant
+    ) -> dict[str, Any]:
+        data = tenant.data
         if spec is not None:
-            return run_read(spec, self.data, body)
+            tenant.check_read(operation, body)
+            return run_read(spec, data, body)
         if operation == "configuration/get":
-            enterprise_id = body.get("EnterpriseId")
-            matches = [e for e in self.data.enterprises if enterprise_id in (None, e["Id"])]
-            if not matches:
-                raise RequestError(400, "Invalid EnterpriseId.")
             return {
                 "NowUtc": self.clock.stamp(None),
-                "Enterprise": matches[0],
+                "Enterprise": tenant.enterprise_for_configuration(body.get("EnterpriseId")),
                 "Service": None,
                 "PaymentCardStorage": None,
                 "IsIdentityDocumentNumberRequired": True,
             }
+        tenant.check_write(body)
         if operation == "customers/add":
-            customer, created = add_customer(self.data, body, self.clock, self._new_id)
-            self._notify_customers([customer["Id"]], added=created)
+            customer, created = add_customer(data, body, self.clock, tenant.new_id)
+            self._queue_webhook(tenant, customer_events([customer["Id"]], added=created))
             return customer
         if operation == "customers/update":
-            customer = update_customer(self.data, body, self.clock)
-            self._notify_customers([customer["Id"]])
+            customer = update_customer(data, body, self.clock)
+            self._queue_webhook(tenant, customer_events([customer["Id"]]))
             return customer
-        answer = update_accounts(self.data, body, self.clock)
-        self._notify_customers([a["Id"] for a in answer["Accounts"]])
+        answer = update_accounts(data, body, self.clock)
+        self._queue_webhook(tenant, customer_events([a["Id"] for a in answer["Accounts"]]))
         return answer
 
     def _take_slot(self, token: str, request_id: str) -> Response | None:
         now = time.monotonic()
         if self.faults.storm > 0:
             self.faults.storm -= 1
-            return _error(
-                429,
-                "Too many requests.",
-                request_id,
-                {"Retry-After": str(self.faults.storm_retry_after)},
-            )
+            return self._limited(token, request_id, self.faults.storm_retry_after)
         limit = self.config.rate_limit
         window = self._windows.setdefault(token, deque())
         if limit is not None:
@@ -229,68 +218,62 @@ class SimulatorApp:
                 window.popleft()
             if len(window) >= limit:
                 wait = self.config.rate_window_seconds - (now - window[0])
-                return _error(
-                    429,
-                    "Too many requests.",
-                    request_id,
-                    {"Retry-After": str(max(1, int(wait + 0.999)))},
-                )
+                return self._limited(token, request_id, max(1, int(wait + 0.999)))
             window.append(now)
         self.stats.accepted.setdefault(token, []).append(now)
         return None
 
+    def _limited(self, token: str, request_id: str, retry_after: int) -> Response:
+        self.stats.limited[token] = self.stats.limited.get(token, 0) + 1
+        return _error(429, "Too many requests.", request_id, {"Retry-After": str(retry_after)})
+
     # -- events out: webhooks and WebSocket -----------------------------------------------
 
-    def _notify_customers(self, ids: list[str], *, added: bool = False) -> None:
-        events = []
-        for customer_id in ids:
-            if added:
-                events.append({"Discriminator": "CustomerAdded", "Value": {"Id": customer_id}})
-            events.append({"Discriminator": "CustomerUpdated", "Value": {"Id": customer_id}})
-        self._queue_webhook(events)
-
-    def _queue_webhook(self, events: list[dict[str, Any]]) -> None:
-        if not self.config.webhook_url or not events:
+    def _queue_webhook(self, tenant: Tenant, events: list[Event]) -> None:
+        if not self.config.webhook_url or not events or not tenant.enabled:
             return
-        task = asyncio.get_running_loop().create_task(self._deliver(events))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        for enterprise_id, group in by_enterprise(tenant, events):
+            task = asyncio.get_running_loop().create_task(
+                self._deliver(tenant, enterprise_id, group)
+            )
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
-    async def _deliver(self, events: list[dict[str, Any]]) -> None:
+    async def _deliver(self, tenant: Tenant, enterprise_id: str, events: list[Event]) -> None:
         await asyncio.sleep(self.config.webhook_delay_seconds)
         if self.config.webhook_duplicates:
-            events = events + self._rng.sample(events, max(1, len(events) // 5))
+            events = events + tenant.rng.sample(events, max(1, len(events) // 5))
         size = self.config.webhook_batch_size
         batches = [events[i : i + size] for i in range(0, len(events), size)]
         if self.config.webhook_duplicates:
             batches.reverse()
-        assert self.config.webhook_url is not None  # noqa: S101 - checked by the caller
         async with httpx.AsyncClient(timeout=5) as http:
             for batch in batches:
-                message = {
-                    "EnterpriseId": self.data.enterprises[0]["Id"],
-                    "IntegrationId": self.data.integration_id,
-                    "Events": batch,
-                }
+                message = general_message(tenant, enterprise_id, batch)
                 for attempt in range(3):  # Mews re-sends after a failure
+                    url = self.config.webhook_url
+                    if url is None:  # webhooks were switched off meanwhile
+                        return
                     with contextlib.suppress(httpx.HTTPError):
-                        response = await http.post(self.config.webhook_url, json=message)
+                        response = await http.post(url, json=message)
                         if response.is_success:
                             self.stats.webhooks_sent += 1
                             self.stats.webhook_events_sent += len(batch)
                             break
                     await asyncio.sleep(0.2 * (attempt + 1))
 
-    async def _broadcast(self, events: list[dict[str, Any]]) -> None:
+    async def _broadcast(self, tenant: Tenant, events: list[Event]) -> None:
         if not events:
             return
         frame = orjson.dumps({"Events": events}).decode()
-        for socket in list(self._sockets):
+        for socket, token in list(self._sockets.items()):
+            if self._tokens.get(token) is not tenant:
+                continue
             try:
                 await socket.send_text(frame)
                 self.stats.websocket_messages_sent += 1
             except (WebSocketDisconnect, RuntimeError):
-                self._sockets.discard(socket)
+                self._sockets.pop(socket, None)
 
     async def websocket(self, socket: WebSocket) -> None:
         cookie = SimpleCookie()
@@ -298,24 +281,32 @@ class SimulatorApp:
         client = cookie.get("ClientToken")
         access = cookie.get("AccessToken")
         refused = time.monotonic() < self.faults.refuse_websockets_until
+        tenant = self._tenant(access.value) if access is not None else None
         if (
             refused
             or client is None
             or access is None
             or client.value not in self.config.client_tokens
-            or access.value not in self.config.access_tokens
+            or tenant is None
+            or not tenant.enabled
         ):
             await socket.close(code=1008 if not refused else 1013)
             return
         await socket.accept()
-        self._sockets.add(socket)
+        self._sockets[socket] = access.value
         try:
             while True:
                 await socket.receive_text()
         except WebSocketDisconnect:
             pass
         finally:
-            self._sockets.discard(socket)
+            self._sockets.pop(socket, None)
+
+    async def _close_sockets(self, which: list[WebSocket], code: int) -> None:
+        for socket in which:
+            self._sockets.pop(socket, None)
+            with contextlib.suppress(RuntimeError):
+                await socket.close(code=code)
 
     # -- admin -----------------------------------------------------------------------------
 
@@ -332,67 +323,69 @@ class SimulatorApp:
             self.faults.refuse_websockets_until = time.monotonic() + float(
                 body.get("refuse_seconds", 0)
             )
-            for socket in list(self._sockets):
-                with contextlib.suppress(RuntimeError):
-                    await socket.close(code=1012)
-            self._sockets.clear()
+            await self._close_sockets(list(self._sockets), 1012)
         state = asdict(self.faults)
         state["websockets"] = len(self._sockets)
-        return Response(orjson.dumps(state), media_type="application/json")
+        return _json(state)
 
     async def admin_stats(self, request: Request) -> Response:
         if request.method == "POST":
             self.stats = Stats()
             self._windows.clear()
-        return Response(
-            orjson.dumps(self.stats.summary(self.config.rate_window_seconds)),
-            media_type="application/json",
-        )
+        return _json(self.stats.summary(self.config.rate_window_seconds, self._token_names))
 
     async def admin_mutate(self, request: Request) -> Response:
         body = orjson.loads(await request.body() or b"{}")
-        changed = mutate(
-            self.data,
-            self.clock,
-            self._rng,
-            self._new_id,
-            customers_added=int(body.get("customers_added", 0)),
-            customers_updated=int(body.get("customers_updated", 0)),
-            reservations_updated=int(body.get("reservations_updated", 0)),
-            resources_updated=int(body.get("resources_updated", 0)),
-        )
-        events: list[dict[str, Any]] = []
-        for customer_id in changed["customers_added"]:
-            events.append({"Discriminator": "CustomerAdded", "Value": {"Id": customer_id}})
-            events.append({"Discriminator": "CustomerUpdated", "Value": {"Id": customer_id}})
-        events += [
-            {"Discriminator": "CustomerUpdated", "Value": {"Id": i}}
-            for i in changed["customers_updated"]
-        ]
-        events += [
-            {"Discriminator": "ServiceOrderUpdated", "Value": {"Id": i}}
-            for i in changed["reservations"]
-        ]
-        events += [
-            {"Discriminator": "ResourceUpdated", "Value": {"Id": i}} for i in changed["resources"]
-        ]
-        self._queue_webhook(events)
-        socket_events = [
-            {
-                "Type": "Reservation",
-                "Id": r["Id"],
-                "State": r["State"],
-                "StartUtc": r["StartUtc"],
-                "EndUtc": r["EndUtc"],
-                "AssignedResourceId": r["AssignedResourceId"],
-            }
-            for r in (self.data.reservations[i] for i in changed["reservations"])
-        ] + [
-            {"Type": "Resource", "Id": r["Id"], "State": r["State"]}
-            for r in (self.data.resources[i] for i in changed["resources"])
-        ]
-        await self._broadcast(socket_events)
-        return Response(orjson.dumps(changed), media_type="application/json")
+        try:
+            chosen = select(self.tenants, body.get("property"))
+        except RequestError as exc:
+            return _json({"error": exc.message}, 400)
+        counts = {name: int(body.get(name, 0)) for name in MUTATION_COUNTS}
+        merged: dict[str, list[str]] = {}
+        for tenant in chosen:
+            changed = mutate(tenant.data, self.clock, tenant.rng, tenant.new_id, **counts)
+            self._queue_webhook(tenant, mutation_events(changed))
+            await self._broadcast(tenant, socket_events(tenant.data, changed))
+            for kind, ids in changed.items():
+                merged.setdefault(kind, []).extend(ids)
+        return _json(merged)
+
+    async def admin_integration(self, request: Request) -> Response:
+        """Apply an Integration Webhook's action to one property and POST the webhook to
+        ``url`` (default: the General Webhook URL); answers the receiver's status."""
+        body = orjson.loads(await request.body() or b"{}")
+        try:
+            tenant, url = self._integration_target(body)
+            action = str(body.get("action", "IntegrationCreated"))
+            message = integration_message(tenant, action, self.config.seed, self.clock.stamp(None))
+        except RequestError as exc:
+            return _json({"error": exc.message}, 400)
+        self._index_tokens()
+        stale = [s for s, token in self._sockets.items() if not self._valid(token)]
+        await self._close_sockets(stale, 1008)
+        status, error = None, None
+        try:
+            async with httpx.AsyncClient(timeout=5) as http:
+                status = (await http.post(url, json=message)).status_code
+            self.stats.integration_webhooks_sent += 1
+        except httpx.HTTPError as exc:
+            error = f"{type(exc).__name__}: {exc}"
+        info = asdict(tenant.info())
+        return _json({"status": status, "error": error, "message": message, "property": info})
+
+    def _integration_target(self, body: dict[str, Any]) -> tuple[Tenant, str]:
+        chosen = select(self.tenants, body.get("property", 0))
+        url = body.get("url") or self.config.webhook_url
+        if len(chosen) != 1 or not isinstance(url, str):
+            raise RequestError(400, "Give one property and a url (or set a webhook url).")
+        return chosen[0], url
+
+    def _valid(self, token: str) -> bool:
+        tenant = self._tokens.get(token)
+        return tenant is not None and tenant.enabled
+
+    async def admin_properties(self, request: Request) -> Response:
+        return _json([asdict(t.info()) for t in self.tenants])
 
     def asgi(self) -> Starlette:
         return Starlette(
@@ -405,5 +398,7 @@ class SimulatorApp:
                 Route("/_admin/stats", self.admin_stats, methods=["GET"]),
                 Route("/_admin/stats/reset", self.admin_stats, methods=["POST"]),
                 Route("/_admin/mutate", self.admin_mutate, methods=["POST"]),
+                Route("/_admin/integration", self.admin_integration, methods=["POST"]),
+                Route("/_admin/properties", self.admin_properties, methods=["GET"]),
             ]
         )
