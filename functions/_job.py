@@ -1,6 +1,11 @@
-"""What every scheduled function does around its work: a live run (heartbeat; dead runs marked
-abandoned) with an honest outcome, one summary line, and a non-2xx answer when the run did not
-succeed (Cloud Scheduler retries). A run that found all its units held by another is `skipped`."""
+"""What every scheduled function does around its work.
+
+A Mews job (:func:`run_connections_job`) serves every due connection within the invocation's
+time budget (:mod:`shared.connections.fleet`): each connection in its own live run, on its own
+token's budget. A database job (:func:`run_job`) is one live run. Either way: one summary
+line, and a non-2xx answer when the work did not succeed (Cloud Scheduler retries); a run that
+found its work held by another, or no connection due, is `skipped`.
+"""
 
 from __future__ import annotations
 
@@ -8,35 +13,56 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from functions.runtime import ConfigurationError, runtime
+from shared.connections.fleet import ConnectionWork, FleetOptions, run_fleet
 from shared.db.store import Store
 from shared.logs import redact_text
-from shared.sync.connect import connected_engine
-from shared.sync.engine import SyncEngine
 from shared.sync.liveness import live_run
 from shared.sync.runs import Run
 
-Work = Callable[[Store, SyncEngine, Run], Awaitable[None]]
+Work = Callable[[Store, Run], Awaitable[None]]
 OK = ("succeeded", "partial", "skipped")
 
 
-def run_job(job: str, work: Work, *, needs_mews: bool = True) -> tuple[dict[str, Any], int]:
+def run_job(job: str, work: Work) -> tuple[dict[str, Any], int]:
+    """A database job (no Mews): one live run."""
+
+    async def main(store: Store) -> dict[str, Any]:
+        async with live_run(store, job) as run:
+            await work(store, run)
+        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
+
+    return _answer(main)
+
+
+def run_connections_job(
+    job: str, work: ConnectionWork, *, every_seconds: int = 0
+) -> tuple[dict[str, Any], int]:
+    """A Mews job over every due connection (see the module)."""
+
+    async def main(store: Store) -> dict[str, Any]:
+        settings = runtime().settings
+        options = FleetOptions(
+            budget_seconds=settings.job_time_budget_seconds,
+            concurrency=settings.job_concurrency,
+            every_seconds=every_seconds,
+        )
+        result = await run_fleet(store, settings, job, work, options)
+        return result.summary()
+
+    return _answer(main)
+
+
+def _answer(main: Callable[[Store], Awaitable[dict[str, Any]]]) -> tuple[dict[str, Any], int]:
     try:
         rt = runtime()
     except ConfigurationError as exc:  # logged once by the runtime
         return {"status": "failed", "error": str(exc)}, 500
 
-    async def main() -> dict[str, Any]:
-        store = await rt.store()
-        async with live_run(store, job) as run:
-            if needs_mews:
-                async with connected_engine(rt.settings, store) as engine:
-                    await work(store, engine, run)
-            else:
-                await work(store, None, run)  # type: ignore[arg-type]
-        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
+    async def with_store() -> dict[str, Any]:
+        return await main(await rt.store())
 
     try:
-        summary = rt.run(main())
+        summary = rt.run(with_store())
     except ConfigurationError as exc:
         return {"status": "failed", "error": str(exc)}, 500
     except Exception as exc:  # the run records the details; the answer names the failure

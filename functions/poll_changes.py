@@ -1,4 +1,5 @@
-"""Cloud Function `poll_changes`: one incremental pass over every entity (every 5 minutes)."""
+"""Cloud Function `poll_changes`: one incremental pass over every entity of every due
+connection (every 5 minutes)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,10 @@ from typing import Any
 import flask
 import functions_framework
 
-from functions._job import run_job
-from shared.db.store import Store
-from shared.sync.engine import ENTITIES, SyncEngine
-from shared.sync.liveness import engine_units
-from shared.sync.runs import Run
-
-
-async def _poll(_: Store, engine: SyncEngine, run: Run) -> None:
-    await engine_units(engine, run, "poll", ENTITIES, engine.poll)
+from functions._job import run_connections_job
+from shared.connections import jobs
 
 
 @functions_framework.http
 def poll_changes(request: flask.Request) -> tuple[dict[str, Any], int]:
-    return run_job("poll_changes", _poll)
+    return run_connections_job("poll_changes", jobs.poll())

@@ -1,4 +1,5 @@
-"""Cloud Function `process_events`: drain the event inbox (scheduled every minute)."""
+"""Cloud Function `process_events`: drain the event inbox, each connection its own events
+(scheduled every minute)."""
 
 from __future__ import annotations
 
@@ -7,10 +8,10 @@ from typing import Any
 import flask
 import functions_framework
 
-from functions._job import run_job
-from shared.sync.events import process_events as drain
+from functions._job import run_connections_job
+from shared.connections import jobs
 
 
 @functions_framework.http
 def process_events(request: flask.Request) -> tuple[dict[str, Any], int]:
-    return run_job("process_events", drain)
+    return run_connections_job("process_events", jobs.process_events)

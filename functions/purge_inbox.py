@@ -10,15 +10,14 @@ import functions_framework
 from functions._job import run_job
 from functions.runtime import runtime
 from shared.db.store import Store
-from shared.sync.engine import SyncEngine
 from shared.sync.events import purge_inbox as purge
 from shared.sync.runs import Run
 
 
-async def _purge(store: Store, _: SyncEngine, run: Run) -> None:
+async def _purge(store: Store, run: Run) -> None:
     await purge(store, run, retention_days=runtime().settings.inbox_retention_days)
 
 
 @functions_framework.http
 def purge_inbox(request: flask.Request) -> tuple[dict[str, Any], int]:
-    return run_job("purge_inbox", _purge, needs_mews=False)
+    return run_job("purge_inbox", _purge)

@@ -84,6 +84,11 @@ class Settings(BaseSettings):
     # under this statement timeout, as Supabase bounds its API roles (2 min globally)
     database_statement_timeout_seconds: float = Field(default=120.0, gt=0)
 
+    # a scheduled job serves the due connections within this many seconds (below the
+    # function's timeout), this many at once, and hands the rest to the next invocation
+    job_time_budget_seconds: float = Field(default=240.0, gt=0)
+    job_concurrency: int = Field(default=4, ge=1, le=64)
+
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
 

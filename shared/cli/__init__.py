@@ -42,6 +42,10 @@ COMMANDS: dict[str, Lazy] = {
     ),
     "simulator": Lazy("shared.cli.simulator", "Run the local Mews simulator; change its data."),
     "sync": Lazy("shared.cli.sync", "Sync with Mews: backfill, poll, push, reconcile, conflicts."),
+    "connections": Lazy(
+        "shared.cli.connections",
+        "Mews connections (one per AccessToken): list, add, disable, enable, health, keygen.",
+    ),
     "events": Lazy(
         "shared.cli.events", "The event inbox: process, stats, replay dead letters, purge."
     ),

@@ -75,26 +75,14 @@ def purge(
 
 
 @app.command("process")
-def process() -> None:
-    """Drain the inbox now (what the process_events function does every minute)."""
-    from shared.cli.sync import engine_for
-    from shared.sync.events import process_events
-    from shared.sync.liveness import live_run
-    from shared.sync.runs import Run
+def process(
+    connection: Annotated[
+        str | None, typer.Option("--connection", help="Only this connection (its id or name).")
+    ] = None,
+) -> None:
+    """Drain the inbox now, each connection its own events (what the process_events function
+    does every minute)."""
+    from shared.cli.sync import run_connections_command
+    from shared.connections import jobs
 
-    settings = command_settings()
-
-    async def main() -> Run:
-        async with (
-            engine_for(settings) as (store, engine),
-            live_run(store, "process_events") as run,
-        ):
-            await process_events(store, engine, run)
-        return run
-
-    run = asyncio.run(main())
-    console.print(counts_table(f"process_events: {run.status}", run.counts))
-    if run.error:
-        console.print(f"[yellow]{run.error}[/yellow]")
-    if run.status == "failed":
-        raise typer.Exit(1)
+    run_connections_command("process_events", jobs.process_events, connection)

@@ -25,6 +25,7 @@ from shared.db.store import Store, StoreError
 from shared.intake.events import IntegrationEvent, MalformedBody, Parsed, parse_body
 from shared.intake.redact import storable_text
 from shared.logs import get_logger
+from shared.mews.ratelimit import token_key
 from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 
 log = get_logger(__name__)
@@ -111,6 +112,7 @@ async def _store_accepted(
         p_source=parsed.kind,
         p_body_raw=storable_text(body),
         p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
+        p_integration_id=_uuid_or_none(_integration_id(parsed)),
         p_unknown=list(parsed.unknown),
     )
     if stored.get("status") == "rejected":
@@ -124,7 +126,9 @@ async def _store_accepted(
         )
     event = parsed.integration
     if event is not None and event.integration_id is not None:
-        await apply_integration(store, event, token_encrypted)
+        await apply_integration(
+            store, event, token_encrypted, token_key(event.token) if event.token else None
+        )
     answer: dict[str, Any] = {"stored": stored["id"]}
     if stored.get("duplicate"):
         answer["duplicate"] = True
@@ -145,6 +149,14 @@ async def _store_rejected(
     return IntakeResult(400, {"error": reason, "stored": stored["id"]})
 
 
+def _integration_id(parsed: Parsed) -> str | None:
+    """The connection a General Webhook names (it routes the events to their connection)."""
+    if parsed.integration is not None:
+        return parsed.integration.integration_id
+    value = parsed.body.get("IntegrationId") if isinstance(parsed.body, dict) else None
+    return value if isinstance(value, str) else None
+
+
 def _uuid_or_none(value: str | None) -> str | None:
     """The enterprise id column is a uuid; a body naming something else is still stored."""
     try:
@@ -154,10 +166,14 @@ def _uuid_or_none(value: str | None) -> str | None:
 
 
 async def apply_integration(
-    store: Store, event: IntegrationEvent, token_encrypted: str | None
+    store: Store,
+    event: IntegrationEvent,
+    token_encrypted: str | None,
+    key: str | None = None,
 ) -> dict[str, Any]:
     """A connection's lifecycle: created (token), rotated, paused, resumed, purged.
-    ``token_encrypted`` is the event's token already encrypted with TOKEN_ENCRYPTION_KEY."""
+    ``token_encrypted`` is the event's token already encrypted with TOKEN_ENCRYPTION_KEY,
+    ``key`` its budget key (a hash)."""
     result: dict[str, Any] = await store.call(
         "connection_apply",
         p_action=event.action,
@@ -165,18 +181,27 @@ async def apply_integration(
         p_enterprise_id=event.enterprise_id,
         p_enterprise_name=event.enterprise_name,
         p_token_encrypted=token_encrypted,
+        p_token_key=key,
     )
     log.info("connection changed", action=event.action, status=result["status"])
     return result
 
 
-async def store_websocket_frame(store: Store, frame: str) -> dict[str, Any]:
-    """Store one WebSocket frame (a frame with NUL is stored rejected, U+0000 → U+FFFD)."""
+async def store_websocket_frame(
+    store: Store, frame: str, *, integration_id: str | None = None
+) -> dict[str, Any]:
+    """Store one WebSocket frame (a frame with NUL is stored rejected, U+0000 → U+FFFD), with
+    the connection whose socket received it (WebSocket events name no enterprise)."""
+    routed = {"p_integration_id": integration_id} if integration_id else {}
     try:
         parsed = parse_body(frame, source="websocket")
     except MalformedBody as exc:
         stored: dict[str, Any] = await store.call(
-            "inbox_add", p_source="websocket", p_body_raw=storable_text(frame), p_error=str(exc)
+            "inbox_add",
+            p_source="websocket",
+            p_body_raw=storable_text(frame),
+            p_error=str(exc),
+            **routed,
         )
         return stored
     result: dict[str, Any] = await store.call(
@@ -184,5 +209,6 @@ async def store_websocket_frame(store: Store, frame: str) -> dict[str, Any]:
         p_source="websocket",
         p_body_raw=storable_text(frame),
         p_unknown=list(parsed.unknown),
+        **routed,
     )
     return result

@@ -168,11 +168,11 @@ class MewsClient:
     def from_settings(
         cls, settings: Settings, http: httpx.AsyncClient, limiter: RateLimiter, **kwargs: Any
     ) -> MewsClient:
+        kwargs.setdefault("access_token", settings.mews_access_token)  # or a connection's
         return cls(
             http,
             platform_url=settings.mews_platform_url,
             client_token=settings.mews_client_token,
-            access_token=settings.mews_access_token,
             client_name=settings.mews_client_name,
             limiter=limiter,
             **kwargs,

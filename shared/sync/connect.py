@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 
+from shared.connections.model import Connection
 from shared.db.store import Store
 from shared.mews.client import MewsClient, RetryPolicy
 from shared.mews.ratelimit import PostgresRateLimiter
@@ -15,10 +16,14 @@ from shared.settings import Settings
 from shared.sync.engine import SyncEngine
 
 
-def shared_limiter(settings: Settings, store: Store) -> PostgresRateLimiter:
+def shared_limiter(
+    settings: Settings, store: Store, connection: Connection | None = None
+) -> PostgresRateLimiter:
+    """The token's request budget in Postgres, shared by every process using the token."""
+    token = connection.access_token if connection else settings.mews_access_token
     return PostgresRateLimiter(
         store,
-        settings.mews_access_token.get_secret_value(),
+        token.get_secret_value(),
         limit=settings.mews_rate_limit,
         window_seconds=settings.mews_rate_window_seconds,
         safety_margin=settings.mews_rate_safety_margin,
@@ -32,17 +37,41 @@ INTERACTIVE_CONNECT_SECONDS = 5.0
 
 
 @asynccontextmanager
+async def connected_client(
+    settings: Settings,
+    store: Store,
+    *,
+    connection: Connection | None = None,
+    retry: RetryPolicy | None = None,
+    connect_timeout: float | None = None,
+) -> AsyncIterator[MewsClient]:
+    """A Mews client for ``connection``'s token (default: the environment's
+    MEWS_ACCESS_TOKEN) on the token's shared budget."""
+    timeout = httpx.Timeout(settings.mews_timeout_seconds, connect=connect_timeout)
+    async with httpx.AsyncClient(timeout=timeout) as http:
+        yield MewsClient.from_settings(
+            settings,
+            http,
+            shared_limiter(settings, store, connection),
+            **({"retry": retry} if retry else {}),
+            **({"access_token": connection.access_token} if connection else {}),
+        )
+
+
+@asynccontextmanager
 async def connected_engine(
     settings: Settings,
     store: Store,
     *,
+    connection: Connection | None = None,
+    enterprise_id: str | None = None,
     retry: RetryPolicy | None = None,
     connect_timeout: float | None = None,
     **engine_options: Any,
 ) -> AsyncIterator[SyncEngine]:
-    timeout = httpx.Timeout(settings.mews_timeout_seconds, connect=connect_timeout)
-    async with httpx.AsyncClient(timeout=timeout) as http:
-        client = MewsClient.from_settings(
-            settings, http, shared_limiter(settings, store), **({"retry": retry} if retry else {})
-        )
-        yield SyncEngine(store, client, **engine_options)
+    """An engine for ``connection``'s token serving ``enterprise_id`` (default: the token's
+    own enterprise; a portfolio token needs one named)."""
+    async with connected_client(
+        settings, store, connection=connection, retry=retry, connect_timeout=connect_timeout
+    ) as client:
+        yield SyncEngine(store, client, enterprise_id=enterprise_id, **engine_options)

@@ -94,9 +94,13 @@ class SyncEngine:
         overlap: timedelta = timedelta(minutes=5),
         lag: timedelta = timedelta(minutes=1),
         progress: Progress | None = None,
+        enterprise_id: str | None = None,
     ) -> None:
         self.store = store
         self.client = client
+        # the enterprise this engine serves: None is the token's own enterprise; a portfolio
+        # token needs one named (configuration/get describes a dummy enterprise otherwise)
+        self.enterprise_id = enterprise_id
         self.concurrency = concurrency
         self.overlap = overlap
         self.lag = lag
@@ -108,7 +112,7 @@ class SyncEngine:
     async def scope(self) -> Scope:
         """The connection's enterprise and chain (``configuration/get``), registered locally."""
         if self._scope is None:
-            config = await self.client.configuration()
+            config = await self.client.configuration(self.enterprise_id)
             raw = config.enterprise.model_dump(mode="json", by_alias=True)
             registered = await self.store.call("register_enterprise", p_enterprise=raw)
             created = config.enterprise.created_utc
@@ -374,7 +378,11 @@ class SyncEngine:
         total = Counts()
         for batch in _batches(sorted(set(ids)), 1000):
             if entity == "customers":
-                pages: AsyncIterator[Page[Any]] = self.client.customers(customer_ids=batch)
+                # a portfolio token (an engine with a named enterprise) must name the chain
+                chains = [scope.chain_id] if self.enterprise_id else None
+                pages: AsyncIterator[Page[Any]] = self.client.customers(
+                    customer_ids=batch, chain_ids=chains
+                )
             elif entity == "reservations":
                 pages = self.client.reservations(
                     reservation_ids=batch, enterprise_ids=[scope.enterprise_id]

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import time
 from collections import defaultdict
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 from shared.db.store import Store, StoreError
@@ -34,21 +35,40 @@ class Refresher(Protocol):
     async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Any: ...
 
 
+@dataclass(frozen=True)
+class Route:
+    """Which inbox events a drain takes: those naming one of ``enterprise_ids`` and, with
+    ``integration_id``, those of that integration naming none of them (its WebSocket frames)
+    and those naming neither (older rows, Integration webhooks). See ``public.inbox_claim``."""
+
+    enterprise_ids: tuple[str, ...]
+    integration_id: str | None = None
+
+    def claim_arguments(self) -> dict[str, Any]:
+        return {
+            "p_enterprise_ids": list(self.enterprise_ids),
+            "p_integration_id": self.integration_id,
+        }
+
+
 async def process_events(
     store: Store,
     engine: Refresher,
     run: Run,
     *,
+    route: Route | None = None,
     batch_size: int = 500,
     max_attempts: int = 5,
     backoff_seconds: int = 30,
     time_budget_seconds: float = 240.0,
 ) -> None:
-    """Drain the inbox batch by batch until it is empty or the time budget is spent."""
+    """Drain the inbox (the events ``route`` names; without one, every event) batch by batch
+    until it is empty or the time budget is spent."""
     deadline = time.monotonic() + time_budget_seconds
     retry = {"p_max_attempts": max_attempts, "p_backoff_seconds": backoff_seconds}
+    routed = route.claim_arguments() if route else {}
     while time.monotonic() < deadline:
-        claimed = await store.call("inbox_claim", p_limit=batch_size, p_lock_seconds=300)
+        claimed = await store.call("inbox_claim", p_limit=batch_size, p_lock_seconds=300, **routed)
         if not claimed:
             return
         plan = plan_fetches(claimed)

@@ -42,11 +42,12 @@ async def live_run(
     job: str,
     scope_id: UUID | None = None,
     *,
+    connection_id: str | None = None,
     heartbeat_seconds: float = HEARTBEAT_SECONDS,
     stale_seconds: int = STALE_SECONDS,
 ) -> AsyncIterator[Run]:
     """A recorded run that reaps dead runs first and heartbeats while it works."""
-    async with recorded_run(store, job, scope_id) as run:
+    async with recorded_run(store, job, scope_id, connection_id=connection_id) as run:
         await store.call("run_heartbeat", p_id=str(run.id), p_owner=process_name())
         reaped = await store.call(
             "runs_reap", p_stale_seconds=stale_seconds, p_by=f"{job} {run.id}"
@@ -104,9 +105,14 @@ async def engine_units(
     action: Callable[[str, Run], Awaitable[object]],
 ) -> None:
     """``action(entity, run)`` for each entity whose lease ``kind:scope:entity`` this run gets;
-    the others are skipped (another worker is on them)."""
+    the others are skipped (another worker is on them). A unit this run has done already (a
+    chain's customers, for the second enterprise of a portfolio) is not done again."""
     scope = await engine.scope()
     for entity in entities:
-        async with unit(engine.store, run, f"{kind}:{scope.scope_id(entity)}:{entity}") as mine:
+        name = f"{kind}:{scope.scope_id(entity)}:{entity}"
+        if name in run.units_done:
+            continue
+        async with unit(engine.store, run, name) as mine:
             if mine:
                 await action(entity, run)
+                run.units_done.add(name)

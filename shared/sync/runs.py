@@ -36,6 +36,9 @@ class Run:
     counts: Counter[str] = field(default_factory=Counter)
     status: str = "succeeded"
     error: str | None = None
+    # units of work this run has done (e.g. a chain's customers, polled once for the several
+    # enterprises of a portfolio)
+    units_done: set[str] = field(default_factory=set)
 
     def count(self, **increments: int) -> None:
         self.counts.update(increments)
@@ -72,13 +75,22 @@ def outcome_for(exc: BaseException) -> str:
 
 
 @asynccontextmanager
-async def recorded_run(store: Store, job: str, scope_id: UUID | None = None) -> AsyncIterator[Run]:
-    """Start a run, yield it, and finish it with its honest outcome and one summary log line."""
+async def recorded_run(
+    store: Store, job: str, scope_id: UUID | None = None, *, connection_id: str | None = None
+) -> AsyncIterator[Run]:
+    """Start a run (of one connection, when given), yield it, and finish it with its honest
+    outcome and one summary log line."""
+    where = {"p_connection_id": connection_id} if connection_id else {}
     started = await store.call(
-        "run_start", p_job=job, p_scope_id=str(scope_id) if scope_id else None
+        "run_start", p_job=job, p_scope_id=str(scope_id) if scope_id else None, **where
     )
     run = Run(id=UUID(started["id"]), job=job)
-    log = get_logger("guesthub.run", job=job, run_id=str(run.id))
+    log = get_logger(
+        "guesthub.run",
+        job=job,
+        run_id=str(run.id),
+        **({"connection": connection_id} if connection_id else {}),
+    )
     try:
         yield run
     except BaseException as exc:

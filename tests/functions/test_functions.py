@@ -477,6 +477,9 @@ def test_two_process_events_at_once_never_take_the_same_event(
 def test_failed_batches_are_retried_then_dead_lettered_then_replayed(
     env: str, simulator: Simulator
 ) -> None:
+    # a first pass learns what the connection covers (configuration/get), so that the faults
+    # below meet the refresh of the events
+    assert client_for("process_events").post("/").get_json()["status"] == "succeeded"
     # two events, so that the reversed second message differs from the first: an identical
     # body re-sent while the first copy waits is stored once (inbox_add deduplicates)
     deliver(simulator, customers_updated=2)

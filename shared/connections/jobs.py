@@ -1,0 +1,88 @@
+"""What each Mews job does for one connection (one :class:`ConnectionPass`): the same work the
+functions and the CLI run, over every enterprise the connection covers."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+
+from shared.connections.fleet import ConnectionPass, ConnectionWork
+from shared.db.store import Store
+from shared.sync.engine import ENTITIES, Counts, SyncEngine
+from shared.sync.events import Route
+from shared.sync.events import process_events as drain
+from shared.sync.liveness import engine_units, unit
+from shared.sync.push import push_changes
+from shared.sync.runs import Run
+
+CHAIN_ENTITIES = ("customers", "addresses", "companies", "identity_documents")
+
+
+def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+    """One incremental pass of each entity, for each enterprise (a chain's entities once)."""
+    chosen = tuple(entities)
+
+    async def work(_: Store, p: ConnectionPass) -> None:
+        for engine in p.engines:
+            await engine_units(engine, p.run, "poll", chosen, engine.poll)
+
+    return work
+
+
+def reconcile(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+    """The full compare of each entity, for each enterprise (a chain's entities once)."""
+    chosen = tuple(entities)
+
+    async def work(_: Store, p: ConnectionPass) -> None:
+        for engine in p.engines:
+            await engine_units(engine, p.run, "reconcile", chosen, engine.reconcile)
+
+    return work
+
+
+async def process_events(store: Store, p: ConnectionPass) -> None:
+    """The inbox events of each enterprise the connection covers, then the connection's own
+    events that name none of them (its WebSocket frames name no enterprise)."""
+    enterprise_ids = p.connection.enterprise_ids  # one engine each, in this order
+    for enterprise_id, engine in zip(enterprise_ids, p.engines, strict=True):
+        await drain(store, engine, p.run, route=Route((enterprise_id,)))
+    await drain(
+        store, AcrossEnterprises(p.engines), p.run, route=Route(enterprise_ids, p.connection.id)
+    )
+
+
+def push(progress: Callable[[int], None] | None = None) -> ConnectionWork:
+    """Staff edits of the guests of each chain the connection covers, one worker per chain."""
+
+    async def work(store: Store, p: ConnectionPass) -> None:
+        chains: set[str] = set()
+        for engine in p.engines:
+            chain_id = (await engine.scope()).chain_id
+            if chain_id in chains:
+                continue
+            chains.add(chain_id)
+            async with unit(store, p.run, f"push_changes:{chain_id}") as mine:
+                if mine:
+                    await push_changes(store, engine, p.run, progress=progress)
+
+    return work
+
+
+class AcrossEnterprises:
+    """Refresh by id in every enterprise of a connection: an event that names no enterprise
+    (a WebSocket frame of a portfolio token) may belong to any of them. A chain's records are
+    read once per chain."""
+
+    def __init__(self, engines: Sequence[SyncEngine]) -> None:
+        self.engines = list(engines)
+
+    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Counts:
+        total = Counts()
+        chains: set[str] = set()
+        for engine in self.engines:
+            scope = await engine.scope()
+            if entity in CHAIN_ENTITIES:
+                if scope.chain_id in chains:
+                    continue
+                chains.add(scope.chain_id)
+            total += await engine.refresh(entity, ids, run)
+        return total
