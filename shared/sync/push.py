@@ -1,21 +1,24 @@
 """Pushing staff edits back to Mews: a field-level three-way merge (shared/sync/merge.py).
 
-For each guest with pending local changes: re-read the customer from Mews (there is no
-conditional write) and merge field by field against the values the staff member saw
-(``local_base``): a field Mews did not change is pushed; a field both sides changed goes to the
-later write and is logged with both values; a field Mews already holds is left alone. Values go
-through ``customers/update``, clears through ``accounts/update`` (``customers/update`` cannot
-blank a field). A 409 (data changed meanwhile) means re-read, re-merge and resubmit, a few
-times, then the edit stays pending with the error. A refusal (400/403, e.g. a duplicate e-mail)
-is recorded on the row for staff, never retried. The answer is mirrored at once; the webhook
-that follows (our echo) then finds nothing new.
+Pending edits go out in batches. For each batch: re-read its customers from Mews (there is no
+conditional write; one ``customers/getAll`` by ``CustomerIds`` per chain and 1000 guests) and
+merge field by field against the values the staff member saw (``local_base``): a field Mews did
+not change is pushed; a field both sides changed goes to the later write and is logged with
+both values; a field Mews already holds is left alone. Values go through ``customers/update``,
+clears through ``accounts/update`` (``customers/update`` cannot blank a field), both with the
+guest's ``ChainId`` (required with a portfolio token), several guests at a time inside the
+token's shared budget. A 409 (data changed meanwhile) means re-read that guest, re-merge and
+resubmit, a few times, then the edit stays pending with the error. A refusal (400/403, e.g. a
+duplicate e-mail) is recorded on the row for staff, never retried. What Mews then holds is read
+back in one request per batch and mirrored before the outcomes are recorded; the webhook that
+follows (our echo) then finds nothing new.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
@@ -128,23 +131,36 @@ class PushOutcome:
     fields: int = 0
     attempts: int = 0
     wrote: bool = False
-    page: Page[Customer] | None = None  # the last read, to mirror when nothing was written
+
+    @property
+    def to_mirror(self) -> bool:
+        """Mews now holds something the mirror should show: what was written, what the merge
+        left to Mews, a profile merged away there (not a refused or still pending edit)."""
+        return self.wrote or self.status in ("pushed", "mews_won") or self.error == MERGED_AWAY
 
 
-async def read_customer(
-    client: MewsClient, mews_id: str
-) -> tuple[Customer | None, Page[Customer] | None]:
-    current: Customer | None = None
-    last: Page[Customer] | None = None
-    async for page in client.customers(customer_ids=[mews_id]):
-        last = page
-        current = next((c for c in page.items if c.id == mews_id), current)
-    return current, last
+async def read_customers(
+    client: MewsClient, chain_id: str, mews_ids: list[str]
+) -> tuple[dict[str, Customer], list[Page[Customer]]]:
+    """The customers of one chain by id, ``CustomerIds`` ≤ 1000 a request (``ChainIds`` is
+    required with a portfolio token); what Mews no longer has is absent."""
+    found: dict[str, Customer] = {}
+    pages: list[Page[Customer]] = []
+    for batch in _batches(sorted(set(mews_ids)), 1000):
+        asked = set(batch)
+        async for page in client.customers(chain_ids=[chain_id], customer_ids=batch):
+            pages.append(page)
+            found.update((c.id, c) for c in page.items if c.id in asked)
+    return found, pages
 
 
-async def push_guest(client: MewsClient, guest: dict[str, Any]) -> PushOutcome:
-    """Re-read, merge and write one guest's pending edit (no database access)."""
-    mews_id = guest["mews_id"]
+async def push_guest(
+    client: MewsClient, guest: dict[str, Any], known: Mapping[str, Customer] | None = None
+) -> PushOutcome:
+    """Re-read, merge and write one guest's pending edit (no database access). ``known`` is a
+    read of the batch made just before (a guest missing from it is gone from Mews); without it,
+    the guest is read here. After a 409 the guest is always read again."""
+    mews_id, chain_id = guest["mews_id"], guest["chain_id"]
     changes = {k: v for k, v in (guest.get("changes") or {}).items() if k in FIELDS}
     base = guest.get("base") or {}
     edited_at = datetime.fromisoformat(guest["edited_at"])
@@ -156,11 +172,13 @@ async def push_guest(client: MewsClient, guest: dict[str, Any]) -> PushOutcome:
     # reads as unchanged): they stay in the log
     settled: dict[str, dict[str, Any]] = {}
     for attempt in range(1, MAX_ATTEMPTS + 1):
-        current, page = await read_customer(client, mews_id)
+        if known is None or attempt > 1:
+            known = (await read_customers(client, chain_id, [mews_id]))[0]
+        current = known.get(mews_id)
         if current is None:
             return PushOutcome("refused", GONE, attempts=attempt, wrote=wrote)
         if not current.is_active or current.merge_target_id:
-            return PushOutcome("refused", MERGED_AWAY, attempts=attempt, wrote=wrote, page=page)
+            return PushOutcome("refused", MERGED_AWAY, attempts=attempt, wrote=wrote)
         result = merge(
             changes,
             base,
@@ -173,12 +191,13 @@ async def push_guest(client: MewsClient, guest: dict[str, Any]) -> PushOutcome:
         rows = conflict_rows(result.conflicts, current.updated_utc)
         try:
             if plan.sets:
-                await client.update_customer(mews_id, plan.sets)
+                await client.update_customer(mews_id, plan.sets, chain_id=chain_id)
                 wrote = True
                 settled.update({r["field"]: r for r in rows if r["field"] in plan.set_columns})
             if plan.clears:
                 await client.update_accounts(
-                    [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}]
+                    [{"Id": mews_id, "Discriminator": "Customer", "Customer": plan.clears}],
+                    chain_id=chain_id,
                 )
                 wrote = True
         except MewsConflictError as exc:
@@ -194,7 +213,6 @@ async def push_guest(client: MewsClient, guest: dict[str, Any]) -> PushOutcome:
             fields=plan.fields,
             attempts=attempt,
             wrote=wrote,
-            page=page,
         )
     message = conflict.message if conflict is not None else "conflict"
     return PushOutcome(
@@ -219,34 +237,27 @@ async def push_changes(
     run: Run,
     *,
     limit: int = 100,
-    concurrency: int = 8,
+    concurrency: int = 32,
     time_budget_seconds: float = 240.0,
     progress: Callable[[int], None] | None = None,
 ) -> None:
-    """Push every pending staff edit, ``concurrency`` guests at a time (the token's shared
-    budget paces them), batch after batch until none is left or the time budget is spent. An
-    edit still pending at the end (Mews kept answering 409, or time ran out) makes the run
-    ``partial`` and says how many; it is pushed by the next run."""
+    """Push every pending staff edit, ``limit`` guests a batch, batch after batch until none is
+    left or the time budget is spent. An edit still pending at the end (Mews kept answering
+    409, or time ran out) makes the run ``partial`` and says how many; the next run pushes it.
+
+    ``concurrency`` bounds the guests in flight at once (each has at most one request out); the
+    token's shared budget, not this, decides how many requests go out per window. ``progress``
+    is called as guests' pushes end, whatever their outcome: its counts add up to the edits
+    handled."""
     deadline = time.monotonic() + time_budget_seconds
     tried: set[tuple[str, str]] = set()
-    gate = asyncio.Semaphore(concurrency)
-
-    async def one(guest: dict[str, Any]) -> None:
-        async with gate:
-            await _push_one(store, engine, run, guest)
-        if progress is not None:
-            progress(1)
-
     while time.monotonic() < deadline:
         pending = await store.call("push_pending", p_limit=limit)
         fresh = [g for g in pending if (str(g["mews_id"]), str(g["edited_at"])) not in tried]
         if not fresh:
             break
         tried.update((str(g["mews_id"]), str(g["edited_at"])) for g in fresh)
-        results = await asyncio.gather(*(one(g) for g in fresh), return_exceptions=True)
-        failures = [r for r in results if isinstance(r, BaseException)]
-        if failures:
-            raise failures[0]
+        await push_batch(store, engine, run, fresh, concurrency=concurrency, progress=progress)
     left = await store.call("push_pending", p_limit=1000)
     if left:
         run.count(push_still_pending=len(left))
@@ -255,57 +266,108 @@ async def push_changes(
         )
 
 
-async def _push_one(store: Store, engine: SyncEngine, run: Run, guest: dict[str, Any]) -> None:
-    chain_id, mews_id, edited_at = guest["chain_id"], guest["mews_id"], guest["edited_at"]
+async def push_batch(
+    store: Store,
+    engine: SyncEngine,
+    run: Run,
+    guests: list[dict[str, Any]],
+    *,
+    concurrency: int = 32,
+    progress: Callable[[int], None] | None = None,
+) -> None:
+    """One batch: a read of all its guests per chain, then their writes ``concurrency`` at a
+    time (the token's shared budget paces them), then one read of them all to mirror what Mews
+    now has (the echo webhook then finds nothing new), then each outcome recorded.
 
-    async def record(
-        status: str, error: str | None = None, conflicts: list[dict[str, Any]] | None = None
-    ) -> None:
-        await store.call(
-            "push_record",
-            p_chain_id=chain_id,
-            p_mews_id=mews_id,
-            p_edited_at=edited_at,
-            p_status=status,
-            p_error=error,
-            p_conflicts=conflicts or [],
-        )
+    A guest whose push failed (Mews unreachable after the retries) costs only itself: the others
+    are mirrored and recorded, then the first failure is raised; its edit stays pending."""
+    # merged or deleted here already: Mews is not asked
+    outcomes = {g["mews_id"]: PushOutcome("refused", MERGED_AWAY) for g in guests if not _live(g)}
+    to_mews = [g for g in guests if _live(g)]
+    if outcomes and progress is not None:
+        progress(len(outcomes))
+    known = await _read_by_chain(engine.client, to_mews)
+    gate = asyncio.Semaphore(concurrency)
 
-    if not guest["is_active"] or guest["merge_target_id"]:
-        await record("refused", MERGED_AWAY)
-        run.count(push_refused=1)
-        return
-    outcome = await push_guest(engine.client, guest)
+    async def one(guest: dict[str, Any]) -> None:
+        async with gate:
+            outcome = await push_guest(engine.client, guest, known)
+        outcomes[guest["mews_id"]] = outcome
+        if progress is not None:
+            progress(1)
+
+    results = await asyncio.gather(*(one(g) for g in to_mews), return_exceptions=True)
+    failures = [r for r in results if isinstance(r, BaseException)]
+    mirrored = [g for g in to_mews if (o := outcomes.get(g["mews_id"])) and o.to_mirror]
+    for chain_id, ids in _ids_by_chain(mirrored).items():
+        for page in (await read_customers(engine.client, chain_id, ids))[1]:
+            await engine.ingest("customers", page, run)
+    ended = [g for g in guests if g["mews_id"] in outcomes]
+    recorded = await asyncio.gather(
+        *(_record(store, run, g, outcomes[g["mews_id"]]) for g in ended), return_exceptions=True
+    )
+    failures += [r for r in recorded if isinstance(r, BaseException)]
+    if failures:
+        raise failures[0]
+
+
+def _live(guest: dict[str, Any]) -> bool:
+    return bool(guest["is_active"]) and not guest["merge_target_id"]
+
+
+async def _read_by_chain(client: MewsClient, guests: list[dict[str, Any]]) -> dict[str, Customer]:
+    known: dict[str, Customer] = {}
+    for chain_id, ids in _ids_by_chain(guests).items():
+        known.update((await read_customers(client, chain_id, ids))[0])
+    return known
+
+
+def _ids_by_chain(guests: list[dict[str, Any]]) -> dict[str, list[str]]:
+    chains: dict[str, list[str]] = {}
+    for guest in guests:
+        chains.setdefault(str(guest["chain_id"]), []).append(str(guest["mews_id"]))
+    return chains
+
+
+def _batches(items: list[str], size: int) -> list[list[str]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+async def _record(store: Store, run: Run, guest: dict[str, Any], outcome: PushOutcome) -> None:
+    """Store one guest's outcome (``push_record``) and count it in the run."""
     if outcome.attempts > 1:
         run.count(push_resubmitted=outcome.attempts - 1)
-    if outcome.wrote:
-        # mirror what Mews now has (the echo webhook will then change nothing)
-        await engine.refresh("customers", [mews_id], run)
-    elif outcome.page is not None:
-        await engine.ingest("customers", outcome.page, run)
+    conflicts = outcome.conflicts
     if outcome.status == "refused":
-        conflicts = []
-        if outcome.error not in (MERGED_AWAY, GONE):
-            conflicts = [
-                {
-                    "field": None,
-                    "local_value": guest["changes"],
-                    "mews_value": None,
-                    "resolution": "refused_by_mews",
-                    "detail": outcome.error,
-                    "mews_updated_utc": None,
-                }
-            ]
-            run.degrade("partial", f"Mews refused an edit: {outcome.error}")
-        await record("refused", outcome.error, conflicts)
         run.count(push_refused=1)
-        return
-    if outcome.status == "pending":
-        await record("pending", outcome.error)
+        if outcome.error not in (MERGED_AWAY, GONE):  # Mews refused it: staff must see why
+            conflicts = [refusal_row(guest["changes"], outcome.error)]
+            run.degrade("partial", f"Mews refused an edit: {outcome.error}")
+    elif outcome.status == "pending":
         run.count(push_kept_pending=1)
         run.degrade("partial", outcome.error)
-        return
-    await record(outcome.status, conflicts=outcome.conflicts)
-    run.count(push_conflicts=len(outcome.conflicts))
+    else:
+        run.count(push_conflicts=len(conflicts))
     if outcome.status == "pushed":
         run.count(pushed=1, pushed_fields=outcome.fields)
+    await store.call(
+        "push_record",
+        p_chain_id=guest["chain_id"],
+        p_mews_id=guest["mews_id"],
+        p_edited_at=guest["edited_at"],
+        p_status=outcome.status,
+        p_error=outcome.error,
+        p_conflicts=conflicts,
+    )
+
+
+def refusal_row(changes: dict[str, Any], error: str | None) -> dict[str, Any]:
+    """The ``conflict_log`` row of an edit Mews refused: the staff values and Mews' message."""
+    return {
+        "field": None,
+        "local_value": changes,
+        "mews_value": None,
+        "resolution": "refused_by_mews",
+        "detail": error,
+        "mews_updated_utc": None,
+    }

@@ -540,6 +540,7 @@ def read_body() -> dict[str, Any]:
         **TOKENS,
         "Extent": {"Customers": True, "Addresses": False},
         "ActivityStates": ["Active", "Deleted"],
+        "ChainIds": [CHAIN],  # required with a portfolio token
         "CustomerIds": [GUEST],
         "Limitation": {"Count": 1000},
     }
@@ -604,8 +605,9 @@ async def test_a_409_is_re_read_re_merged_and_resubmitted(mews_client: MewsClien
         )
     assert bodies(reads) == [read_body(), read_body()]
     assert bodies(writes) == [
-        {**TOKENS, "CustomerId": GUEST, "Notes": "staff", "Phone": "+420 2"},
-        {**TOKENS, "CustomerId": GUEST, "Notes": "staff"},  # re-merged: Mews won the phone
+        {**TOKENS, "CustomerId": GUEST, "ChainId": CHAIN, "Notes": "staff", "Phone": "+420 2"},
+        # re-merged: Mews won the phone
+        {**TOKENS, "CustomerId": GUEST, "ChainId": CHAIN, "Notes": "staff"},
     ]
     assert (outcome.status, outcome.attempts, outcome.fields, outcome.wrote) == (
         "pushed",
@@ -648,11 +650,12 @@ async def test_a_409_after_a_partial_write_resubmits_only_what_is_missing(
         )
     clear = {
         **TOKENS,
+        "ChainId": CHAIN,
         "AccountUpdates": [
             {"Id": GUEST, "Discriminator": "Customer", "Customer": {"Telephone": {"Value": None}}}
         ],
     }
-    assert bodies(sets) == [{**TOKENS, "CustomerId": GUEST, "Notes": "staff"}]
+    assert bodies(sets) == [{**TOKENS, "CustomerId": GUEST, "ChainId": CHAIN, "Notes": "staff"}]
     assert bodies(clears) == [clear, clear]
     assert (outcome.status, outcome.attempts, outcome.fields) == ("pushed", 2, 1)
     assert outcome.conflicts == [
@@ -686,7 +689,8 @@ async def test_a_409_that_persists_keeps_the_edit_pending_with_its_error(
         async with recorded_run(store, "push_changes") as run:
             await push_changes(store, SyncEngine(store, mews_client), run)
     assert reads.call_count == writes.call_count == MAX_ATTEMPTS
-    assert bodies(writes) == [{**TOKENS, "CustomerId": guest, "Notes": "staff"}] * MAX_ATTEMPTS
+    write = {**TOKENS, "CustomerId": guest, "ChainId": CHAIN_ID, "Notes": "staff"}
+    assert bodies(writes) == [write] * MAX_ATTEMPTS
     state = guest_state(database_url, guest)
     assert (state["status"], state["changes"], state["base"]) == (
         "pending",
