@@ -28,6 +28,18 @@ def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
     return work
 
 
+def backfill(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+    """The first load of each entity, for each enterprise (resumable window by window: a pass
+    cut short by its time budget is carried on by the next)."""
+    chosen = tuple(entities)
+
+    async def work(_: Store, p: ConnectionPass) -> None:
+        for engine in p.engines:
+            await engine_units(engine, p.run, "backfill", chosen, engine.backfill)
+
+    return work
+
+
 def reconcile(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
     """The full compare of each entity, for each enterprise (a chain's entities once)."""
     chosen = tuple(entities)
@@ -62,7 +74,9 @@ def push(progress: Callable[[int], None] | None = None) -> ConnectionWork:
             chains.add(chain_id)
             async with unit(store, p.run, f"push_changes:{chain_id}") as mine:
                 if mine:
-                    await push_changes(store, engine, p.run, progress=progress)
+                    await push_changes(
+                        store, engine, p.run, progress=progress, chain_ids=[chain_id]
+                    )
 
     return work
 

@@ -240,8 +240,10 @@ async def push_changes(
     concurrency: int = 32,
     time_budget_seconds: float = 240.0,
     progress: Callable[[int], None] | None = None,
+    chain_ids: list[str] | None = None,
 ) -> None:
-    """Push every pending staff edit, ``limit`` guests a batch, batch after batch until none is
+    """Push every pending staff edit (of the guests of ``chain_ids``: those the engine's
+    connection covers; None: every chain), ``limit`` guests a batch, batch after batch until none is
     left or the time budget is spent. An edit still pending at the end (Mews kept answering
     409, or time ran out) makes the run ``partial`` and says how many; the next run pushes it.
 
@@ -250,15 +252,16 @@ async def push_changes(
     is called as guests' pushes end, whatever their outcome: its counts add up to the edits
     handled."""
     deadline = time.monotonic() + time_budget_seconds
+    chains = {} if chain_ids is None else {"p_chain_ids": chain_ids}
     tried: set[tuple[str, str]] = set()
     while time.monotonic() < deadline:
-        pending = await store.call("push_pending", p_limit=limit)
+        pending = await store.call("push_pending", p_limit=limit, **chains)
         fresh = [g for g in pending if (str(g["mews_id"]), str(g["edited_at"])) not in tried]
         if not fresh:
             break
         tried.update((str(g["mews_id"]), str(g["edited_at"])) for g in fresh)
         await push_batch(store, engine, run, fresh, concurrency=concurrency, progress=progress)
-    left = await store.call("push_pending", p_limit=1000)
+    left = await store.call("push_pending", p_limit=1000, **chains)
     if left:
         run.count(push_still_pending=len(left))
         run.degrade(
