@@ -8,18 +8,25 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import psycopg
 import pytest
 from cryptography.fernet import Fernet
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse
+from starlette.routing import Route
 
 from shared.connections import jobs
 from shared.connections.fleet import FleetOptions, FleetResult, run_fleet
 from shared.connections.registry import register_manual
 from shared.db.connect import open_store
 from shared.db.store import Store
+from shared.intake.store import accept_webhook
+from shared.netserve import serve_in_thread
 from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
@@ -221,3 +228,102 @@ async def test_a_pass_cut_short_by_the_budget_is_carried_on_by_the_next_invocati
     assert cut, "the budget never cut a pass short: the test proves nothing"
     assert all(o.status == "partial" and "time budget" in (o.error or "") for o in cut)
     assert rows(database_url, "select count(*) from public.guests") == [(expected,)]
+
+
+@contextmanager
+def webhook_receiver(settings: Settings, secret: str) -> Iterator[str]:
+    """Our webhook intake (``accept_webhook``, as the `mews_webhook` function runs it) over
+    HTTP; yields the URL Mews is given (with the secret)."""
+
+    async def receive(request: Request) -> JSONResponse:
+        store: Store | None = None
+
+        async def opened() -> Store:
+            nonlocal store
+            store = await open_store(settings)
+            return store
+
+        try:
+            result = await accept_webhook(
+                opened,
+                await request.body(),
+                request.query_params.get("Token"),
+                secret=secret,
+                encryption_key=settings.token_encryption_key.get_secret_value()
+                if settings.token_encryption_key
+                else None,
+            )
+        finally:
+            if store is not None:
+                await store.aclose()
+        return JSONResponse(result.body, result.status)
+
+    app = Starlette(routes=[Route("/webhook", receive, methods=["POST"])])
+    with serve_in_thread(app) as server:
+        yield f"{server.http_url}/webhook?Token={secret}"
+
+
+async def test_properties_connected_rotated_and_deleted_by_integration_webhooks(
+    database_url: str,
+) -> None:
+    settings = load_settings(
+        database_url=database_url,
+        mews_access_token="",
+        token_encryption_key=Fernet.generate_key().decode(),
+    )
+    with (
+        webhook_receiver(settings, "s3cret") as url,
+        running_simulator(SimulatorConfig(properties=3, customers=25, webhook_url=url)) as sim,
+    ):
+        settings = settings.model_copy(update={"mews_platform_url": sim.url})
+        hotel = sim.properties[1]
+        assert sim.integration_webhook("IntegrationCreated", target=hotel.index)["status"] == 202
+        store = await open_store(settings)
+        try:
+            first = await run_fleet(store, settings, "poll_changes", jobs.poll(["customers"]))
+            assert [(o.name, o.status) for o in first.outcomes] == [(hotel.name, "succeeded")]
+            chains = dict(
+                rows(database_url, "select chain_id::text, count(*) from public.guests group by 1")
+            )
+            assert chains == {hotel.chain_id: len(sim.data_of(hotel.index).customers)}
+
+            # Mews changes both hotels; only the connected one's events are served, the other's
+            # are kept and reported
+            sim.mutate(target=hotel.index, customers_updated=3)
+            sim.mutate(target=2, customers_updated=2)
+            await _until(lambda: _inbox(database_url) >= 2)
+            events = await run_fleet(store, settings, "process_events", jobs.process_events)
+            assert events.summary()["counts"]["customers_updated"] == 3
+            unrouted = (await store.call("inbox_stats"))["unrouted"]
+            assert unrouted["enterprises"] == list(sim.properties[2].enterprise_ids)
+
+            # a new API key: the old token is refused by Mews, the connection uses the new one
+            old_key = rows(database_url, "select token_key from public.connections")
+            sim.integration_webhook("IntegrationApiKeyCreated", target=hotel.index)
+            assert rows(database_url, "select token_key from public.connections") != old_key
+            again = await run_fleet(store, settings, "poll_changes", jobs.poll(["customers"]))
+            assert [o.status for o in again.outcomes] == ["succeeded"]
+
+            # deleted: the token is gone and nothing is claimed any more
+            sim.integration_webhook("IntegrationDeleted", target=hotel.index)
+            assert rows(
+                database_url, "select status, access_token_encrypted from public.connections"
+            ) == [("deleted", None)]
+            assert (await run_fleet(store, settings, "poll_changes", jobs.poll())).outcomes == []
+        finally:
+            await store.aclose()
+
+
+def _inbox(database_url: str) -> int:
+    return int(
+        rows(
+            database_url, "select count(*) from public.event_inbox where source = 'general_webhook'"
+        )[0][0]
+    )
+
+
+async def _until(condition: Callable[[], bool]) -> None:
+    deadline = asyncio.get_running_loop().time() + 30.0
+    while not condition():
+        assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
+        await asyncio.sleep(0.05)
