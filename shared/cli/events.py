@@ -41,7 +41,7 @@ def replay(
 
 @app.command("stats")
 def stats() -> None:
-    """Events per status, and unknown discriminators seen."""
+    """Events per status, unknown discriminators seen, and events no connection covers."""
     result: dict[str, Any] = _with_store(command_settings(), lambda s: s.call("inbox_stats"))
     by_status = result.get("by_status") or {}
     if not by_status:
@@ -51,6 +51,13 @@ def stats() -> None:
     unknown = result.get("unknown_discriminators") or {}
     if unknown:
         console.print(counts_table("Unknown discriminators (stored, not processed)", unknown))
+    unrouted = result.get("unrouted") or {}
+    if unrouted.get("events"):
+        enterprises = ", ".join(unrouted.get("enterprises") or []) or "-"
+        console.print(
+            f"[yellow]{unrouted['events']} event(s) for enterprises no active connection covers"
+            f" (kept until one does): {enterprises}[/yellow]"
+        )
 
 
 @app.command("purge")
