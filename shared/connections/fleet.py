@@ -14,6 +14,7 @@ slow or refused by Mews costs only itself: the others are served by the other sl
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable
@@ -23,13 +24,13 @@ from typing import Any
 
 from shared.connections.model import Connection
 from shared.connections.registry import claim, discover, register_environment, release
-from shared.db.store import Store
+from shared.db.store import Store, StoreError
 from shared.logs import get_logger, redact_text
 from shared.mews.client import MewsClient, RetryPolicy
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
-from shared.sync.liveness import live_run, process_name
+from shared.sync.liveness import HEARTBEAT_SECONDS, LEASE_SECONDS, live_run, process_name
 from shared.sync.runs import FINAL_STATUSES, Run
 
 log = get_logger(__name__)
@@ -151,11 +152,31 @@ class _Invocation:
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + options.budget_seconds
         self.holder = f"{process_name()}:{uuid.uuid4()}"
-        # a lease outlives the invocation, not much more (a dead instance's lease expires)
-        self.lease_seconds = int(options.budget_seconds) + 60
+        # renewed while the invocation works; a dead instance's leases expire soon
+        self.lease_seconds = LEASE_SECONDS
         self.served: set[str] = set()  # each connection once per invocation
 
     async def serve_all(self) -> FleetResult:
+        renewing = asyncio.create_task(self.renew_leases())
+        try:
+            return await self.claim_and_serve()
+        finally:
+            renewing.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await renewing
+
+    async def renew_leases(self) -> None:
+        """The invocation's heartbeat: extend the leases it holds."""
+        while True:
+            await asyncio.sleep(HEARTBEAT_SECONDS)
+            try:
+                await self.store.call(
+                    "connection_renew", p_holder=self.holder, p_lease_seconds=self.lease_seconds
+                )
+            except StoreError as exc:  # the work itself meets the outage and says so
+                log.warning("leases not renewed", error=str(exc))
+
+    async def claim_and_serve(self) -> FleetResult:
         result = FleetResult(self.job)
         running: set[asyncio.Task[Outcome]] = set()
         while True:

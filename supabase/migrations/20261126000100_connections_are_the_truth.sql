@@ -260,6 +260,20 @@ as $$
   ) select jsonb_build_object('released', exists (select 1 from released))
 $$;
 
+-- Still working: the holder extends the leases it holds (its heartbeat), so a lease can be
+-- short and a dead instance's connections are taken over soon.
+create function public.connection_renew(p_holder text, p_lease_seconds integer default 120)
+returns jsonb
+language sql set search_path = ''
+as $$
+  with renewed as (
+    update public.connection_jobs
+       set lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1))
+     where lease_holder = p_holder and lease_expires_at > now()
+    returning 1
+  ) select jsonb_build_object('renewed', (select count(*) from renewed))
+$$;
+
 -- All active connections with a usable token (the listener's sockets), without claiming them.
 create function public.connections_active() returns jsonb
 language sql stable set search_path = ''
@@ -495,6 +509,7 @@ revoke all on function public.connection_apply(text, uuid, uuid, text, text, tex
   public.connection_set_status(uuid, text),
   public.connection_claim(text, text, integer, integer, integer, uuid, jsonb),
   public.connection_release(text, uuid, text, text, boolean, text),
+  public.connection_renew(text, integer),
   public.connections_active(),
   public.run_start(text, uuid, uuid),
   public.inbox_add(text, text, uuid, jsonb, text, uuid),
@@ -508,6 +523,7 @@ grant execute on function public.connection_apply(text, uuid, uuid, text, text, 
   public.connection_set_status(uuid, text),
   public.connection_claim(text, text, integer, integer, integer, uuid, jsonb),
   public.connection_release(text, uuid, text, text, boolean, text),
+  public.connection_renew(text, integer),
   public.connections_active(),
   public.run_start(text, uuid, uuid),
   public.inbox_add(text, text, uuid, jsonb, text, uuid),

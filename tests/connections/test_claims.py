@@ -177,3 +177,31 @@ def test_a_pass_cut_short_by_its_budget_is_due_again_first(conn: psycopg.Connect
         " from public.connection_jobs order by last_status"
     ).fetchall()
     assert (second, "failed", False, "Mews 503") in jobs
+
+
+def test_a_holder_renews_only_its_own_live_leases(conn: psycopg.Connection) -> None:
+    mine, theirs = add_connection(conn, "mine"), add_connection(conn, "theirs")
+    claim(conn, "me", 1, lease=60)
+    claim(conn, "other", 1, lease=60)
+    conn.execute("update public.connection_jobs set lease_expires_at = now() + interval '1 second'")
+    renewed = conn.execute("select public.connection_renew('me', 120)").fetchone()
+    assert renewed is not None
+    assert renewed[0] == {"renewed": 1}
+    leases = dict(
+        conn.execute(
+            "select lease_holder, lease_expires_at > now() + interval '100 seconds'"
+            " from public.connection_jobs"
+        ).fetchall()
+    )
+    assert leases == {"me": True, "other": False}
+    # an expired lease is not brought back to life: another instance may have it by now
+    conn.execute(
+        "update public.connection_jobs set lease_expires_at = now() - interval '1 second'"
+        " where lease_holder = 'other'"
+    )
+    gone = conn.execute("select public.connection_renew('other', 120)").fetchone()
+    assert gone is not None
+    assert gone[0] == {"renewed": 0}
+    assert {mine, theirs} == {
+        r[0] for r in conn.execute("select integration_id::text from public.connection_jobs")
+    }
