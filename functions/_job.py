@@ -35,7 +35,7 @@ def run_job(job: str, work: Work) -> tuple[dict[str, Any], int]:
 
 
 def run_connections_job(
-    job: str, work: ConnectionWork, *, every_seconds: int = 0
+    job: str, work: ConnectionWork, *, every_seconds: int = 0, exclusive: bool = True
 ) -> tuple[dict[str, Any], int]:
     """A Mews job over every due connection (see the module)."""
 
@@ -45,6 +45,7 @@ def run_connections_job(
             budget_seconds=settings.job_time_budget_seconds,
             concurrency=settings.job_concurrency,
             every_seconds=every_seconds,
+            exclusive=exclusive,
         )
         result = await run_fleet(store, settings, job, work, options)
         return result.summary()

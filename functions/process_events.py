@@ -14,4 +14,5 @@ from shared.connections import jobs
 
 @functions_framework.http
 def process_events(request: flask.Request) -> tuple[dict[str, Any], int]:
-    return run_connections_job("process_events", jobs.process_events)
+    # the inbox's rows are claimed one by one (SKIP LOCKED): instances share every connection
+    return run_connections_job("process_events", jobs.process_events, exclusive=False)

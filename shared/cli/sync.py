@@ -203,7 +203,11 @@ def run_connections_command(
     job: str, work: ConnectionWork, connection: str | None = None
 ) -> FleetResult:
     """A Mews job now, over every active connection (or one), as the scheduled function runs
-    it but without its time budget; a table per connection; exit 1 unless all went well."""
+    it but without its time budget and without claiming the connections: an operator's
+    command serves them all now, and the units of work inside (the poll of one entity, the
+    push of one chain) are still held by one worker at a time, so a command never overlaps a
+    scheduled run's work, and a killed command holds back only the unit it was on. A table per
+    connection; exit 1 unless all went well."""
     settings = command_settings()
 
     async def main() -> FleetResult:
@@ -215,6 +219,7 @@ def run_connections_command(
                 only=await _connection_id(store, settings, connection),
                 retry=INTERACTIVE_RETRY,
                 connect_timeout=INTERACTIVE_CONNECT_SECONDS,
+                exclusive=False,
             )
             return await run_fleet(store, settings, job, work, options)
         finally:

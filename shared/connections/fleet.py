@@ -23,14 +23,21 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from shared.connections.model import Connection
-from shared.connections.registry import claim, discover, register_environment, release
+from shared.connections.registry import (
+    UnusableConnectionError,
+    claim,
+    decode,
+    discover,
+    register_environment,
+    release,
+)
 from shared.db.store import Store, StoreError
 from shared.logs import get_logger, redact_text
 from shared.mews.client import MewsClient, RetryPolicy
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
-from shared.sync.liveness import HEARTBEAT_SECONDS, LEASE_SECONDS, live_run, process_name
+from shared.sync.liveness import HEARTBEAT_SECONDS, STALE_SECONDS, live_run, process_name
 from shared.sync.runs import FINAL_STATUSES, Run
 
 log = get_logger(__name__)
@@ -57,6 +64,10 @@ class FleetOptions:
     concurrency: int = 4  # connections served at once by one invocation
     every_seconds: int = 0  # a connection is due again this long after its last pass started
     only: str | None = None  # serve this connection alone
+    # one worker per connection at a time (a lease); a job whose own units are safe to share
+    # (the inbox: rows are claimed SKIP LOCKED) serves every active connection without one, so
+    # that a killed worker holds nothing back
+    exclusive: bool = True
     retry: RetryPolicy | None = None
     connect_timeout: float | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
@@ -152,9 +163,11 @@ class _Invocation:
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + options.budget_seconds
         self.holder = f"{process_name()}:{uuid.uuid4()}"
-        # renewed while the invocation works; a dead instance's leases expire soon
-        self.lease_seconds = LEASE_SECONDS
+        # renewed while the invocation works (its heartbeat); a dead instance's leases expire
+        # when its runs are found dead, so that the reaping run can take its connections over
+        self.lease_seconds = STALE_SECONDS
         self.served: set[str] = set()  # each connection once per invocation
+        self.waiting: list[dict[str, Any]] | None = None  # not exclusive: the rest to serve
 
     async def serve_all(self) -> FleetResult:
         renewing = asyncio.create_task(self.renew_leases())
@@ -182,22 +195,18 @@ class _Invocation:
         while True:
             room = max(self.options.concurrency, 1) - len(running)
             if room > 0 and self.loop.time() < self.deadline - 1:
-                claimed, broken = await claim(
-                    self.store,
-                    self.settings,
-                    self.job,
-                    self.holder,
-                    limit=room,
-                    lease_seconds=self.lease_seconds,
-                    every_seconds=self.options.every_seconds,
-                    only=self.options.only,
-                    exclude=self.served,
-                )
+                claimed, broken = await self.take(room)
                 self.served |= {c.id for c in claimed} | {c for c, _ in broken}
                 for connection_id, reason in broken:
-                    await release(
-                        self.store, self.job, connection_id, self.holder, "failed", error=reason
-                    )
+                    if self.options.exclusive:
+                        await release(
+                            self.store,
+                            self.job,
+                            connection_id,
+                            self.holder,
+                            "failed",
+                            error=reason,
+                        )
                     result.outcomes.append(Outcome(connection_id, None, "failed", error=reason))
                 running |= {asyncio.create_task(self.serve(c)) for c in claimed}
                 if broken and not claimed and not running:
@@ -207,6 +216,37 @@ class _Invocation:
             done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
             result.outcomes += [task.result() for task in done]
         return result
+
+    async def take(self, room: int) -> tuple[list[Connection], list[tuple[str, str]]]:
+        """Up to ``room`` connections to serve next: claimed by lease, or (not exclusive) the
+        active ones this invocation has not served yet."""
+        if self.options.exclusive:
+            return await claim(
+                self.store,
+                self.settings,
+                self.job,
+                self.holder,
+                limit=room,
+                lease_seconds=self.lease_seconds,
+                every_seconds=self.options.every_seconds,
+                only=self.options.only,
+                exclude=self.served,
+            )
+        if self.waiting is None:
+            self.waiting = [
+                row
+                for row in await self.store.call("connections_active")
+                if self.options.only in (None, str(row["integration_id"]))
+            ]
+        rows, self.waiting = self.waiting[:room], self.waiting[room:]
+        usable: list[Connection] = []
+        broken: list[tuple[str, str]] = []
+        for row in rows:
+            try:
+                usable.append(decode(row, self.settings))
+            except UnusableConnectionError as exc:
+                broken.append((str(row["integration_id"]), str(exc)))
+        return usable, broken
 
     async def serve(self, connection: Connection) -> Outcome:
         """One connection's pass in its own run; never raises (its outcome says what
@@ -261,6 +301,8 @@ class _Invocation:
         self, connection: Connection, status: str, *, completed: bool, error: str | None
     ) -> None:
         """Release the lease; if the database cannot be reached, its expiry frees it."""
+        if not self.options.exclusive:
+            return
         try:
             await release(
                 self.store,

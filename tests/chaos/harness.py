@@ -779,6 +779,9 @@ class Chaos:
         open_ = {(e, i) for e, i, resolved in entries if not resolved}
         entity_of = {spec.name: spec.quarantine for spec in truth.ENTITIES}
         quarantined = sum((entity_of[e], i) in seen for e, i in self.poison_log)
+        missing = sorted(k for (e, i), k in self.poison_log.items() if (entity_of[e], i) not in seen)
+        if missing:
+            self.echo(f"poison never quarantined: {missing}")
         resolved = sum((entity_of[e], i) not in open_ for e, i in self.healed)
         return quarantined, resolved, len(self.healed)
 
@@ -940,9 +943,20 @@ class Chaos:
             stat.injected += 1
             self.finish(proc)
 
-        for _ in range(4):  # the first load, until one succeeds (faults may still be pending)
-            if self.run_workers("backfill") == [0]:
+        for _ in range(4):  # the first load, until it is complete (faults may still be pending)
+            if self.run_workers("backfill") == [0] and self._first_load_state() == "complete":
                 break
+            # an entity still held by the killed backfill is skipped ("another backfill is
+            # loading it") until that run is found dead and its lease freed: wait for that
+            wait_for(
+                "the killed backfill's leases to be freed",
+                lambda: not self.sql(
+                    "select 1 from public.sync_leases"
+                    " where name like 'backfill:%%' and expires_at > now()"
+                ),
+                WORKER_SECONDS,
+                interval=1.0,
+            )
         self.create_staff()
         self.summary.insert(0, f"first load: {self._first_load_state()}")
 
