@@ -308,6 +308,21 @@ as $$
   returning jsonb_build_object('unauthorized_at', unauthorized_at)
 $$;
 
+-- -- runs per connection -----------------------------------------------------------------------
+
+alter table public.sync_runs add column connection_id uuid;
+create index sync_runs_connection_idx on public.sync_runs (connection_id, job, started_at desc)
+  where connection_id is not null;
+
+drop function public.run_start(text, uuid);
+create function public.run_start(p_job text, p_scope_id uuid default null, p_connection_id uuid default null)
+returns jsonb
+language sql set search_path = ''
+as $$
+  insert into public.sync_runs (job, scope_id, connection_id) values (p_job, p_scope_id, p_connection_id)
+  returning jsonb_build_object('id', id, 'started_at', started_at)
+$$;
+
 -- -- health per connection ----------------------------------------------------------------------
 
 -- Each connection the caller may read (the service: all; staff: those covering an enterprise
@@ -335,8 +350,9 @@ as $$
       'chain_ids', to_jsonb(c.chain_ids),
       'is_portfolio', c.is_portfolio,
       'discovered_at', c.discovered_at,
-      'last_poll_at', (select j.last_succeeded_at from public.connection_jobs j
-                        where j.integration_id = c.integration_id and j.job = 'poll_changes'),
+      'last_poll_at', (select max(r.finished_at) from public.sync_runs r
+                        where r.connection_id = c.integration_id and r.job = 'poll_changes'
+                          and r.status in ('succeeded', 'partial')),
       'lag_seconds', (select floor(extract(epoch from now() - min(k.high_water_utc)))
                         from public.sync_checkpoints k
                        where k.phase = 'poll' and k.scope_id = any (c.enterprise_ids || c.chain_ids)),
@@ -363,21 +379,6 @@ as $$
     where (p_integration_id is null or c.integration_id = p_integration_id)
       and (k.trusted or c.enterprise_ids && k.readable or c.enterprise_id = any (k.readable))
   ) h
-$$;
-
--- -- runs per connection -----------------------------------------------------------------------
-
-alter table public.sync_runs add column connection_id uuid;
-create index sync_runs_connection_idx on public.sync_runs (connection_id, job, started_at desc)
-  where connection_id is not null;
-
-drop function public.run_start(text, uuid);
-create function public.run_start(p_job text, p_scope_id uuid default null, p_connection_id uuid default null)
-returns jsonb
-language sql set search_path = ''
-as $$
-  insert into public.sync_runs (job, scope_id, connection_id) values (p_job, p_scope_id, p_connection_id)
-  returning jsonb_build_object('id', id, 'started_at', started_at)
 $$;
 
 -- -- the inbox routes events to their connection ------------------------------------------------
