@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -327,3 +328,47 @@ async def _until(condition: Callable[[], bool]) -> None:
     while not condition():
         assert asyncio.get_running_loop().time() < deadline, "condition not met in time"
         await asyncio.sleep(0.05)
+
+
+async def test_instances_share_every_connections_inbox_each_event_once(
+    connected: tuple[Store, Settings], simulator: Simulator, database_url: str
+) -> None:
+    """process_events takes no connection lease (the inbox's rows are claimed SKIP LOCKED): two
+    invocations at once serve every connection, and each event is completed once."""
+    store, settings = connected
+    hotels = [p for p in simulator.properties if not p.is_portfolio][:3]
+    stored = 0
+    for hotel in hotels:
+        ids = sorted(simulator.data_of(hotel.index).customers)[:60]
+        for n in range(0, len(ids), 5):
+            body = {
+                "EnterpriseId": hotel.enterprise_ids[0],
+                "IntegrationId": hotel.integration_id,
+                "Events": [
+                    {"Discriminator": "CustomerUpdated", "Value": {"Id": i}} for i in ids[n : n + 5]
+                ],
+            }
+            await store.call(
+                "inbox_add",
+                p_source="general_webhook",
+                p_body_raw=json.dumps(body),
+                p_enterprise_id=hotel.enterprise_ids[0],
+            )
+            stored += 1
+    other = await open_store(settings)
+    try:
+        options = FleetOptions(exclusive=False, concurrency=2)
+        results = await asyncio.gather(
+            run_fleet(store, settings, "process_events", jobs.process_events, options),
+            run_fleet(other, settings, "process_events", jobs.process_events, options),
+        )
+    finally:
+        await other.aclose()
+    assert all(r.ok for r in results), [r.summary() for r in results]
+    # both served every connection (no lease), and together completed each event once
+    assert all(len(r.outcomes) == len(simulator.properties) for r in results)
+    completed = sum(r.summary()["counts"].get("inbox_completed", 0) for r in results)
+    assert completed == stored
+    assert rows(database_url, "select status, count(*) from public.event_inbox group by 1") == [
+        ("done", stored)
+    ]
