@@ -1,6 +1,7 @@
-"""Cloud Function `reconcile`: compare everything window by window (daily), for every due
-connection; reports what it corrected — the drift webhooks and polls missed.
-`?entity=customers` limits it to one entity."""
+"""Cloud Function `reconcile`: compare everything window by window, each connection once a
+day: scheduled hourly, an invocation serves the connections not compared for 20 hours, as many
+as its time budget allows (the rest wait for the next hour). Reports what it corrected — the
+drift webhooks and polls missed. `?entity=customers` limits it to one entity."""
 
 from __future__ import annotations
 
@@ -13,6 +14,8 @@ from functions._job import run_connections_job
 from shared.connections import jobs
 from shared.sync.engine import ENTITIES
 
+DAILY = 20 * 3600  # a connection compared less than 20 h ago is not due
+
 
 @functions_framework.http
 def reconcile(request: flask.Request) -> tuple[dict[str, Any], int]:
@@ -23,4 +26,4 @@ def reconcile(request: flask.Request) -> tuple[dict[str, Any], int]:
             "error": f"unknown entity {only!r}: one of {', '.join(ENTITIES)}",
         }, 400
     entities = [e for e in ENTITIES if only in (None, e)]
-    return run_connections_job("reconcile", jobs.reconcile(entities))
+    return run_connections_job("reconcile", jobs.reconcile(entities), every_seconds=DAILY)
