@@ -3,8 +3,9 @@ masker and to the error boundary; and human output for counts."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import TYPE_CHECKING
+import asyncio
+from collections.abc import Awaitable, Callable, Mapping
+from typing import TYPE_CHECKING, TypeVar
 
 from shared.cli.errors import remember
 from shared.logs import configure_logging
@@ -12,6 +13,10 @@ from shared.settings import Settings, load_settings, secret_values
 
 if TYPE_CHECKING:
     from rich.table import Table
+
+    from shared.db.store import Store
+
+T = TypeVar("T")
 
 
 def command_settings() -> Settings:
@@ -22,6 +27,20 @@ def command_settings() -> Settings:
         level=settings.log_level, json=settings.log_json, secrets=secret_values(settings)
     )
     return settings
+
+
+def with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
+    """Run ``work`` with a store opened on the settings' database, closed afterwards."""
+    from shared.db.connect import open_store  # the driver: only for commands that use it
+
+    async def main() -> T:
+        store = await open_store(settings)
+        try:
+            return await work(store)
+        finally:
+            await store.aclose()
+
+    return asyncio.run(main())
 
 
 def counts_table(title: str, counts: Mapping[str, int]) -> Table:

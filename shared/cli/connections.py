@@ -7,38 +7,23 @@ too. Tokens are never printed.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import sys
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from shared.cli.common import command_settings
+from shared.cli.common import command_settings, with_store
 from shared.cli.errors import CommandError, ExitCode
-from shared.db.connect import open_store
 from shared.db.store import Store, StoreError
 from shared.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
-T = TypeVar("T")
 
 IdArgument = Annotated[str, typer.Argument(help="The connection's id (or its name).")]
-
-
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = await open_store(settings)
-        try:
-            return await work(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(main())
 
 
 async def _health(store: Store, settings: Settings) -> list[dict[str, Any]]:
@@ -75,7 +60,7 @@ def list_connections(
 ) -> None:
     """Every connection: id, name, source, status, enterprises."""
     settings = command_settings()
-    rows = _with_store(settings, lambda store: _health(store, settings))
+    rows = with_store(settings, lambda store: _health(store, settings))
     if as_json:
         sys.stdout.write(json.dumps(rows, indent=2, default=str) + "\n")
         return
@@ -102,7 +87,7 @@ def health(
     """Per connection: status, last successful poll, lag behind Mews, requests in the last
     30 s, 429s, 401s, open quarantined records. Exit code 6 when one is not healthy."""
     settings = command_settings()
-    rows = _with_store(settings, lambda store: _health(store, settings))
+    rows = with_store(settings, lambda store: _health(store, settings))
     if connection is not None:
         rows = [_resolve(rows, connection)]
     if as_json:
@@ -157,7 +142,7 @@ def add(
     if not token:
         raise CommandError("no AccessToken given on standard input", ExitCode.USAGE)
     try:
-        result = _with_store(settings, lambda store: register_manual(store, settings, token, name))
+        result = with_store(settings, lambda store: register_manual(store, settings, token, name))
     except UnusableConnectionError as exc:
         raise CommandError(str(exc), ExitCode.CONFIGURATION) from None
     verb = "added" if result.get("created") else "already known; token updated"
@@ -186,7 +171,7 @@ def _set_status(wanted: str, status: str) -> None:
             raise
         return result
 
-    result = _with_store(settings, work)
+    result = with_store(settings, work)
     console.print(f"connection {result['integration_id']}: {result['status']}")
 
 

@@ -2,32 +2,16 @@
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
 import typer
 from rich.console import Console
 
-from shared.cli.common import command_settings, counts_table
-from shared.db.connect import open_store
+from shared.cli.common import command_settings, counts_table, with_store
 from shared.db.store import Store
-from shared.settings import Settings
 
 app = typer.Typer(no_args_is_help=True)
 console = Console()
-T = TypeVar("T")
-
-
-def _with_store(settings: Settings, work: Callable[[Store], Awaitable[T]]) -> T:
-    async def main() -> T:
-        store = await open_store(settings)
-        try:
-            return await work(store)
-        finally:
-            await store.aclose()
-
-    return asyncio.run(main())
 
 
 @app.command("replay")
@@ -35,14 +19,14 @@ def replay(
     ids: Annotated[list[int] | None, typer.Option("--id", help="Only these inbox ids.")] = None,
 ) -> None:
     """Re-queue dead-lettered events (all of them, or the given ids)."""
-    result = _with_store(command_settings(), lambda s: s.call("inbox_replay", p_ids=ids or None))
+    result = with_store(command_settings(), lambda s: s.call("inbox_replay", p_ids=ids or None))
     console.print(f"{int(result['replayed'])} event(s) re-queued")
 
 
 @app.command("stats")
 def stats() -> None:
     """Events per status, unknown discriminators seen, and events no connection covers."""
-    result: dict[str, Any] = _with_store(command_settings(), lambda s: s.call("inbox_stats"))
+    result: dict[str, Any] = with_store(command_settings(), lambda s: s.call("inbox_stats"))
     by_status = result.get("by_status") or {}
     if not by_status:
         console.print("The inbox is empty.")
@@ -77,7 +61,7 @@ def purge(
         async with live_run(store, "purge_inbox") as recorded:
             return await purge_inbox(store, recorded, retention_days=retention)
 
-    purged = _with_store(settings, work)
+    purged = with_store(settings, work)
     console.print(f"{purged} inbox row(s) older than {retention} days purged")
 
 

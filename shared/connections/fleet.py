@@ -24,12 +24,12 @@ from typing import Any
 
 from shared.connections.model import Connection
 from shared.connections.registry import (
-    UnusableConnectionError,
+    Broken,
     claim,
-    decode,
     discover,
     register_environment,
     release,
+    split_usable,
 )
 from shared.db.store import Store, StoreError
 from shared.logs import get_logger, redact_text
@@ -217,7 +217,7 @@ class _Invocation:
             result.outcomes += [task.result() for task in done]
         return result
 
-    async def take(self, room: int) -> tuple[list[Connection], list[tuple[str, str]]]:
+    async def take(self, room: int) -> tuple[list[Connection], Broken]:
         """Up to ``room`` connections to serve next: claimed by lease, or (not exclusive) the
         active ones this invocation has not served yet."""
         if self.options.exclusive:
@@ -239,14 +239,7 @@ class _Invocation:
                 if self.options.only in (None, str(row["integration_id"]))
             ]
         rows, self.waiting = self.waiting[:room], self.waiting[room:]
-        usable: list[Connection] = []
-        broken: list[tuple[str, str]] = []
-        for row in rows:
-            try:
-                usable.append(decode(row, self.settings))
-            except UnusableConnectionError as exc:
-                broken.append((str(row["integration_id"]), str(exc)))
-        return usable, broken
+        return split_usable(rows, self.settings)
 
     async def serve(self, connection: Connection) -> Outcome:
         """One connection's pass in its own run; never raises (its outcome says what

@@ -3,7 +3,7 @@ functions and the CLI run, over every enterprise the connection covers."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from shared.connections.fleet import ConnectionPass, ConnectionWork
 from shared.db.store import Store
@@ -14,41 +14,38 @@ from shared.sync.liveness import engine_units, unit
 from shared.sync.push import push_changes
 from shared.sync.runs import Run
 
+EntityAction = Callable[[str, Run], Awaitable[object]]
 CHAIN_ENTITIES = ("customers", "addresses", "companies", "identity_documents")
 
 
-def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
-    """One incremental pass of each entity, for each enterprise (a chain's entities once)."""
+def _each_entity(
+    kind: str, entities: Iterable[str], action: Callable[[SyncEngine], EntityAction]
+) -> ConnectionWork:
+    """``action(engine)(entity, run)`` for each entity of each enterprise the connection
+    covers, one worker per unit ``kind:scope:entity`` (a chain's entities once)."""
     chosen = tuple(entities)
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
-            await engine_units(engine, p.run, "poll", chosen, engine.poll)
+            await engine_units(engine, p.run, kind, chosen, action(engine))
 
     return work
+
+
+def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+    """One incremental pass of each entity."""
+    return _each_entity("poll", entities, lambda engine: engine.poll)
 
 
 def backfill(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
-    """The first load of each entity, for each enterprise (resumable window by window: a pass
-    cut short by its time budget is carried on by the next)."""
-    chosen = tuple(entities)
-
-    async def work(_: Store, p: ConnectionPass) -> None:
-        for engine in p.engines:
-            await engine_units(engine, p.run, "backfill", chosen, engine.backfill)
-
-    return work
+    """The first load of each entity (resumable window by window: a pass cut short by its
+    time budget is carried on by the next)."""
+    return _each_entity("backfill", entities, lambda engine: engine.backfill)
 
 
 def reconcile(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
-    """The full compare of each entity, for each enterprise (a chain's entities once)."""
-    chosen = tuple(entities)
-
-    async def work(_: Store, p: ConnectionPass) -> None:
-        for engine in p.engines:
-            await engine_units(engine, p.run, "reconcile", chosen, engine.reconcile)
-
-    return work
+    """The full compare of each entity."""
+    return _each_entity("reconcile", entities, lambda engine: engine.reconcile)
 
 
 async def process_events(store: Store, p: ConnectionPass) -> None:

@@ -120,22 +120,31 @@ def decode(row: dict[str, Any], settings: Settings) -> Connection:
     )
 
 
-def _usable(rows: Iterable[dict[str, Any]], settings: Settings) -> list[Connection]:
-    usable = []
+Broken = list[tuple[str, str]]  # (connection id, why its token cannot be used)
+
+
+def split_usable(
+    rows: Iterable[dict[str, Any]], settings: Settings
+) -> tuple[list[Connection], Broken]:
+    """Rows of the connections table as usable connections, and those whose token cannot be
+    read (each with the reason)."""
+    usable: list[Connection] = []
+    broken: Broken = []
     for row in rows:
         try:
             usable.append(decode(row, settings))
         except UnusableConnectionError as exc:
-            log.warning(
-                "connection unusable", connection=str(row.get("integration_id")), error=str(exc)
-            )
-    return usable
+            broken.append((str(row["integration_id"]), str(exc)))
+    return usable, broken
 
 
 async def active_connections(store: Store, settings: Settings) -> list[Connection]:
     """Every active connection whose token Mews has not refused (the environment's included)."""
     await register_environment(store, settings)
-    return _usable(await store.call("connections_active"), settings)
+    usable, broken = split_usable(await store.call("connections_active"), settings)
+    for connection_id, reason in broken:
+        log.warning("connection unusable", connection=connection_id, error=reason)
+    return usable
 
 
 async def claim(
@@ -149,7 +158,7 @@ async def claim(
     every_seconds: int = 0,
     only: str | None = None,
     exclude: Iterable[str] = (),
-) -> tuple[list[Connection], list[tuple[str, str]]]:
+) -> tuple[list[Connection], Broken]:
     """Claim up to ``limit`` due connections for ``job`` (or ``only`` that one), none of
     ``exclude``; also the (id, reason) of claimed ones whose token cannot be read (the caller
     releases them as failed)."""
@@ -163,14 +172,7 @@ async def claim(
         p_integration_id=only,
         p_exclude=list(exclude),
     )
-    usable: list[Connection] = []
-    broken: list[tuple[str, str]] = []
-    for row in rows:
-        try:
-            usable.append(decode(row, settings))
-        except UnusableConnectionError as exc:
-            broken.append((str(row["integration_id"]), str(exc)))
-    return usable, broken
+    return split_usable(rows, settings)
 
 
 async def release(
