@@ -33,8 +33,28 @@ def _each_entity(
 
 
 def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
-    """One incremental pass of each entity."""
-    return _each_entity("poll", entities, lambda engine: engine.poll)
+    """One incremental pass of each entity; an entity never loaded (a property just
+    connected) gets its first load instead: concurrent windows, resumable, so that a pass cut
+    short by the time budget is carried on by the next."""
+    chosen = tuple(entities)
+
+    async def work(_: Store, p: ConnectionPass) -> None:
+        for engine in p.engines:
+            fresh = [e for e in chosen if not await _loaded(engine, e)]
+            await engine_units(engine, p.run, "backfill", fresh, engine.backfill)
+            loaded = [e for e in chosen if e not in fresh]
+            await engine_units(engine, p.run, "poll", loaded, engine.poll)
+
+    return work
+
+
+async def _loaded(engine: SyncEngine, entity: str) -> bool:
+    """Whether the entity's first load finished (polling takes over where it ended)."""
+    scope = await engine.scope()
+    checkpoint = await engine.store.call(
+        "checkpoint_get", p_scope_id=scope.scope_id(entity), p_entity=entity, p_phase="poll"
+    )
+    return checkpoint["high_water_utc"] is not None
 
 
 def backfill(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
