@@ -3,8 +3,9 @@
 Applied versions are recorded in `supabase_migrations.schema_migrations`, the table the
 Supabase CLI uses, so this runner and `supabase db push` agree on what has run. On a plain
 Postgres (no `auth` schema from Supabase) the bootstrap that creates what Supabase provides is
-applied first. The runner stops at the first failing file and names it with the database's
-error; a file that applied stays applied (each file is its own transaction).
+applied first, with the statement timeouts a Supabase project sets (:data:`ROLE_STATEMENT_TIMEOUTS`,
+:data:`GLOBAL_STATEMENT_TIMEOUT`). The runner stops at the first failing file and names it with
+the database's error; a file that applied stays applied (each file is its own transaction).
 """
 
 from __future__ import annotations
@@ -15,12 +16,25 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import psycopg
+from psycopg import sql
 
 from shared.db.paths import bootstrap_file, migrations_dir
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # one runner at a time per database
 _ADVISORY_LOCK = 7_264_011_240
+
+# Supabase's statement timeouts on its API roles. PostgREST logs in as `authenticator` and applies
+# the impersonated role's own setting per request; `service_role` has none, so it keeps the
+# 8 s of `authenticator`. The one place these values live: tests and the PostgREST test double
+# read them back from the catalogue (pg_db_role_setting), as PostgREST does.
+ROLE_STATEMENT_TIMEOUTS: dict[str, str] = {
+    "anon": "3s",
+    "authenticated": "8s",
+    "authenticator": "8s",
+}
+# Supabase's limit for every other session (a direct connection included).
+GLOBAL_STATEMENT_TIMEOUT = "2min"
 
 _HISTORY_DDL = """
 create schema if not exists supabase_migrations;
@@ -120,6 +134,24 @@ def _apply_bootstrap(conn: psycopg.Connection) -> None:
         # roles are cluster-wide; two databases bootstrapping at once must not race on them
         conn.execute("select pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK + 1,))
         conn.execute(bootstrap_file().read_text(encoding="utf-8"))
+        set_statement_timeouts(conn)
+
+
+def set_statement_timeouts(conn: psycopg.Connection) -> None:
+    """Supabase's statement timeouts: per API role (cluster-wide, like the roles) and for this
+    database (a database cloned from this one as a template does not inherit it: call again)."""
+    for role, timeout in ROLE_STATEMENT_TIMEOUTS.items():
+        conn.execute(
+            sql.SQL("alter role {} set statement_timeout = {}").format(
+                sql.Identifier(role), sql.Literal(timeout)
+            )
+        )
+    conn.execute(
+        sql.SQL(
+            "do $$ begin execute format('alter database %I set statement_timeout = %L',"
+            " current_database(), {}); end $$"
+        ).format(sql.Literal(GLOBAL_STATEMENT_TIMEOUT))
+    )
 
 
 def _apply(conn: psycopg.Connection, migration: Migration) -> None:

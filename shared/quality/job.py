@@ -1,72 +1,30 @@
-"""The score job: enrich what changed, find duplicates, rescore set-based, snapshot.
+"""The score job: enrich what changed, rescore what is due, snapshot — in proportion to what
+changed, in calls that each fit the REST API's statement timeout.
 
-Python does what needs libraries (e-mail and phone normalisation) for the guests whose mirror
-row changed since their facts were computed; everything else is set-based SQL.
+First the statistics of what scoring reads (when a load left them stale); per chain, the facts of
+the guests that changed (which rescores them and updates their duplicate suggestions). Per
+enterprise: a full pass when what a score means changed (first scoring, a rule set enabled,
+enrichment settings), the guests whose score the calendar changes today, enriched values to
+push, the day's snapshot (not again while no score changed). Last, the statistics of what the
+run wrote, when it wrote a large share.
 """
 
 from __future__ import annotations
 
-import asyncio
+from collections import Counter
 from typing import Any
 
 from shared.db.store import Store
 from shared.logs import get_logger
-from shared.quality import normalize
+from shared.quality.facts import facts_for, refresh_chain
+from shared.quality.passes import full_pass, rescore_due
 from shared.quality.rules import DEFAULT_RULES, Rule
+from shared.quality.statistics import SCORING_INPUTS, SCORING_OUTPUTS, analyze_tables
 from shared.sync.runs import Run
 
+__all__ = ["facts_for", "rules_payload", "score_profiles"]
+
 log = get_logger(__name__)
-
-
-def facts_for(guest: dict[str, Any]) -> dict[str, Any]:
-    """Normalised e-mail and phone of one guest (pure)."""
-    email = normalize.email(guest.get("email"))
-    regions = (
-        normalize.country(guest.get("nationality_code")),
-        normalize.country(guest.get("address_country")),
-    )
-    phone = normalize.phone(guest.get("phone"), regions)
-    return {
-        "guest_mews_id": guest["guest_mews_id"],
-        "email_normalized": email.value,
-        "email_valid": email.valid,
-        "phone_e164": phone.value,
-        "phone_valid": phone.valid,
-        "synced_at": guest["synced_at"],
-    }
-
-
-async def enrich_chain(store: Store, chain_id: str, *, batch: int = 1000) -> int:
-    done = 0
-    while True:
-        pending = await store.call("quality_facts_pending", p_chain_id=chain_id, p_limit=batch)
-        if not pending:
-            return done
-        await store.call(
-            "quality_facts_put", p_chain_id=chain_id, p_rows=[facts_for(g) for g in pending]
-        )
-        done += len(pending)
-
-
-async def rescore(
-    store: Store, enterprise_id: str, *, parts: int = 1, guest_ids: list[str] | None = None
-) -> dict[str, int]:
-    """Rescore an enterprise's guests; ``parts`` calls share the work across connections."""
-    if guest_ids is not None:
-        result = await store.call(
-            "quality_rescore", p_enterprise_id=enterprise_id, p_guest_ids=guest_ids
-        )
-        return {"scored": result["scored"], "changed": result["changed"]}
-    results = await asyncio.gather(
-        *(
-            store.call("quality_rescore", p_enterprise_id=enterprise_id, p_part=part, p_parts=parts)
-            for part in range(parts)
-        )
-    )
-    return {
-        "scored": sum(r["scored"] for r in results),
-        "changed": sum(r["changed"] for r in results),
-    }
 
 
 def rules_payload(rules: list[Rule]) -> list[dict[str, Any]]:
@@ -74,23 +32,71 @@ def rules_payload(rules: list[Rule]) -> list[dict[str, Any]]:
 
 
 async def score_profiles(store: Store, run: Run, *, parts: int = 2) -> None:
+    """Score every enterprise; ``parts`` calls share a full pass."""
     enterprises = await store.call("quality_enterprises")
-    for chain_id in sorted({e["chain_id"] for e in enterprises}):
-        enriched = await enrich_chain(store, chain_id)
-        duplicates = await store.call("quality_find_duplicates", p_chain_id=chain_id)
-        run.count(facts_refreshed=enriched, duplicate_pairs=duplicates["pairs"])
     for enterprise in enterprises:
         await store.call(
             "quality_ensure_rule_set",
             p_enterprise_id=enterprise["id"],
             p_rules=rules_payload(DEFAULT_RULES),
         )
-        counts = await rescore(store, enterprise["id"], parts=parts)
-        queued = await store.call("quality_queue_enriched_pushes", p_enterprise_id=enterprise["id"])
-        snapshot = await store.call("quality_snapshot", p_enterprise_id=enterprise["id"])
+    written: Counter[str] = Counter()
+    # what a load wrote without analyzing it (the planner would read a fresh table once per row)
+    run.count(tables_analyzed=len(await analyze_tables(store, SCORING_INPUTS)))
+    for chain_id in sorted({e["chain_id"] for e in enterprises}):
+        refresh = await refresh_chain(store, chain_id, workers=parts)
         run.count(
-            scored=counts["scored"],
-            scores_changed=counts["changed"],
-            enriched_pushes_queued=queued["guests"],
+            facts_refreshed=refresh.facts,
+            duplicate_pairs=refresh.pairs,
+            scored=refresh.scored,
+            scores_changed=refresh.changed,
         )
-        log.info("scored", enterprise=enterprise["name"], average=snapshot["average"], **counts)
+        written.update(
+            guest_facts=refresh.facts,
+            guest_enrichments=refresh.facts,
+            guest_duplicates=refresh.pairs,
+            guest_scores=refresh.changed,
+        )
+    for enterprise in enterprises:
+        changed = await score_enterprise(store, run, enterprise, parts=parts)
+        written.update(guest_scores=changed)
+    # what this run wrote, and what others wrote to these tables (a pass a frontend drove)
+    outputs = {table: written.get(table) or None for table in SCORING_OUTPUTS}
+    run.count(tables_analyzed=len(await analyze_tables(store, outputs)))
+
+
+async def score_enterprise(
+    store: Store, run: Run, enterprise: dict[str, Any], *, parts: int
+) -> int:
+    """The full pass (when due), today's calendar changes, pushes, snapshot; scores written."""
+    rescored = await full_pass(store, enterprise["id"], workers=parts)
+    due = await rescore_due(store, enterprise["id"])
+    queued = await queue_pushes(store, enterprise["id"])
+    snapshot = await store.call("quality_snapshot", p_enterprise_id=enterprise["id"])
+    run.count(
+        scored=rescored.scored + due.scored,
+        scores_changed=rescored.changed + due.changed,
+        enriched_pushes_queued=queued,
+    )
+    log.info(
+        "scored",
+        enterprise=enterprise["name"],
+        average=snapshot["average"],
+        full_pass=rescored.scored,
+        longest_call_seconds=round(rescored.longest_call, 2),
+        due_today=due.scored,
+        changed=rescored.changed + due.changed,
+    )
+    return rescored.changed + due.changed
+
+
+async def queue_pushes(store: Store, enterprise_id: str, *, batch: int = 5000) -> int:
+    """Enriched values an admin chose to push become pending local changes; guests queued."""
+    queued = 0
+    while True:
+        step = await store.call(
+            "quality_queue_enriched_pushes", p_enterprise_id=enterprise_id, p_limit=batch
+        )
+        queued += int(step["guests"])
+        if not step["more"]:
+            return queued

@@ -8,12 +8,18 @@ import psycopg
 import pytest
 
 from shared.db.migrations import (
+    GLOBAL_STATEMENT_TIMEOUT,
+    ROLE_STATEMENT_TIMEOUTS,
     MigrationError,
     discover,
     migrate,
     status,
     table_names_without_rls,
 )
+from shared.db.store import Store, StoreError, SupabaseTransport
+from shared.netserve import serve_in_thread
+from tests.support import postgrest_double
+from tests.support.tenancy import as_role
 
 
 def test_first_run_applies_every_file_and_second_run_applies_nothing(
@@ -85,3 +91,64 @@ def test_a_badly_named_migration_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "create_guests.sql").write_text("select 1;")
     with pytest.raises(ValueError, match="YYYYMMDDHHMMSS"):
         discover(tmp_path)
+
+
+def role_settings(conn: psycopg.Connection) -> dict[str, str]:
+    rows = conn.execute(
+        "select r.rolname, split_part(c, '=', 2) from pg_db_role_setting s"
+        " join pg_roles r on r.oid = s.setrole cross join unnest(s.setconfig) c"
+        " where s.setdatabase = 0 and split_part(c, '=', 1) = 'statement_timeout'"
+    ).fetchall()
+    return dict(rows)
+
+
+def test_the_bootstrap_sets_supabase_statement_timeouts(empty_database_url: str) -> None:
+    migrate(empty_database_url)
+    with psycopg.connect(empty_database_url) as conn:
+        roles = role_settings(conn)
+        database = conn.execute("show statement_timeout").fetchone()
+    assert {role: roles.get(role) for role in ROLE_STATEMENT_TIMEOUTS} == {
+        "anon": "3s",
+        "authenticated": "8s",
+        "authenticator": "8s",
+    }
+    assert "service_role" not in roles  # it keeps authenticator's, through the REST API
+    assert database == (GLOBAL_STATEMENT_TIMEOUT,)
+
+
+@pytest.mark.parametrize(
+    ("role", "timeout"), [("anon", "3s"), ("authenticated", "8s"), ("service_role", "8s")]
+)
+def test_a_request_as_an_api_role_runs_under_its_timeout(
+    database_url: str, role: str, timeout: str
+) -> None:
+    with psycopg.connect(database_url) as conn, as_role(conn, role):
+        assert conn.execute("show statement_timeout").fetchone() == (timeout,)
+
+
+@pytest.mark.anyio
+async def test_the_postgrest_double_applies_each_roles_timeout(database_url: str) -> None:
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "create function public.timeout_probe() returns jsonb language sql set search_path = ''"
+            " as $$ select to_jsonb(current_setting('statement_timeout')) $$;"
+            " grant execute on function public.timeout_probe() to anon, authenticated, service_role;"
+            " create function public.sleep_probe(p_seconds float) returns jsonb language sql"
+            " set search_path = '' as $$ select pg_sleep(p_seconds); select '{}'::jsonb $$;"
+            " grant execute on function public.sleep_probe(float) to anon"
+        )
+    seen = {}
+    with serve_in_thread(postgrest_double.create_app(database_url)) as server:
+        for role in ("anon", "authenticated", "service_role"):
+            store = Store(
+                await SupabaseTransport.connect(server.http_url, postgrest_double.make_jwt(role))
+            )
+            try:
+                seen[role] = await store.call("timeout_probe")
+                if role == "anon":
+                    with pytest.raises(StoreError) as cancelled:
+                        await store.call("sleep_probe", p_seconds=3.5)
+            finally:
+                await store.aclose()
+    assert seen == {"anon": "3s", "authenticated": "8s", "service_role": "8s"}
+    assert cancelled.value.code == "57014"

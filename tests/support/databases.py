@@ -1,6 +1,7 @@
 """The test database server: `DATABASE_URL` if set, else 127.0.0.1:5432 when it answers, else
 an embedded PostgreSQL from the pip package. Each test gets a fresh database cloned from a
-template that has every migration applied by the real runner.
+template that has every migration applied by the real runner, under Supabase's statement
+timeouts (the bootstrap's, shared.db.migrations), with autovacuum off on every table.
 
 `GUESTHUB_TEST_SERVER=embedded` (or `local`) forces a choice, to prove the suite passes each way.
 """
@@ -18,7 +19,7 @@ import psycopg
 from psycopg import sql
 
 from shared.db.embedded import database_url, start_embedded, stop_embedded
-from shared.db.migrations import migrate
+from shared.db.migrations import GLOBAL_STATEMENT_TIMEOUT, migrate
 
 LOCAL_SERVER = "postgresql://postgres@127.0.0.1:5432/postgres"
 
@@ -50,6 +51,19 @@ def test_server() -> Iterator[str]:
                 stop_embedded(Path(data_dir))  # before its folder is removed
 
 
+def autovacuum_off(url: str) -> None:
+    """Autovacuum off on every table (cloned with the template), whatever the server's setting:
+    no test depends on when autoanalyze runs; the jobs keep their own statistics current."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            "do $$ declare t regclass; begin"
+            " for t in select c.oid::regclass from pg_class c join pg_namespace n on n.oid = c.relnamespace"
+            "   where c.relkind = 'r' and n.nspname in ('public', 'app', 'auth', 'supabase_migrations') loop"
+            "   execute format('alter table %s set (autovacuum_enabled = off)', t);"
+            " end loop; end $$"
+        )
+
+
 class DatabaseFactory:
     """Creates fresh databases from a migrated template on one server."""
 
@@ -66,6 +80,7 @@ class DatabaseFactory:
         with self._admin() as conn:
             conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.template)))
         migrate(self.url_of(self.template))
+        autovacuum_off(self.url_of(self.template))
 
     def url_of(self, name: str) -> str:
         return database_url(self.server_url, name)
@@ -83,6 +98,12 @@ class DatabaseFactory:
             conn.execute(
                 sql.SQL("create database {} template {}").format(
                     sql.Identifier(name), sql.Identifier(template)
+                )
+            )
+            # a database's settings are not cloned with it: Supabase's global limit, again
+            conn.execute(
+                sql.SQL("alter database {} set statement_timeout = {}").format(
+                    sql.Identifier(name), sql.Literal(GLOBAL_STATEMENT_TIMEOUT)
                 )
             )
         return name

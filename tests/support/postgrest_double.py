@@ -1,7 +1,9 @@
 """A PostgREST test double: `POST /rest/v1/rpc/<fn>` run on the real database under the role of
 the request's JWT, exactly as PostgREST does per request (`set local role`, then
-`request.jwt.claims`). No PostgREST server can be installed here; this is the smallest honest
-stand-in so the Supabase transport is tested end to end over real HTTP.
+`request.jwt.claims`), and under the role's statement timeout (the role's own setting, else the
+one of `authenticator`, as PostgREST applies them). No PostgREST server can be installed here;
+this is the smallest honest stand-in so the Supabase transport is tested end to end over real
+HTTP.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call
+from tests.support.tenancy import STATEMENT_TIMEOUT_QUERY
 
 JWT_SECRET = "super-secret-jwt-token-with-at-least-32-characters-long"
 API_ROLES = {"anon", "authenticated", "service_role"}
@@ -45,6 +48,11 @@ def create_app(database_url: str) -> Starlette:
         async with await psycopg.AsyncConnection.connect(database_url) as conn:
             try:
                 async with conn.transaction():
+                    cursor = await conn.execute(STATEMENT_TIMEOUT_QUERY, {"role": role})
+                    (timeout,) = await cursor.fetchone() or ("0",)
+                    await conn.execute(
+                        "select set_config('statement_timeout', %s, true)", (timeout,)
+                    )
                     await conn.execute(
                         psycopg.sql.SQL("set local role {}").format(psycopg.sql.Identifier(role))
                     )
@@ -64,6 +72,9 @@ def create_app(database_url: str) -> Starlette:
                 return _error(
                     401 if role == "anon" else 403, "42501", exc.diag.message_primary or ""
                 )
+            except psycopg.errors.QueryCanceled as exc:
+                # PostgREST answers a statement timeout with 500 and SQLSTATE 57014
+                return _error(500, "57014", exc.diag.message_primary or "")
             except psycopg.errors.UndefinedFunction as exc:
                 return _error(404, "PGRST202", exc.diag.message_primary or "")
             except psycopg.Error as exc:

@@ -46,8 +46,27 @@ def add_user(
     return user_id
 
 
-# Supabase's statement timeouts for the API roles; PostgREST applies a role's settings per request
-STATEMENT_TIMEOUTS = {"anon": "3s", "authenticated": "8s", "service_role": "8s"}
+# A role's statement timeout as PostgREST applies it: the role's own setting (the bootstrap's
+# shared.db.migrations.ROLE_STATEMENT_TIMEOUTS on a plain Postgres, the project's on Supabase),
+# else the one of `authenticator`, the role PostgREST logs in as (service_role has none).
+STATEMENT_TIMEOUT_QUERY = """
+select coalesce(
+  (select split_part(c, '=', 2) from pg_db_role_setting s cross join unnest(s.setconfig) c
+    where s.setrole = (select oid from pg_roles where rolname = %(role)s)
+      and s.setdatabase in (0, (select oid from pg_database where datname = current_database()))
+      and split_part(c, '=', 1) = 'statement_timeout' order by s.setdatabase desc limit 1),
+  (select split_part(c, '=', 2) from pg_db_role_setting s cross join unnest(s.setconfig) c
+    where s.setrole = (select oid from pg_roles where rolname = 'authenticator')
+      and s.setdatabase = 0 and split_part(c, '=', 1) = 'statement_timeout'),
+  '0')
+"""
+
+
+def statement_timeout_of(conn: psycopg.Connection, role: str) -> str:
+    """The statement timeout a request as ``role`` runs under (e.g. ``8s``)."""
+    row = conn.execute(STATEMENT_TIMEOUT_QUERY, {"role": role}).fetchone()
+    assert row is not None
+    return str(row[0])
 
 
 @contextmanager
@@ -66,12 +85,11 @@ def as_role(
         claims = {"role": role}
         if user_id is not None:
             claims["sub"] = user_id
+    timeout = statement_timeout_of(conn, role)
     tx = conn.transaction(force_rollback=True)
     with tx:
         conn.execute(psycopg.sql.SQL("set local role {}").format(psycopg.sql.Identifier(role)))
-        conn.execute(
-            "select set_config('statement_timeout', %s, true)", (STATEMENT_TIMEOUTS[role],)
-        )
+        conn.execute("select set_config('statement_timeout', %s, true)", (timeout,))
         if claims:
             conn.execute("select set_config('request.jwt.claims', %s, true)", (json.dumps(claims),))
         yield conn

@@ -1,0 +1,147 @@
+"""The score job leaves the planner statistics of what it read and wrote current, and a
+scheduled run does work in proportion to what changed: nothing changed, no row is touched."""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import AsyncIterator, Iterator
+
+import psycopg
+import pytest
+
+from shared.db.store import PsycopgTransport, Store
+from shared.quality.job import score_profiles
+from shared.sync.runs import Run
+from tests.quality.conftest import insert_many
+from tests.support.rows import CHAIN_ID, ENTERPRISE_ID
+from tests.support.tenancy import seed_tenancy
+
+pytestmark = pytest.mark.anyio
+GUESTS = 800
+WATCHED = (
+    "guests",
+    "guest_facts",
+    "guest_enrichments",
+    "guest_scores",
+    "guest_duplicates",
+    "quality_daily",
+)
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        seed_tenancy(connection)
+        insert_many(connection, GUESTS)  # a load that analyzed nothing
+        yield connection
+
+
+@pytest.fixture
+async def store(database_url: str, conn: psycopg.Connection) -> AsyncIterator[Store]:
+    store = Store(await PsycopgTransport.connect(database_url, max_size=4))
+    yield store
+    await store.aclose()
+
+
+async def job(store: Store) -> dict[str, int]:
+    run = Run(uuid.uuid4(), "score_profiles")
+    await score_profiles(store, run)
+    return dict(run.counts)
+
+
+def versions(conn: psycopg.Connection) -> dict[str, set[tuple[str, str]]]:
+    """Every row of the tables scoring touches, by its version (xmin) and place (ctid)."""
+    return {
+        table: {
+            (str(xmin), str(ctid))
+            for xmin, ctid in conn.execute(f"select xmin::text, ctid::text from public.{table}")
+        }
+        for table in WATCHED
+    }
+
+
+def estimated(conn: psycopg.Connection, table: str) -> tuple[float, int, bool]:
+    """The planner's row estimate, the rows there are, and whether it was ever analyzed."""
+    row = conn.execute(
+        "select c.reltuples, (select count(*) from public." + table + "),"
+        " s.last_analyze is not null or s.last_autoanalyze is not null"
+        " from pg_class c join pg_stat_user_tables s on s.relid = c.oid where c.oid = %s::regclass",
+        (f"public.{table}",),
+    ).fetchone()
+    assert row is not None
+    return float(row[0]), int(row[1]), bool(row[2])
+
+
+async def test_the_first_score_after_a_load_leaves_statistics_current(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    assert estimated(conn, "guests")[2] is False
+    counts = await job(store)
+    assert counts["scored"] == GUESTS
+    for table in ("guests", "guest_facts", "guest_scores"):
+        planner, actual, analyzed = estimated(conn, table)
+        assert analyzed, table
+        assert planner == actual, table
+
+
+async def test_a_scheduled_score_with_nothing_changed_touches_no_row(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    await job(store)
+    await job(store)
+    before = versions(conn)
+    counts = await job(store)
+    assert versions(conn) == before
+    assert {k: v for k, v in counts.items() if v} == {}
+
+
+async def test_a_changed_guest_alone_is_refreshed_and_rescored(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    await job(store)
+    before = versions(conn)["guest_scores"]
+    (guest,) = conn.execute(
+        "update public.guests set email = null, synced_at = now()"
+        " where mews_id = (select mews_id from public.guests where email is not null order by mews_id limit 1)"
+        " returning mews_id::text"
+    ).fetchone()  # type: ignore[misc]
+    counts = await job(store)
+    assert (counts["facts_refreshed"], counts["scored"], counts["scores_changed"]) == (1, 1, 1)
+    after = versions(conn)["guest_scores"]
+    (now,) = conn.execute(
+        "select (xmin::text, ctid::text) from public.guest_scores where guest_mews_id = %s",
+        (guest,),
+    ).fetchone()  # type: ignore[misc]
+    assert after - before == {tuple(now)}
+
+
+async def test_a_staff_edit_waiting_to_be_pushed_is_refreshed_and_rescored(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    await job(store)
+    # what the local-edit trigger leaves behind (synced_at does not move)
+    (guest,) = conn.execute(
+        "update public.guests set phone = null, push_status = 'pending', local_edited_at = clock_timestamp(),"
+        " local_changes = '{\"phone\": null}'"
+        " where mews_id = (select mews_id from public.guests where phone is not null order by mews_id limit 1)"
+        " returning mews_id::text"
+    ).fetchone()  # type: ignore[misc]
+    counts = await job(store)
+    assert (counts["facts_refreshed"], counts["scores_changed"]) == (1, 1)
+    assert conn.execute(
+        "select phone_e164 is null from public.guest_facts where guest_mews_id = %s", (guest,)
+    ).fetchone() == (True,)
+    assert (await job(store)).get("facts_refreshed", 0) == 0
+
+
+async def test_each_enterprise_is_scored_once_its_chain_has_guests(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    counts = await job(store)
+    assert counts["scored"] == GUESTS
+    assert conn.execute(
+        "select count(*) from public.guest_scores where enterprise_id = %s", (ENTERPRISE_ID,)
+    ).fetchone() == (GUESTS,)
+    assert conn.execute(
+        "select count(*) from public.guest_scores where chain_id <> %s", (CHAIN_ID,)
+    ).fetchone() == (0,)
