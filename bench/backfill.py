@@ -1,86 +1,360 @@
-"""First-load throughput against the simulator, side by side in one run.
+"""First-load benchmarks against the simulator (in its own process), each load in a child
+process of its own so that its peak RSS is the loader's alone.
 
-    python -m bench.backfill [--customers 50000] [--runs 3]
+    python -m bench.backfill [--part NAME ...] [options]
 
-For each run, on a fresh database:
-1. the engine (concurrent CreatedUtc windows inside the shared Postgres budget) against the
-   simulator with the real limit (200 per sliding 30 s) and 300 ms + 0.2 ms/item latency;
-2. the same with the limit scaled down ×10 (20 per 3 s: the same 6,667 rows/s ceiling, but a
-   50,000-guest load is long enough to be limit-bound rather than finished inside one burst);
-3. a plain walk: one cursor at a time, window after window, same latency;
-4. the engine with the limit lifted and no latency (the simulator, in its own process, shares
-   the machine's two cores with us and Postgres);
-5. our own overhead alone: the same pages replayed from memory through parse + validate + map +
-   upsert, with the engine's concurrency.
-Prints guests/s, the share of the 6,667 rows/s ceiling, 429s, and peak RSS; medians of runs.
+Parts (all by default, except ``memory``, which needs a million generated customers):
+
+- ``throughput``: a first load of ``--customers`` customers (median of ``--runs``): the engine
+  with the real limit (200 per sliding 30 s) and 300 ms + 0.2 ms/item latency; the same limit
+  scaled ×10 down (20 per 3 s: the same 6,667 rows/s ceiling); a plain one-cursor walk; the
+  engine with the limit lifted and no latency.
+- ``overhead``: our own overhead alone: the same recorded ``customers/getAll`` pages replayed
+  from memory through parse + validate + map + upsert, with the engine's concurrency, side by
+  side: today's path (mapped rows, one jsonb per page) and the records path (the records as
+  Mews sent them; typed columns derived in SQL). Runs alternate on fresh databases.
+- ``entities``: for each of ``--entity-sizes`` customers (300 ms + 0.2 ms/item, real limit): a
+  first load of customers only, and of every entity; their requests and their ratio to the lower
+  bound set by the rate limit and the latency. Every entity is loaded the way the CLI does (one
+  entity after another, ``sequential``) and, for comparison, with the entities side by side
+  (``concurrent``: identity documents after customers, the rest at once).
+- ``memory``: peak RSS of a first load of each of ``--memory-sizes`` customers (limit lifted,
+  no latency), and the spread between them.
+- ``ceiling``: a first load of ``--ceiling-customers`` customers with the real limit: rows/s,
+  share of the ceiling, 429s seen by the client and the simulator.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
-import resource
+import json
+import math
+import os
 import statistics
+import subprocess
+import sys
 import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
-
-import httpx
 
 from bench._db import LOCAL_SERVER, fresh_database
 from bench._sim import reset_stats, simulator_process, stats
-from shared.db.store import PsycopgTransport, Store
-from shared.mews.client import MewsClient
-from shared.mews.ratelimit import PostgresRateLimiter, RateLimiter, UnlimitedRateLimiter
-from shared.mews.windows import plan_windows
-from shared.settings import load_settings
-from shared.sync.engine import SyncEngine
 
 CEILING = 200 / 30 * 1000  # rows/s per token at 1000 rows per request
+LATENCY = ["--latency-ms", "300", "--per-item-ms", "0.2"]
+PARTS = ("throughput", "overhead", "entities", "memory", "ceiling")
+DEFAULT_PARTS = ("throughput", "overhead", "entities", "ceiling")
+ENTITY_LOADS = ("customers", "sequential", "concurrent")
 
 
-async def engine_load(
-    url: str, db: str, limiter_kind: str, *, limit: int, window: float, concurrency: int
-) -> dict[str, Any]:
-    settings = load_settings(mews_platform_url=url)
-    store = Store(await PsycopgTransport.connect(db, max_size=concurrency + 2))
-    limiter: RateLimiter
-    if limiter_kind == "shared":
+# -- the loader, in a child process ----------------------------------------------------------
+
+
+def load_in_child(config: dict[str, Any]) -> dict[str, Any]:
+    """Run :func:`child_load` with ``config`` in a fresh interpreter; its JSON result."""
+    done = subprocess.run(  # noqa: S603 - our own interpreter and module
+        [sys.executable, "-m", "bench.backfill", "--child", json.dumps(config)],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"load failed:\n{done.stderr[-4000:]}")
+    result: dict[str, Any] = json.loads(done.stdout.strip().splitlines()[-1])
+    return result
+
+
+def child_main(config: dict[str, Any]) -> None:
+    """The child: the load, then one JSON line with its figures and this process's peak RSS."""
+    import resource
+
+    sampler = RssSampler()
+    work = replay(config) if config.get("replay") else child_load(config)
+    result = asyncio.run(sampler.around(work))
+    result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    result["rss_samples_mb"] = sampler.samples
+    print(json.dumps(result))
+
+
+class RssSampler:
+    """The process's resident set every second while a coroutine runs."""
+
+    def __init__(self) -> None:
+        self.samples: list[float] = []
+
+    async def around(self, work: Any) -> Any:
+        task = asyncio.create_task(self._sample())
+        try:
+            return await work
+        finally:
+            task.cancel()
+
+    async def _sample(self) -> None:
+        page = os.sysconf("SC_PAGE_SIZE")
+        while True:
+            with open("/proc/self/statm") as statm:  # noqa: PTH123, ASYNC230 - tiny, procfs
+                self.samples.append(round(int(statm.read().split()[1]) * page / 2**20, 1))
+            await asyncio.sleep(1)
+
+
+async def child_load(config: dict[str, Any]) -> dict[str, Any]:
+    """A first load of ``config["entities"]`` through the engine, one after another as the CLI
+    does (``mode: sequential``) or side by side (``concurrent``)."""
+    import httpx
+
+    from shared.db.store import PsycopgTransport, Store
+    from shared.mews.client import MewsClient
+    from shared.mews.ratelimit import PostgresRateLimiter, RateLimiter, UnlimitedRateLimiter
+    from shared.settings import load_settings
+    from shared.sync.engine import SyncEngine
+
+    concurrency = config.get("concurrency", 8)
+    settings = load_settings(mews_platform_url=config["url"])
+    store = Store(await PsycopgTransport.connect(config["db"], max_size=concurrency + 4))
+    limiter: RateLimiter = UnlimitedRateLimiter()
+    if config.get("limit"):
+        window = float(config["window"])
         limiter = PostgresRateLimiter(
             store,
             settings.mews_access_token.get_secret_value(),
-            limit=limit,
+            limit=int(config["limit"]),
             window_seconds=window,
             guard_seconds=0.3 if window < 30 else 0.5,
         )
-    else:
-        limiter = UnlimitedRateLimiter()
+    entities: list[str] = config["entities"]
     try:
         async with httpx.AsyncClient(
-            timeout=120, limits=httpx.Limits(max_connections=concurrency * 2)
+            timeout=120, limits=httpx.Limits(max_connections=max(64, concurrency * 4))
         ) as http:
             client = MewsClient.from_settings(settings, http, limiter)
             engine = SyncEngine(store, client, concurrency=concurrency)
             await engine.scope()
             started = time.perf_counter()
-            counts = await engine.backfill("customers")
+            counts: dict[str, int] = {}
+
+            async def load(entity: str) -> None:
+                counts[entity] = (await engine.backfill(entity)).fetched
+
+            if config.get("mode") == "concurrent":
+                await _concurrently(entities, load)
+            else:
+                for entity in entities:
+                    await load(entity)
             seconds = time.perf_counter() - started
     finally:
         await store.aclose()
     return {
-        "rows": counts.fetched,
+        "rows": counts,
         "seconds": seconds,
-        "rows_per_s": counts.fetched / seconds,
         "requests": client.stats.requests,
         "client_429": client.stats.rate_limited,
     }
 
 
-async def replay_pages(url: str, db: str, concurrency: int) -> dict[str, Any]:
-    """Fetch every customers page once, then time only our side: parse, validate, map, upsert."""
+async def _concurrently(entities: list[str], load: Callable[[str], Any]) -> None:
+    """Identity documents are swept from the stored guests: after customers; the rest at once."""
+
+    async def customers_then_documents() -> None:
+        for entity in ("customers", "identity_documents"):
+            if entity in entities:
+                await load(entity)
+
+    others = [e for e in entities if e not in ("customers", "identity_documents")]
+    await asyncio.gather(customers_then_documents(), *(load(e) for e in others))
+
+
+# -- parts -----------------------------------------------------------------------------------
+
+
+def throughput(args: argparse.Namespace) -> None:
+    n = str(args.customers)
+    scenarios: list[tuple[str, list[str], dict[str, Any]]] = [
+        ("engine, real limit 200/30s", LATENCY, {"limit": 200, "window": 30.0}),
+        (
+            "engine, limit scaled 20/3s",
+            [*LATENCY, "--rate-limit", "20", "--rate-window", "3"],
+            {"limit": 20, "window": 3.0},
+        ),
+        ("plain one-cursor walk", LATENCY, {"plain": True}),
+        ("engine, limit lifted, no latency", ["--no-rate-limit"], {}),
+    ]
+    results: dict[str, list[dict[str, Any]]] = {}
+    for name, sim_args, extra in scenarios:
+        with simulator_process("--customers", n, *sim_args) as url:
+            for _ in range(args.runs):
+                reset_stats(url)
+                with fresh_database(args.server_url) as db:
+                    if extra.get("plain"):
+                        result = asyncio.run(plain_walk(url))
+                    else:
+                        config = {"url": url, "db": db, "entities": ["customers"], **extra}
+                        config["concurrency"] = args.concurrency
+                        result = load_in_child(config)
+                        result["rows"] = result["rows"]["customers"]
+                result |= _server(url)
+                results.setdefault(name, []).append(result)
+    print(
+        f"\nfirst load of {args.customers:,} customers, median of {args.runs} runs, concurrency {args.concurrency}"
+    )
+    print(
+        f"{'scenario':36} {'guests/s':>10} {'ceiling':>8} {'seconds':>8} {'requests':>9} {'429s':>5} {'max/window':>10} {'peak RSS':>9}"
+    )
+    rates = {}
+    for name, runs in results.items():
+        rate = statistics.median(r["rows"] / r["seconds"] for r in runs)
+        rates[name] = rate
+        share = "" if "lifted" in name else f"{rate / CEILING:7.0%}"
+        rss = max((r.get("peak_rss_mb") or 0) for r in runs)
+        print(
+            f"{name:36} {rate:10,.0f} {share:>8} {statistics.median(r['seconds'] for r in runs):8.2f} "
+            f"{runs[0]['requests']:9} {max(r['server_429'] for r in runs):5} "
+            f"{max(r['max_in_window'] for r in runs):10} {rss:8.0f}M"
+        )
+    walk = rates["plain one-cursor walk"]
+    print(
+        f"engine / plain walk: real limit {rates['engine, real limit 200/30s'] / walk:.1f}x, "
+        f"scaled limit {rates['engine, limit scaled 20/3s'] / walk:.1f}x"
+    )
+
+
+async def plain_walk(url: str) -> dict[str, Any]:
+    """One cursor at a time, window after window: what a naive loop does."""
+    import httpx
+
+    from shared.mews.client import MewsClient
+    from shared.mews.ratelimit import UnlimitedRateLimiter
+    from shared.mews.windows import plan_windows
+    from shared.settings import load_settings
+
+    settings = load_settings(mews_platform_url=url)
+    async with httpx.AsyncClient(timeout=120) as http:
+        client = MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
+        config = await client.configuration()
+        started = time.perf_counter()
+        rows = 0
+        for window in plan_windows(config.enterprise.created_utc, config.now_utc):
+            async for page in client.customers(
+                chain_ids=[config.enterprise.chain_id], created_utc=window.filter()
+            ):
+                rows += len(page.items)
+        seconds = time.perf_counter() - started
+    return {"rows": rows, "seconds": seconds, "requests": client.stats.requests}
+
+
+def overhead(args: argparse.Namespace) -> None:
+    results: dict[str, list[dict[str, Any]]] = {}
+    with simulator_process("--customers", str(args.customers), "--no-rate-limit") as url:
+        for _ in range(args.runs):
+            for path in ("rows", "records"):
+                with fresh_database(args.server_url) as db:
+                    config = {"replay": path, "url": url, "db": db}
+                    result = load_in_child(config | {"concurrency": args.concurrency})
+                results.setdefault(path, []).append(result)
+    names = {
+        "rows": "today: mapped rows, one jsonb per page",
+        "records": "records as sent, columns derived in SQL",
+    }
+    pages = results["rows"][0]["pages"]
+    print(
+        f"\nown overhead: {args.customers:,} customers in {pages} recorded pages replayed "
+        f"(parse + validate + map + upsert), concurrency {args.concurrency}, median of {args.runs} runs"
+    )
+    print(f"{'path':42} {'guests/s':>10} {'seconds':>8}   runs (guests/s)")
+    medians = {}
+    for path, runs in results.items():
+        rates = [r["rows"] / r["seconds"] for r in runs]
+        medians[path] = statistics.median(rates)
+        print(
+            f"{names[path]:42} {medians[path]:10,.0f} "
+            f"{statistics.median(r['seconds'] for r in runs):8.2f}   {', '.join(f'{x:,.0f}' for x in rates)}"
+        )
+    print(f"records / rows: {medians['records'] / medians['rows']:.2f}x")
+
+
+async def replay(config: dict[str, Any]) -> dict[str, Any]:
+    """Fetch every customers page once, then time only our side: parse, validate, map, upsert
+    (``rows``: today's path, kept here to compare; ``records``: the engine's)."""
+    import httpx
     import orjson
 
-    from shared.mews.client import Page, parse_records
+    from shared.db.store import PsycopgTransport, Store
+    from shared.mews.client import MewsClient, Page
     from shared.mews.models import Customer
+    from shared.mews.ratelimit import UnlimitedRateLimiter
+    from shared.settings import load_settings
+    from shared.sync.engine import SyncEngine
+
+    settings = load_settings(mews_platform_url=config["url"])
+    bodies = await _recorded_pages(config["url"])
+    concurrency = config.get("concurrency", 8)
+    store = Store(await PsycopgTransport.connect(config["db"], max_size=concurrency + 2))
+    try:
+        async with httpx.AsyncClient() as http:
+            engine = SyncEngine(
+                store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
+            )
+            await engine.scope()
+            ingest = engine.ingest if config["replay"] == "records" else _ingest_rows(engine)
+            gate = asyncio.Semaphore(concurrency)
+            rows = 0
+
+            async def one(body: bytes) -> None:
+                nonlocal rows
+                async with gate:
+                    data = orjson.loads(body)
+                    page = Page(Customer, data["Customers"], data["Cursor"])
+                    counts = await ingest("customers", page, None)
+                    rows += counts.fetched  # after the await: no update lost
+
+            started = time.perf_counter()
+            await asyncio.gather(*(one(b) for b in bodies))
+            seconds = time.perf_counter() - started
+    finally:
+        await store.aclose()
+    return {"rows": rows, "seconds": seconds, "pages": len(bodies)}
+
+
+def _ingest_rows(engine: Any) -> Callable[..., Any]:
+    """Today's ingest: map each record to a row in Python, upsert the page as one jsonb of
+    rows (``upsert_guests(p_rows)``), quarantine what the database refuses, resolve the rest."""
+    from shared.sync import mapping
+    from shared.sync.bisect import about_the_data, isolate
+    from shared.sync.engine import Counts
+    from shared.sync.runs import quarantine, quarantine_item, resolve_quarantined
+
+    async def ingest(entity: str, page: Any, run: Any) -> Any:
+        scope = await engine.scope()
+        rows = [
+            mapping.guest_row(item, raw) for item, raw in zip(page.items, page.raws, strict=True)
+        ]
+        read = [quarantine_item(entity, scope.chain_id, r.record, r.reason) for r in page.rejected]
+
+        async def upsert(part: list[dict[str, Any]]) -> Any:
+            return await engine.store.call("upsert_guests", p_rows=part)
+
+        upserted = await isolate(rows, upsert, about_the_data)
+        bad = read + [
+            quarantine_item(entity, scope.chain_id, row["raw"], f"database refused it: {exc}")
+            for row, exc in upserted.refused
+        ]
+        await quarantine(engine.store, bad, None)
+        accepted = [str(r["mews_id"]) for r in upserted.accepted]
+        await resolve_quarantined(engine.store, entity, scope.chain_id, accepted)
+        return Counts(fetched=len(page.records))
+
+    return ingest
+
+
+async def _recorded_pages(url: str) -> list[bytes]:
+    """Every ``customers/getAll`` page of a first load, as the simulator sent it."""
+    import httpx
+
+    from shared.mews.client import MewsClient
+    from shared.mews.ratelimit import UnlimitedRateLimiter
+    from shared.mews.windows import plan_windows
+    from shared.settings import load_settings
 
     settings = load_settings(mews_platform_url=url)
     bodies: list[bytes] = []
@@ -95,163 +369,176 @@ async def replay_pages(url: str, db: str, concurrency: int) -> dict[str, Any]:
         for window in plan_windows(config.enterprise.created_utc, config.now_utc):
             cursor = None
             while True:
-                limitation: dict[str, Any] = {"Count": 1000} | (
-                    {"Cursor": cursor} if cursor else {}
-                )
                 body = {
                     **tokens,
                     "ChainIds": [config.enterprise.chain_id],
                     "CreatedUtc": window.filter(),
                     "ActivityStates": ["Active", "Deleted"],
                     "Extent": {"Customers": True},
-                    "Limitation": limitation,
+                    "Limitation": {"Count": 1000} | ({"Cursor": cursor} if cursor else {}),
                 }
                 response = await http.post(url + "/api/connector/v1/customers/getAll", json=body)
                 bodies.append(response.content)
-                cursor = response.json()["Cursor"]
-                if cursor is None or len(response.json()["Customers"]) < 1000:
+                page = response.json()
+                cursor = page["Cursor"]
+                if cursor is None or len(page["Customers"]) < 1000:
                     break
-    store = Store(await PsycopgTransport.connect(db, max_size=concurrency + 2))
-    try:
-        async with httpx.AsyncClient() as http:
-            engine = SyncEngine(
-                store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
-            )
-            await engine.scope()
-            gate = asyncio.Semaphore(concurrency)
-            rows = 0
-
-            async def one(body: bytes) -> None:
-                nonlocal rows
-                async with gate:
-                    data = orjson.loads(body)
-                    items, raws, rejected = parse_records(Customer, data["Customers"])
-                    counts = await engine.ingest(
-                        "customers", Page(items, raws, rejected, data["Cursor"]), None
-                    )
-                    rows += counts.fetched
-
-            started = time.perf_counter()
-            await asyncio.gather(*(one(b) for b in bodies))
-            seconds = time.perf_counter() - started
-    finally:
-        await store.aclose()
-    return {"rows": rows, "seconds": seconds, "rows_per_s": rows / seconds, "requests": len(bodies)}
+    return bodies
 
 
-async def plain_walk(url: str) -> dict[str, Any]:
-    """One cursor at a time, window after window: what a naive loop does."""
-    settings = load_settings(mews_platform_url=url)
-    async with httpx.AsyncClient(timeout=120) as http:
-        client = MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
-        config = await client.configuration()
-        started = time.perf_counter()
-        rows = 0
-        oldest = config.enterprise.created_utc
-        for window in plan_windows(oldest, config.now_utc):
-            async for page in client.customers(
-                chain_ids=[config.enterprise.chain_id], created_utc=window.filter()
-            ):
-                rows += len(page.items)
-        seconds = time.perf_counter() - started
+def lower_bound(requests: int, chain: int, *, limit: int = 200, window: float = 30.0) -> float:
+    """The least time ``requests`` can take against Mews' limit with 300 ms + 0.2 ms/item:
+    all but the last burst of ``limit`` wait for the sliding window, and a chain of ``chain``
+    requests that depend on each other (cursor pages of one window, then the documents of the
+    guests it loaded) takes ``chain`` full-page latencies, whatever the concurrency."""
+    page = 0.3 + 0.0002 * 1000
+    by_rate = math.floor((requests - 1) / limit) * window + 0.3
+    return max(by_rate, chain * page)
+
+
+def entities(args: argparse.Namespace) -> None:
+    from shared.sync.engine import ENTITIES
+
+    rows = []
+    for size in args.entity_sizes:
+        with simulator_process("--customers", str(size), *LATENCY) as url:
+            chain = math.ceil(size / 24 / 1000)  # pages of a 31-day window (730 days of data)
+            loads = {
+                "customers only": (["customers"], "sequential", chain),
+                "every entity, one after another (CLI)": (list(ENTITIES), "sequential", chain + 1),
+                "every entity, side by side": (list(ENTITIES), "concurrent", chain + 1),
+            }
+            for key, (name, (chosen, mode, depth)) in zip(ENTITY_LOADS, loads.items(), strict=True):
+                if key not in args.entity_loads:
+                    continue
+                reset_stats(url)
+                with fresh_database(args.server_url) as db:
+                    config = {"url": url, "db": db, "entities": chosen, "mode": mode}
+                    config |= {"limit": 200, "window": 30.0, "concurrency": args.concurrency}
+                    result = load_in_child(config)
+                result |= _server(url)
+                bound = lower_bound(result["server_requests"], depth)
+                rows.append((size, name, result, bound))
+                print(
+                    f"  {size:>8,} {name:40} {result['seconds']:8.1f} s {result['server_requests']:6} requests",
+                    flush=True,
+                )
+    print("\nfirst load of every entity vs customers only (300 ms + 0.2 ms/item, limit 200/30 s)")
+    print(
+        f"{'customers':>9} {'load':40} {'seconds':>8} {'requests':>9} {'bound s':>8} {'/ bound':>8} {'/ customers':>12} {'429s':>5} {'max/window':>10}"
+    )
+    alone: dict[int, float] = {}
+    for size, name, result, bound in rows:
+        if name == "customers only":
+            alone[size] = result["seconds"]
+        ratio = f"{result['seconds'] / alone[size]:12.2f}" if size in alone else f"{'':12}"
+        print(
+            f"{size:9,} {name:40} {result['seconds']:8.1f} {result['server_requests']:9} {bound:8.1f} "
+            f"{result['seconds'] / bound:8.2f} {ratio} {result['server_429']:5} {result['max_in_window']:10}"
+        )
+
+
+def memory(args: argparse.Namespace) -> None:
+    results = []
+    for size in args.memory_sizes:
+        with simulator_process(
+            "--customers", str(size), "--no-rate-limit", startup_timeout=900
+        ) as url:
+            with fresh_database(args.server_url) as db:
+                config = {"url": url, "db": db, "entities": ["customers"]}
+                config["concurrency"] = args.concurrency
+                result = load_in_child(config)
+            results.append((size, result))
+            print(f"  {size:>9,} customers: peak RSS {result['peak_rss_mb']:.0f} MB", flush=True)
+    print("\npeak RSS of the loading process, first load of customers (limit lifted, no latency)")
+    print(
+        f"{'customers':>10} {'seconds':>8} {'guests/s':>9} {'peak RSS':>9}   RSS every 10 % of the run"
+    )
+    for size, result in results:
+        samples = result["rss_samples_mb"] or [0.0]
+        deciles = [samples[min(len(samples) - 1, len(samples) * k // 10)] for k in range(11)]
+        print(
+            f"{size:10,} {result['seconds']:8.1f} {result['rows']['customers'] / result['seconds']:9,.0f} "
+            f"{result['peak_rss_mb']:8.0f}M   {' '.join(f'{d:.0f}' for d in deciles)}"
+        )
+    peaks = [r["peak_rss_mb"] for _, r in results]
+    if len(peaks) > 1:
+        print(f"largest / smallest peak: {max(peaks) / min(peaks):.2f}x (flat: within 1.10x)")
+
+
+def ceiling(args: argparse.Namespace) -> None:
+    size = args.ceiling_customers
+    with simulator_process("--customers", str(size), *LATENCY, startup_timeout=600) as url:
+        reset_stats(url)
+        with fresh_database(args.server_url) as db:
+            config = {"url": url, "db": db, "entities": ["customers"], "limit": 200}
+            config |= {"window": 30.0, "concurrency": args.concurrency}
+            result = load_in_child(config)
+        result |= _server(url)
+    rate = result["rows"]["customers"] / result["seconds"]
+    print(f"\nfirst load of {size:,} customers, real limit 200/30 s, 300 ms + 0.2 ms/item")
+    print(
+        f"{rate:,.0f} rows/s = {rate / CEILING:.1%} of the ceiling ({CEILING:,.0f} rows/s); "
+        f"{result['seconds']:.1f} s, {result['server_requests']} requests, 429s: client "
+        f"{result['client_429']}, simulator {result['server_429']}; most requests in a 30 s window "
+        f"{result['max_in_window']}; peak RSS {result['peak_rss_mb']:.0f} MB"
+    )
+
+
+def _server(url: str) -> dict[str, Any]:
+    sim = stats(url)
     return {
-        "rows": rows,
-        "seconds": seconds,
-        "rows_per_s": rows / seconds,
-        "requests": client.stats.requests,
+        "server_requests": sim["requests"],
+        "server_429": sim["rate_limited"],
+        "max_in_window": sim["max_in_window"],
     }
 
 
+@contextmanager
+def _timed(name: str) -> Iterator[None]:
+    started = time.perf_counter()
+    yield
+    print(f"[{name}: {time.perf_counter() - started:.0f} s]", flush=True)
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(part.replace("_", "")) for part in text.split(",") if part]
+
+
 def main() -> None:
+    if len(sys.argv) == 3 and sys.argv[1] == "--child":
+        child_main(json.loads(sys.argv[2]))
+        return
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
+    parser.add_argument("--part", action="append", choices=PARTS, help="repeatable")
     parser.add_argument("--customers", type=int, default=50_000)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--concurrency", type=int, default=8)
+    parser.add_argument("--entity-sizes", type=_sizes, default=[5_000, 20_000, 200_000])
+    parser.add_argument(
+        "--entity-loads",
+        type=lambda text: text.split(","),
+        default=list(ENTITY_LOADS),
+        help=f"entities: which loads, of {','.join(ENTITY_LOADS)}",
+    )
+    parser.add_argument("--memory-sizes", type=_sizes, default=[100_000, 1_000_000])
+    parser.add_argument("--ceiling-customers", type=int, default=300_000)
     parser.add_argument("--server-url", default=LOCAL_SERVER)
     args = parser.parse_args()
-    n = str(args.customers)
-    results: dict[str, list[dict[str, Any]]] = {}
-    scenarios = [
-        (
-            "engine, real limit 200/30s",
-            ["--latency-ms", "300", "--per-item-ms", "0.2"],
-            "shared",
-            200,
-            30.0,
-        ),
-        (
-            "engine, limit scaled 20/3s",
-            [
-                "--latency-ms",
-                "300",
-                "--per-item-ms",
-                "0.2",
-                "--rate-limit",
-                "20",
-                "--rate-window",
-                "3",
-            ],
-            "shared",
-            20,
-            3.0,
-        ),
-        (
-            "plain one-cursor walk",
-            ["--latency-ms", "300", "--per-item-ms", "0.2"],
-            "plain",
-            200,
-            30.0,
-        ),
-        ("engine, limit lifted, no latency", ["--no-rate-limit"], "unlimited", 200, 30.0),
-        ("own overhead (pages replayed)", ["--no-rate-limit"], "replay", 200, 30.0),
-    ]
-    for name, sim_args, kind, limit, window in scenarios:
-        with simulator_process("--customers", n, *sim_args) as url:
-            for _ in range(args.runs):
-                reset_stats(url)
-                with fresh_database(args.server_url) as db:
-                    if kind == "plain":
-                        result = asyncio.run(plain_walk(url))
-                    elif kind == "replay":
-                        result = asyncio.run(replay_pages(url, db, args.concurrency))
-                    else:
-                        result = asyncio.run(
-                            engine_load(
-                                url,
-                                db,
-                                kind,
-                                limit=limit,
-                                window=window,
-                                concurrency=args.concurrency,
-                            )
-                        )
-                sim = stats(url)
-                result["server_429"] = sim["rate_limited"]
-                result["max_in_window"] = sim["max_in_window"]
-                results.setdefault(name, []).append(result)
-    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print(
-        f"first load of {args.customers:,} customers, median of {args.runs} runs, concurrency {args.concurrency}"
-    )
-    print(
-        f"{'scenario':36} {'guests/s':>10} {'ceiling':>8} {'seconds':>8} {'requests':>9} {'429s':>5} {'max/window':>10}"
-    )
-    medians = {}
-    for name, runs in results.items():
-        rate = statistics.median(r["rows_per_s"] for r in runs)
-        medians[name] = rate
-        share = "" if "lifted" in name or "own" in name else f"{rate / CEILING:7.0%}"
-        print(
-            f"{name:36} {rate:10,.0f} {share:>8} {statistics.median(r['seconds'] for r in runs):8.2f} "
-            f"{runs[0]['requests']:9} {max(r['server_429'] for r in runs):5} {max(r['max_in_window'] for r in runs):10}"
-        )
-    print(
-        f"engine / plain walk (real limit): {medians['engine, real limit 200/30s'] / medians['plain one-cursor walk']:.1f}x; "
-        f"(scaled limit): {medians['engine, limit scaled 20/3s'] / medians['plain one-cursor walk']:.1f}x"
-    )
-    print(f"peak RSS of this process: {rss_mb:.0f} MB")
+    load = os.getloadavg()
+    print(f"{os.cpu_count()} CPUs, load average {load[0]:.1f} {load[1]:.1f} {load[2]:.1f}")
+    parts: dict[str, Callable[[argparse.Namespace], None]] = {
+        "throughput": throughput,
+        "overhead": overhead,
+        "entities": entities,
+        "memory": memory,
+        "ceiling": ceiling,
+    }
+    for name in args.part or DEFAULT_PARTS:
+        with _timed(name):
+            parts[name](args)
 
 
 if __name__ == "__main__":

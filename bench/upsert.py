@@ -1,8 +1,11 @@
-"""How long the guarded upsert takes for a page of 1000 guests, per transport path.
+"""How long the guarded upsert takes for a page of 1000 guests, through each API side by side:
+the rows API (``upsert_guests(p_rows)``: typed columns mapped in Python, the raw JSON beside them)
+and the records API (``upsert_guests(p_scope_id, p_records)``: the records as Mews sent them,
+the typed columns derived in SQL), over the psycopg transport.
 
     python -m bench.upsert [--runs 15] [--server-url postgresql://postgres@127.0.0.1:5432/postgres]
 
-Prints the median and spread of: inserting a new page, overwriting it with newer rows, and
+Prints the median and spread of: inserting a new page, overwriting it with newer records, and
 replaying it unchanged (the guard says no to every row).
 """
 
@@ -70,20 +73,29 @@ async def measure(url: str, runs: int) -> dict[str, list[float]]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("insert into public.chains (id, name) values (%s, 'Bench')", (CHAIN,))
     store = Store(await PsycopgTransport.connect(url, max_size=1))
-    timings: dict[str, list[float]] = {"insert": [], "newer": [], "replay": []}
+    timings: dict[str, list[float]] = {}
     base = datetime(2026, 1, 1, tzinfo=UTC)
     try:
         for _ in range(runs):
-            ids = [str(uuid.uuid4()) for _ in range(1000)]
-            for label, rows in (
-                ("insert", page(ids, base)),
-                ("newer", page(ids, base + timedelta(hours=1))),
-                ("replay", page(ids, base + timedelta(hours=1))),
-            ):
-                started = time.perf_counter()
-                result = await store.upsert("guests", rows)
-                timings[label].append((time.perf_counter() - started) * 1000)
-                assert result.received == 1000
+            for api in ("rows", "records"):
+                ids = [str(uuid.uuid4()) for _ in range(1000)]
+                for label, rows in (
+                    ("insert", page(ids, base)),
+                    ("newer", page(ids, base + timedelta(hours=1))),
+                    ("replay", page(ids, base + timedelta(hours=1))),
+                ):
+                    started = time.perf_counter()
+                    if api == "rows":
+                        result = await store.call("upsert_guests", p_rows=rows)
+                    else:
+                        records = [row["raw"] for row in rows]
+                        result = await store.call(
+                            "upsert_guests", p_scope_id=CHAIN, p_records=records
+                        )
+                    timings.setdefault(f"{api:7} {label}", []).append(
+                        (time.perf_counter() - started) * 1000
+                    )
+                    assert result["received"] == 1000
     finally:
         await store.aclose()
     return timings
@@ -97,9 +109,9 @@ def main() -> None:
     with fresh_database(args.server_url) as url:
         timings = asyncio.run(measure(url, args.runs))
     print(f"guarded upsert, page of 1000 guests, {args.runs} runs (psycopg transport)")
-    for label, values in timings.items():
+    for label, values in sorted(timings.items(), key=lambda item: item[0].split()[::-1]):
         print(
-            f"  {label:7s} median {statistics.median(values):7.1f} ms"
+            f"  {label:14s} median {statistics.median(values):7.1f} ms"
             f"   min {min(values):7.1f} ms   max {max(values):7.1f} ms"
             f"   ({1000 / statistics.median(values) * 1000:,.0f} rows/s)"
         )

@@ -6,9 +6,9 @@ Each request: take a slot, POST the JSON body with the tokens, map the status to
 tree, retry what is retriable (408, 429, 5xx, network) with ``Retry-After`` or capped
 exponential backoff with full jitter. A 429 pauses the token for every process.
 
-Paged reads yield :class:`Page` objects: the records that validated, aligned with their raw
-JSON (stored as-is in the mirror), and the records that did not, with the reason, for
-quarantine. One bad record never fails a page.
+Paged reads yield :class:`Page` objects: the records as Mews sent them (stored as-is in the
+mirror), read on first use into the records that validated, aligned with their raw JSON, and the
+records that did not, with the reason, for quarantine. One bad record never fails a page.
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from shared.mews.errors import (
     error_from_response,
 )
 from shared.mews.models import (
+    NUL_FREE,
     Address,
     Company,
     Configuration,
@@ -79,10 +80,36 @@ class Rejected:
 
 @dataclass
 class Page(Generic[T]):
-    items: list[T]
-    raws: list[dict[str, Any]]  # raws[i] is the JSON items[i] was parsed from
-    rejected: list[Rejected]
+    """One page of a ``getAll``: its records as Mews sent them, read into ``model`` on first use
+    of ``items``, ``raws`` or ``rejected`` (a caller that only counts or forwards the records
+    never pays for the models)."""
+
+    model: type[T]
+    records: list[Any]
     cursor: str | None
+    _parsed: tuple[list[T], list[dict[str, Any]], list[Rejected]] | None = field(
+        default=None, repr=False, compare=False
+    )
+
+    @property
+    def items(self) -> list[T]:
+        """The records the model accepted, read."""
+        return self._parse()[0]
+
+    @property
+    def raws(self) -> list[dict[str, Any]]:
+        """The JSON each of :attr:`items` was read from (``raws[i]`` for ``items[i]``)."""
+        return self._parse()[1]
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        """The records the model refused, with the reason."""
+        return self._parse()[2]
+
+    def _parse(self) -> tuple[list[T], list[dict[str, Any]], list[Rejected]]:
+        if self._parsed is None:
+            self._parsed = parse_records(self.model, self.records)
+        return self._parsed
 
 
 @dataclass
@@ -104,10 +131,11 @@ def _reason(error: ValidationError) -> str:
 def parse_records(
     model: type[T], records: Sequence[Any]
 ) -> tuple[list[T], list[dict[str, Any]], list[Rejected]]:
-    """Validate a page's records: all at once when they are all good, one by one otherwise."""
+    """Validate a page's records: all at once when they are all good, one by one otherwise.
+    A page whose JSON holds no escaped NUL at all is validated without the check per record."""
     adapter: TypeAdapter[list[T]] = _adapter(model)
     try:
-        items = adapter.validate_python(records)
+        items = adapter.validate_python(records, context={NUL_FREE: _nul_free(records)})
     except ValidationError:
         pass
     else:
@@ -126,6 +154,14 @@ def parse_records(
         else:
             raws.append(record)
     return items, raws, rejected
+
+
+def _nul_free(records: Sequence[Any]) -> bool:
+    """Whether no string or key of the page holds a NUL: JSON can only write one as \\u0000."""
+    try:
+        return b"\\u0000" not in orjson.dumps(records)
+    except TypeError:
+        return False  # not plain JSON data: each record is checked on its own
 
 
 _ADAPTERS: dict[type[Any], TypeAdapter[Any]] = {}
@@ -279,9 +315,8 @@ class MewsClient:
             data = await self.call(operation, {**body, "Limitation": pager.limitation()})
             records = [] if data is None else (data.get(key) or [])
             cursor = None if data is None else data.get("Cursor")
-            items, raws, rejected = parse_records(model, records)
             pager.advance(len(records), cursor)
-            yield Page(items, raws, rejected, cursor)
+            yield Page(model, list(records), cursor)
 
     # -- operations -----------------------------------------------------------------------
 

@@ -28,6 +28,7 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    ValidationInfo,
     model_validator,
 )
 from pydantic.alias_generators import to_pascal
@@ -78,12 +79,18 @@ class MewsModel(BaseModel):
     )
 
 
+NUL_FREE = "nul_free"  # validation context: the caller checked the whole page for NUL already
+
+
 class MewsRecord(MewsModel):
-    """A record we mirror, raw JSON included: no NUL character anywhere in it."""
+    """A record we mirror, raw JSON included: no NUL character anywhere in it. A page known to
+    hold none (``context={NUL_FREE: True}``, one check for the page) skips the check per record."""
 
     @model_validator(mode="before")
     @classmethod
-    def _storable(cls, data: Any) -> Any:
+    def _storable(cls, data: Any, info: ValidationInfo) -> Any:
+        if info.context and info.context.get(NUL_FREE):
+            return data
         where = nul_at(data)
         if where is not None:
             raise ValueError(f"{NUL_REASON} {where}")

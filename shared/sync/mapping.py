@@ -1,7 +1,12 @@
-"""Mews records → mirror rows (pure).
+"""Mews records → mirror rows (pure): the rows API's mapping.
 
 Each row carries the typed columns, the Mews ``UpdatedUtc`` as ``mews_updated_utc`` (the order
 clock of the guarded upsert) and the raw JSON exactly as Mews sent it.
+
+The sync engine does not send rows: it sends the records as Mews sent them, and the database
+derives the same columns (``app.<table>_from_records``, migration 20261126020100), which halves
+what travels and what the database parses. These functions are that derivation in Python, for
+the rows API (``upsert_<table>(p_rows)``); tests/sync/test_engine_records.py holds the two equal.
 """
 
 from __future__ import annotations

@@ -779,7 +779,9 @@ class Chaos:
         open_ = {(e, i) for e, i, resolved in entries if not resolved}
         entity_of = {spec.name: spec.quarantine for spec in truth.ENTITIES}
         quarantined = sum((entity_of[e], i) in seen for e, i in self.poison_log)
-        missing = sorted(k for (e, i), k in self.poison_log.items() if (entity_of[e], i) not in seen)
+        missing = sorted(
+            k for (e, i), k in self.poison_log.items() if (entity_of[e], i) not in seen
+        )
         if missing:
             self.echo(f"poison never quarantined: {missing}")
         resolved = sum((entity_of[e], i) not in open_ for e, i in self.healed)
@@ -950,9 +952,11 @@ class Chaos:
             # loading it") until that run is found dead and its lease freed: wait for that
             wait_for(
                 "the killed backfill's leases to be freed",
-                lambda: not self.sql(
-                    "select 1 from public.sync_leases"
-                    " where name like 'backfill:%%' and expires_at > now()"
+                lambda: (
+                    not self.sql(
+                        "select 1 from public.sync_leases"
+                        " where name like 'backfill:%%' and expires_at > now()"
+                    )
                 ),
                 WORKER_SECONDS,
                 interval=1.0,

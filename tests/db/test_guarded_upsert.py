@@ -4,12 +4,15 @@ change nothing. Run over both transports against the real database."""
 from __future__ import annotations
 
 import json
+import uuid
 from typing import Any
 
 import psycopg
 import pytest
 
 from shared.db.store import Store, StoreError, UpsertResult
+from shared.mews.models import Customer
+from shared.sync import mapping
 from tests.support.rows import CHAIN_ID, guest_row
 from tests.support.tenancy import seed_tenancy
 
@@ -115,3 +118,156 @@ def test_the_document_sweep_covers_inactive_guests_too(database_url: str) -> Non
         conn.execute("select public.upsert_guests(%s::jsonb)", (json.dumps([active, merged]),))
         (page,) = conn.execute("select public.guest_ids_page(%s)", (CHAIN_ID,)).fetchone()  # type: ignore[misc]
     assert sorted(page) == sorted([active["mews_id"], merged["mews_id"]])
+
+
+# -- the records API: the records as Mews sent them, typed columns derived in SQL ------------
+
+
+def record(
+    mews_id: str | None = None, *, updated: str = "2026-01-01T10:00:00Z", **fields: Any
+) -> dict[str, Any]:
+    """A Mews customer as ``customers/getAll`` returns it (PascalCase, raw)."""
+    return {
+        "Id": mews_id or str(uuid.uuid4()),
+        "ChainId": CHAIN_ID,
+        "LastName": "Novák",
+        "UpdatedUtc": updated,
+        "Classifications": [],
+        "Options": [],
+        "IsActive": True,
+        **fields,
+    }
+
+
+async def upsert_records(store: Store, *records: dict[str, Any]) -> UpsertResult:
+    result = await store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=list(records))
+    return UpsertResult(**result)
+
+
+async def test_records_are_inserted_with_their_columns_derived_in_the_database(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    ada = record(
+        GUEST,
+        FirstName="Ada",
+        BirthDate="1984-03-14T00:00:00Z",  # a date-time read as its date, as the model reads it
+        Classifications=["VeryImportant"],
+        CreatedUtc="2025-12-01T08:00:00.1234567Z",  # seven digits: cut, not rounded
+    )
+    result = await upsert_records(any_store, ada, record())
+    assert result == UpsertResult(received=2, inserted=2, updated=0, unchanged=0)
+    with psycopg.connect(seeded_database_url) as conn:
+        row = conn.execute(
+            "select first_name, birth_date::text, classifications, has_ota_email, is_active,"
+            " to_char(mews_created_utc at time zone 'UTC', 'HH24:MI:SS.US'), raw"
+            " from public.guests where mews_id = %s",
+            (GUEST,),
+        ).fetchone()
+    assert row == ("Ada", "1984-03-14", ["VeryImportant"], False, True, "08:00:00.123456", ada)
+
+
+async def test_a_newer_record_overwrites_and_an_older_one_is_ignored(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    await upsert_records(any_store, record(GUEST, FirstName="Ada"))
+    newer = await upsert_records(
+        any_store, record(GUEST, updated="2026-01-02T10:00:00Z", FirstName="Grace")
+    )
+    older = await upsert_records(any_store, record(GUEST, FirstName="Ada"))
+    assert (newer.updated, older.unchanged) == (1, 1)
+    row = await fetch_guest(seeded_database_url, GUEST)
+    assert row is not None
+    assert row[0] == "Grace"
+
+
+async def test_a_replayed_page_of_records_changes_nothing_not_even_synced_at(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    page = [record(GUEST, FirstName="Ada"), record(FirstName="Bob")]
+    await upsert_records(any_store, *page)
+    before = await fetch_guest(seeded_database_url, GUEST)
+    result = await upsert_records(any_store, *page)
+    assert result == UpsertResult(received=2, inserted=0, updated=0, unchanged=2)
+    assert await fetch_guest(seeded_database_url, GUEST) == before
+
+
+async def test_a_timestamp_tie_of_records_ends_as_a_tie_of_rows_does(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    """Both APIs break a tie on the same hash of the raw JSON: whatever the arrival order and
+    whichever API each version came through, the same version wins."""
+    ada, grace = record(GUEST, FirstName="Ada"), record(GUEST, FirstName="Grace")
+    winners = set()
+    for first, second in ((ada, grace), (grace, ada)):
+        for rows_first in (True, False):
+            with psycopg.connect(seeded_database_url, autocommit=True) as conn:
+                conn.execute("delete from public.guests")
+            if rows_first:
+                await any_store.upsert("guests", [row_of(first)])
+            else:
+                await upsert_records(any_store, first)
+            await upsert_records(any_store, second)
+            winners.add((await fetch_guest(seeded_database_url, GUEST) or ("",))[0])
+    assert len(winners) == 1
+
+
+async def test_a_page_with_the_same_record_twice_keeps_the_newest(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    result = await upsert_records(
+        any_store,
+        record(GUEST, updated="2026-01-03T00:00:00Z", FirstName="New"),
+        record(GUEST, FirstName="Old"),
+    )
+    assert result == UpsertResult(received=2, inserted=1, updated=0, unchanged=0)
+    row = await fetch_guest(seeded_database_url, GUEST)
+    assert row is not None
+    assert row[0] == "New"
+
+
+async def test_a_page_over_1000_records_is_refused(any_store: Store) -> None:
+    with pytest.raises(StoreError, match="at most 1000 records"):
+        await upsert_records(any_store, *(record() for _ in range(1001)))
+
+
+@pytest.mark.parametrize(
+    ("change", "sqlstate"),
+    [
+        ({"Id": "not-a-uuid"}, "22P02"),
+        ({"UpdatedUtc": "yesterday"}, "22007"),
+        ({"LastName": None}, "23502"),
+        ({"IsActive": None}, "23502"),  # absent is active; null is no value the model takes
+        ({"Notes": "Nu\x00ll"}, "22P05"),
+    ],
+)
+async def test_a_record_the_database_cannot_hold_refuses_its_page_with_a_data_error(
+    any_store: Store, change: dict[str, Any], sqlstate: str
+) -> None:
+    """A data SQLSTATE (class 22 or 23) is what makes the engine bisect the page down to it."""
+    with pytest.raises(StoreError) as refused:
+        await upsert_records(any_store, record(), record(**change))
+    assert refused.value.code == sqlstate
+
+
+async def test_records_never_touch_a_staff_edit_waiting_for_mews(
+    any_store: Store, seeded_database_url: str
+) -> None:
+    await upsert_records(any_store, record(GUEST, Email="old@example.com"))
+    with psycopg.connect(seeded_database_url, autocommit=True) as conn:
+        conn.execute(
+            "update public.guests set local_changes = %s::jsonb, push_status = 'pending'"
+            " where mews_id = %s",
+            (json.dumps({"email": "new@example.com"}), GUEST),
+        )
+    await upsert_records(any_store, record(GUEST, updated="2026-01-02T00:00:00Z", Phone="+420"))
+    with psycopg.connect(seeded_database_url) as conn:
+        row = conn.execute(
+            "select phone, local_changes, push_status from public.guests where mews_id = %s",
+            (GUEST,),
+        ).fetchone()
+    assert row == ("+420", {"email": "new@example.com"}, "pending")
+
+
+def row_of(customer: dict[str, Any]) -> dict[str, Any]:
+    """The rows API's row for a customer record (as shared.sync.mapping maps it)."""
+    return mapping.guest_row(Customer.model_validate(customer), customer)
