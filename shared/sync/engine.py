@@ -1,6 +1,9 @@
 """The sync engine: first load by ``CreatedUtc`` windows, ``UpdatedUtc`` polls with an overlap,
 refreshes by id (webhooks, WebSocket), and a reconciling full compare.
 
+Generic over the entity specs (:mod:`shared.sync.entities`): every method takes an entity's
+name, and an unknown name is an :class:`~shared.sync.entities.UnknownEntityError`.
+
 Rules it keeps (DESIGN.md "Sync rules", CONNECTOR-API.md §14):
 - windows are half-open, chained, ≤ 31 days; independent windows run concurrently, all inside
   the token's shared request budget (the client's rate limiter);
@@ -27,17 +30,14 @@ from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsTimeoutError
 from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync.bisect import about_the_data, isolate
+from shared.sync.entities import ENTITIES, EntitySpec, followers
+from shared.sync.entities import entity as spec_of
 from shared.sync.runs import Run, quarantine, quarantine_item, resolve_quarantined
 
+__all__ = ["ENTITIES", "Counts", "Scope", "SyncEngine"]
+
 log = get_logger(__name__)
-ENTITIES = (
-    "customers",
-    "addresses",
-    "companies",
-    "reservations",
-    "resources",
-    "identity_documents",
-)
+CHANGED = "updated_utc"  # the time field of polls and full compares
 Progress = Callable[[str, int, int], None]  # (entity, rows, windows done)
 
 
@@ -50,8 +50,16 @@ class Scope:
     oldest_utc: datetime
     now_utc: datetime
 
-    def scope_id(self, entity: str) -> str:
-        return self.enterprise_id if entity in ("reservations", "resources") else self.chain_id
+    def scope_id(self, entity: str | EntitySpec) -> str:
+        """The chain's or the enterprise's id, as the entity is kept per chain or enterprise."""
+        spec = entity if isinstance(entity, EntitySpec) else spec_of(entity)
+        return self.enterprise_id if spec.scope == "enterprise" else self.chain_id
+
+    def by_filter(self, spec: EntitySpec) -> dict[str, list[str]]:
+        """The scope filter of a read by time filter: the chain's or the enterprise's id."""
+        if spec.scope == "enterprise":
+            return {"enterprise_ids": [self.enterprise_id]}
+        return {"chain_ids": [self.chain_id]}
 
 
 @dataclass(frozen=True)
@@ -71,16 +79,6 @@ class Counts:
     @property
     def written(self) -> int:
         return self.inserted + self.updated
-
-
-UPSERT_FUNCTIONS = {
-    "customers": "upsert_guests",
-    "addresses": "upsert_guest_addresses",
-    "companies": "upsert_vendors",
-    "reservations": "upsert_reservations",
-    "resources": "upsert_resources",
-    "identity_documents": "upsert_guest_identity_documents",
-}
 
 
 class SyncEngine:
@@ -139,10 +137,11 @@ class SyncEngine:
         quarantined with its reason, a page the database refuses for its data is bisected down
         to the records it refuses; the rest is written, and the quarantine entries of records
         now stored are resolved."""
+        spec = spec_of(entity)
         scope = await self.scope()
-        scope_id = scope.scope_id(entity)
+        scope_id = scope.scope_id(spec)
         records, bad = self._rows(entity, page, scope)
-        upserted = await isolate(records, partial(self._upsert, entity, scope_id), about_the_data)
+        upserted = await isolate(records, partial(self._upsert, spec, scope_id), about_the_data)
         bad += [
             quarantine_item(entity, scope_id, record, f"database refused it: {exc}")
             for record, exc in upserted.refused
@@ -176,34 +175,25 @@ class SyncEngine:
         return page.raws, bad
 
     async def _upsert(
-        self, entity: str, scope_id: str, records: list[dict[str, Any]]
+        self, spec: EntitySpec, scope_id: str, records: list[dict[str, Any]]
     ) -> dict[str, Any]:
         """The guarded upsert of Mews records (``upsert_<table>(p_scope_id, p_records)``, the
         typed columns derived in SQL)."""
         result: dict[str, Any] = await self.store.call(
-            UPSERT_FUNCTIONS[entity], p_scope_id=scope_id, p_records=records
+            spec.upsert_function, p_scope_id=scope_id, p_records=records
         )
         return result
 
     # -- reads by filter -------------------------------------------------------------------
 
-    def _pages(self, entity: str, scope: Scope, **window: Any) -> AsyncIterator[Page[Any]]:
-        c = self.client
-        if entity == "customers":
-            return c.customers(chain_ids=[scope.chain_id], **window)
-        if entity == "addresses":
-            return c.addresses(chain_ids=[scope.chain_id], **window)
-        if entity == "companies":
-            return c.companies(chain_ids=[scope.chain_id], **window)
-        if entity == "reservations":
-            return c.reservations(enterprise_ids=[scope.enterprise_id], **window)
-        if entity == "resources":
-            return c.resources(enterprise_ids=[scope.enterprise_id], **window)
-        raise ValueError(f"{entity} has no time filter")
+    def _pages(self, spec: EntitySpec, scope: Scope, **filters: Any) -> AsyncIterator[Page[Any]]:
+        if spec.read is None:
+            raise ValueError(f"{spec.name} has no time filter")
+        return spec.read(self.client)(**scope.by_filter(spec), **filters)
 
     async def _window(
         self,
-        entity: str,
+        spec: EntitySpec,
         field: str,
         window: Window,
         run: Run | None,
@@ -213,22 +203,25 @@ class SyncEngine:
         scope = await self.scope()
         total = Counts()
         try:
-            async for page in self._pages(
-                entity, scope, **{field: window.filter()}, **(extra or {})
-            ):
-                counts = await self.ingest(entity, page, run)
-                total += counts
-                if self.progress:
-                    self.progress(entity, counts.fetched, 0)
+            async for page in self._pages(spec, scope, **{field: window.filter()}, **(extra or {})):
+                total += await self._ingest_page(spec, page, run)
         except MewsTimeoutError:
             if window.end - window.start < timedelta(minutes=2):
                 raise
-            log.info("window too heavy, splitting", entity=entity, start=format_utc(window.start))
+            log.info(
+                "window too heavy, splitting", entity=spec.name, start=format_utc(window.start)
+            )
             first, second = window.split()
-            return (await self._window(entity, field, first, run, extra)) + (
-                await self._window(entity, field, second, run, extra)
+            return (await self._window(spec, field, first, run, extra)) + (
+                await self._window(spec, field, second, run, extra)
             )
         return total
+
+    async def _ingest_page(self, spec: EntitySpec, page: Page[Any], run: Run | None) -> Counts:
+        counts = await self.ingest(spec.name, page, run)
+        if self.progress:
+            self.progress(spec.name, counts.fetched, 0)
+        return counts
 
     # -- first load ------------------------------------------------------------------------
 
@@ -238,24 +231,22 @@ class SyncEngine:
         """First load of one entity by ``CreatedUtc`` windows, resumable window by window.
         ``restart`` loads again from scratch: the checkpoint's finished mark and windows done are
         cleared first, so an interrupted restart resumes like any interrupted first load."""
+        spec = spec_of(entity)
         scope = await self.scope()
-        scope_id = scope.scope_id(entity)
+        scope_id = scope.scope_id(spec)
         where = {"p_scope_id": scope_id, "p_entity": entity, "p_phase": "backfill"}
         if restart:
             await self.store.call("checkpoint_reset", **where)
         checkpoint = await self.store.call("checkpoint_get", **where)
         if checkpoint["high_water_utc"]:
             return Counts()  # finished earlier
-        if entity == "identity_documents":
-            return await self._sweep_documents(run)
-        if entity == "resources":
+        if spec.sweep is not None:
+            return await self._sweep(spec, run)
+        if spec.first_load is None:  # one read of everything
             total = Counts()
-            async for page in self._pages(entity, scope):
-                counts = await self.ingest(entity, page, run)
-                total += counts
-                if self.progress:
-                    self.progress(entity, counts.fetched, 0)
-            await self._finish_backfill(scope_id, entity, scope.now_utc)
+            async for page in self._pages(spec, scope):
+                total += await self._ingest_page(spec, page, run)
+            await self._finish_backfill(scope_id, spec, scope.now_utc)
             return total
         end = scope.now_utc - self.lag
         state = checkpoint.get("state") or {}
@@ -278,14 +269,14 @@ class SyncEngine:
             for w in plan_windows(scope.oldest_utc, end, newest_first=True)
             if format_utc(w.start) not in done
         ]
-        field = "updated_utc" if entity == "addresses" else "created_utc"
+        field = spec.first_load
         gate = asyncio.Semaphore(self.concurrency)
         total = Counts()
 
         async def one(window: Window) -> None:
             nonlocal total
             async with gate:
-                counts = await self._window(entity, field, window, run)
+                counts = await self._window(spec, field, window, run)
                 await self.store.call(
                     "checkpoint_window_done",
                     p_scope_id=scope_id,
@@ -298,19 +289,18 @@ class SyncEngine:
                     self.progress(entity, 0, 1)
 
         await _gather_all(one(w) for w in windows)
-        await self._finish_backfill(scope_id, entity, end)
+        await self._finish_backfill(scope_id, spec, end)
         return total
 
-    async def _finish_backfill(self, scope_id: str, entity: str, end: datetime) -> None:
+    async def _finish_backfill(self, scope_id: str, spec: EntitySpec, end: datetime) -> None:
         # the next job plans with statistics of what was loaded, not with none (autovacuum may be
         # off, or not have run yet): analyzed when the load wrote a large share of the table;
         # before the finished mark, so that a failure here is retried by the next run
-        table = UPSERT_FUNCTIONS[entity].removeprefix("upsert_")
-        await self.store.call("analyze_tables", p_tables={table: None})
+        await self.store.call("analyze_tables", p_tables={spec.table: None})
         await self.store.call(
             "checkpoint_save",
             p_scope_id=scope_id,
-            p_entity=entity,
+            p_entity=spec.name,
             p_phase="backfill",
             p_high_water_utc=end.isoformat(),
         )
@@ -318,7 +308,7 @@ class SyncEngine:
         await self.store.call(
             "checkpoint_save",
             p_scope_id=scope_id,
-            p_entity=entity,
+            p_entity=spec.name,
             p_phase="poll",
             p_high_water_utc=end.isoformat(),
         )
@@ -330,11 +320,13 @@ class SyncEngine:
 
     async def poll(self, entity: str, run: Run | None = None, *, phase: str = "poll") -> Counts:
         """One incremental pass: ``UpdatedUtc`` windows from the high-water mark (minus the
-        overlap) to Mews' now (minus the lag). What it writes, webhooks missed."""
+        overlap) to Mews' now (minus the lag), and the spec's further windows (deletions). What
+        it writes, webhooks missed."""
+        spec = spec_of(entity)
         scope = await self.scope()
-        if entity == "identity_documents":
-            return Counts()  # no time filter: refreshed with their customers, and swept
-        scope_id = scope.scope_id(entity)
+        if spec.read is None:
+            return Counts()  # no time filter: refreshed with their owners, and swept
+        scope_id = scope.scope_id(spec)
         checkpoint = await self.store.call(
             "checkpoint_get", p_scope_id=scope_id, p_entity=entity, p_phase=phase
         )
@@ -342,11 +334,9 @@ class SyncEngine:
         start = datetime.fromisoformat(high_water) if high_water else scope.oldest_utc
         total = Counts()
         for window in poll_windows(start, scope.now_utc, overlap=self.overlap, lag=self.lag):
-            total += await self._window(entity, "updated_utc", window, run)
-            if entity == "customers":
-                total += await self._window(
-                    entity, "deleted_utc", window, run, {"activity_states": ["Deleted"]}
-                )
+            total += await self._window(spec, CHANGED, window, run)
+            for also in spec.poll_also:
+                total += await self._window(spec, also.field, window, run, dict(also.filters))
             await self.store.call(
                 "checkpoint_save",
                 p_scope_id=scope_id,
@@ -361,67 +351,69 @@ class SyncEngine:
     # -- by id (webhooks, WebSocket, push) ------------------------------------------------
 
     async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Counts:
-        """Fetch records by id, in batches of the documented maximum, and upsert them."""
+        """Fetch records by id, in batches of the documented maximum, and upsert them; with
+        them, the records swept by their ids (a customer's identity documents)."""
+        spec = spec_of(entity)
+        if spec.by_id is None:
+            raise ValueError(f"cannot refresh {entity} by id")
+        by_id = spec.by_id
         scope = await self.scope()
         total = Counts()
-        for batch in _batches(sorted(set(ids)), 1000):
-            if entity == "customers":
-                # a portfolio token (an engine with a named enterprise) must name the chain
-                chains = [scope.chain_id] if self.enterprise_id else None
-                pages: AsyncIterator[Page[Any]] = self.client.customers(
-                    customer_ids=batch, chain_ids=chains
-                )
-            elif entity == "reservations":
-                pages = self.client.reservations(
-                    reservation_ids=batch, enterprise_ids=[scope.enterprise_id]
-                )
-            elif entity == "resources":
-                pages = self.client.resources(
-                    resource_ids=batch, enterprise_ids=[scope.enterprise_id]
-                )
-            else:
-                raise ValueError(f"cannot refresh {entity} by id")
+        for batch in _batches(sorted(set(ids)), by_id.batch):
+            pages = by_id.read(self.client)(**{by_id.ids: batch}, **self._named_scope(spec, scope))
             async for page in pages:
                 total += await self.ingest(entity, page, run)
-            if entity == "customers":
-                total += await self.refresh_documents(batch, run)
+            for follower in followers(entity):
+                total += await self.refresh_owned(follower.name, batch, run)
         return total
 
-    async def refresh_documents(
+    def _named_scope(self, spec: EntitySpec, scope: Scope) -> dict[str, list[str] | None]:
+        """The scope filter of a read by id: the enterprise's always; the chain's only for a
+        portfolio token (an engine with a named enterprise), which must name it."""
+        if spec.scope == "enterprise":
+            return {"enterprise_ids": [scope.enterprise_id]}
+        return {"chain_ids": [scope.chain_id] if self.enterprise_id else None}
+
+    async def refresh_owned(
         self,
-        customer_ids: list[str],
+        entity: str,
+        owner_ids: list[str],
         run: Run | None = None,
         *,
         gate: asyncio.Semaphore | None = None,
     ) -> Counts:
-        """Identity documents have no time filter: re-read them per customer, ≤ 100 a call. The
-        calls run side by side, twice as many as the windows of a first load (or as many as
-        ``gate`` lets through); the client's rate limiter keeps them inside the token's budget,
-        so they are bound by Mews, not by waiting for one another."""
-        scope = await self.scope()
-        # a portfolio token (an engine with a named enterprise) must name the chain
-        chains = [scope.chain_id] if self.enterprise_id else None
+        """An entity without a time filter (identity documents), re-read by the ids of its
+        owners (customers), as many a call as documented. The calls run side by side, twice as
+        many as the windows of a first load (or as many as ``gate`` lets through); the
+        client's rate limiter keeps them inside the token's budget, so they are bound by Mews,
+        not by waiting for one another."""
+        spec = spec_of(entity)
+        if spec.sweep is None:
+            raise ValueError(f"{entity} is not read by the ids of its owners")
+        read = spec.sweep.read
+        named = self._named_scope(spec, await self.scope())
         gate = gate or asyncio.Semaphore(self.concurrency * 2)
         total = Counts()
 
         async def one(batch: list[str]) -> None:
             nonlocal total
             async with gate:
-                async for page in self.client.identity_documents(batch, chain_ids=chains):
-                    counts = await self.ingest("identity_documents", page, run)
-                    total += counts
-                    if self.progress:
-                        self.progress("identity_documents", counts.fetched, 0)
+                async for page in read.read(self.client)(**{read.ids: batch}, **named):
+                    total += await self._ingest_page(spec, page, run)
 
-        await _gather_all(one(batch) for batch in _batches(customer_ids, 100))
+        await _gather_all(one(batch) for batch in _batches(owner_ids, read.batch))
         return total
 
-    async def _sweep_documents(self, run: Run | None) -> Counts:
-        """The documents of every mirrored guest (inactive ones too), by ids read from the
+    async def _sweep(self, spec: EntitySpec, run: Run | None) -> Counts:
+        """The records of every mirrored owner (inactive ones too), by owner ids read from the
         database 1000 at a time: the calls of several pages of ids side by side under one gate
-        (:meth:`refresh_documents`), the next ids read while they run; only a few pages of ids
-        are held at once, however many guests there are."""
+        (:meth:`refresh_owned`), the next ids read while they run; only a few pages of ids
+        are held at once, however many owners there are."""
+        if spec.sweep is None:
+            raise ValueError(f"{spec.name} is not swept")
+        owner_ids = spec.sweep.owner_ids
         scope = await self.scope()
+        scope_id = scope.scope_id(spec)
         gate = asyncio.Semaphore(self.concurrency * 2)
         ahead = self.concurrency * 2 // 10 + 2  # pages of ids in flight: enough to fill the gate
         total = Counts()
@@ -430,11 +422,11 @@ class SyncEngine:
         try:
             while True:
                 ids = await self.store.call(
-                    "guest_ids_page", p_chain_id=scope.chain_id, p_after=after, p_limit=1000
+                    owner_ids, p_chain_id=scope_id, p_after=after, p_limit=1000
                 )
                 if not ids:
                     break
-                running.add(asyncio.create_task(self.refresh_documents(ids, run, gate=gate)))
+                running.add(asyncio.create_task(self.refresh_owned(spec.name, ids, run, gate=gate)))
                 after = ids[-1]
                 while len(running) >= ahead:
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
@@ -447,20 +439,22 @@ class SyncEngine:
             if isinstance(result, BaseException):
                 raise result
             total += result
-        await self._finish_backfill(scope.chain_id, "identity_documents", scope.now_utc)
+        await self._finish_backfill(scope_id, spec, scope.now_utc)
         return total
 
     # -- reconcile -------------------------------------------------------------------------
 
     async def reconcile(self, entity: str, run: Run | None = None) -> Counts:
         """Compare everything, window by window (``UpdatedUtc`` over the whole history): what
-        it writes is drift that webhooks and polls missed."""
+        it writes is drift that webhooks and polls missed. An entity without a time filter is
+        swept."""
+        spec = spec_of(entity)
         scope = await self.scope()
         total = Counts()
-        if entity == "identity_documents":
-            return await self._sweep_documents(run)
+        if spec.sweep is not None:
+            return await self._sweep(spec, run)
         for window in plan_windows(scope.oldest_utc, scope.now_utc - self.lag):
-            total += await self._window(entity, "updated_utc", window, run)
+            total += await self._window(spec, CHANGED, window, run)
         if run is not None:
             run.count(**{f"{entity}_corrected": total.written})
         return total

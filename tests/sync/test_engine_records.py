@@ -7,54 +7,29 @@ inside the token's budget; a first load leaves the statistics of what it wrote c
 from __future__ import annotations
 
 import copy
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import httpx
 import orjson
 import psycopg
 import pytest
-from pydantic import BaseModel
 
 from shared.db.store import Store
 from shared.mews.client import MewsClient, Page, RetryPolicy, parse_records
-from shared.mews.models import Address, Company, Customer, IdentityDocument, Reservation, Resource
+from shared.mews.models import Customer
 from shared.mews.ratelimit import PostgresRateLimiter
 from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
-from shared.sync import mapping
-from shared.sync.engine import ENTITIES, Scope, SyncEngine
+from shared.sync import entities
+from shared.sync.engine import ENTITIES, SyncEngine
 from shared.sync.runs import recorded_run
 
 pytestmark = pytest.mark.anyio
 
-Mapper = Callable[[Any, dict[str, Any], Scope], dict[str, Any] | None]
-
-# entity → (table, collection of the simulator, model, the rows API's mapping)
-MIRRORS: dict[str, tuple[str, str, type[BaseModel], Mapper]] = {
-    "customers": ("guests", "customers", Customer, lambda i, r, s: mapping.guest_row(i, r)),
-    "addresses": (
-        "guest_addresses",
-        "addresses",
-        Address,
-        lambda i, r, s: mapping.address_row(i, r, s.chain_id),
-    ),
-    "companies": ("vendors", "companies", Company, lambda i, r, s: mapping.vendor_row(i, r)),
-    "reservations": (
-        "reservations",
-        "reservations",
-        Reservation,
-        lambda i, r, s: mapping.reservation_row(i, r, s.enterprise_id),
-    ),
-    "resources": ("resources", "resources", Resource, lambda i, r, s: mapping.resource_row(i, r)),
-    "identity_documents": (
-        "guest_identity_documents",
-        "documents",
-        IdentityDocument,
-        lambda i, r, s: mapping.document_row(i, r, s.chain_id),
-    ),
-}
+# the simulator's collection of an entity, where its name differs
+COLLECTIONS = {"identity_documents": "documents"}
 
 
 def edge_cases(entity: str, records: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -113,18 +88,18 @@ def clear(database_url: str, table: str) -> None:
 async def test_the_database_derives_the_columns_the_python_mapping_does(
     entity: str, engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
 ) -> None:
-    table, collection, model, mapper = MIRRORS[entity]
+    spec = entities.entity(entity)
+    table, collection = spec.table, COLLECTIONS.get(entity, entity)
     scope = await engine.scope()
     records = edge_cases(entity, list(getattr(simulator.data, collection).values())[:1000])
-    items, raws, rejected = parse_records(model, records)
+    items, raws, rejected = parse_records(spec.model, records)
     assert rejected == []
-    rows = [row for i, r in zip(items, raws, strict=True) if (row := mapper(i, r, scope))]
+    scope_id = scope.scope_id(spec)
+    rows = [row for i, r in zip(items, raws, strict=True) if (row := spec.mapper(i, r, scope_id))]
     await store.call(f"upsert_{table}", p_rows=rows)
     by_rows = mirrored(database_url, table)
     clear(database_url, table)
-    result = await store.call(
-        f"upsert_{table}", p_scope_id=scope.scope_id(entity), p_records=records
-    )
+    result = await store.call(spec.upsert_function, p_scope_id=scope_id, p_records=records)
     assert result["inserted"] == len(rows) == len(by_rows)
     assert mirrored(database_url, table) == by_rows
 

@@ -1,0 +1,119 @@
+"""The entity specs: each entity declared once, each spec backed by a migrated table and upsert,
+and an unknown entity name an error wherever the engine is given one."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.mews.client import Page
+from shared.mews.models import Customer
+from shared.sync import entities
+from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.entities import EntitySpec, UnknownEntityError, entity
+
+pytestmark = pytest.mark.anyio
+
+
+def test_every_entity_is_declared_once_under_its_own_name() -> None:
+    """The registry's keys are its specs' names, each table written by one entity."""
+    assert [spec.name for spec in entities.SPECS.values()] == list(ENTITIES)
+    tables = [spec.table for spec in entities.SPECS.values()]
+    assert len(tables) == len(set(tables))
+
+
+def test_an_unknown_name_is_an_error_naming_the_entities() -> None:
+    """``entity`` and ``entities`` refuse a name that is not an entity, and say which are."""
+    with pytest.raises(UnknownEntityError, match=r"'guests'.*customers"):
+        entity("guests")
+    with pytest.raises(UnknownEntityError):
+        entities.entities(["customers", "bookings"])
+    assert entities.entities(["resources", "customers"]) == ("resources", "customers")
+    assert entities.entities() == ENTITIES
+
+
+def test_an_entity_is_read_by_a_time_filter_or_swept_never_both() -> None:
+    """A spec without a read by filter and without a sweep (or with both) is refused."""
+    with pytest.raises(ValueError, match="one of the two"):
+        EntitySpec("things", "things", Customer, lambda i, r, s: None, "chain")
+    with pytest.raises(ValueError, match="needs a read by filter"):
+        EntitySpec(
+            "things",
+            "things",
+            Customer,
+            lambda i, r, s: None,
+            "chain",
+            sweep=entity("identity_documents").sweep,
+            first_load="created_utc",
+        )
+
+
+def test_identity_documents_follow_customers_and_customers_are_pushed() -> None:
+    """What has no time filter is refreshed with its owners; one entity is pushed back."""
+    assert [s.name for s in entities.followers("customers")] == ["identity_documents"]
+    assert entities.followers("reservations") == ()
+    assert entities.pushed().name == "customers"
+    assert {s.name for s in entities.SPECS.values() if s.on_websocket} == {
+        "reservations",
+        "resources",
+    }
+
+
+def test_every_spec_has_its_table_and_upserts_in_a_migrated_database(database_url: str) -> None:
+    """Each spec's table exists with RLS on, with its upsert of records (the engine's) and of
+    rows (the rows API's, what the spec's mapper produces); a sweep's owner ids are paged by a
+    function that exists."""
+    with psycopg.connect(database_url) as conn:
+
+        def signatures(fn: str) -> set[str]:
+            rows = conn.execute(
+                "select pg_get_function_identity_arguments(oid) from pg_proc"
+                " where pronamespace = 'public'::regnamespace and proname = %s",
+                (fn,),
+            ).fetchall()
+            return {args for (args,) in rows}
+
+        for spec in entities.SPECS.values():
+            (rls,) = conn.execute(
+                "select relrowsecurity from pg_class where oid = %s::regclass",
+                (f"public.{spec.table}",),
+            ).fetchone() or (None,)
+            assert rls is True, spec.table
+            assert signatures(spec.upsert_function) == {
+                "p_rows jsonb",
+                "p_scope_id uuid, p_records jsonb",
+            }, spec.name
+            if spec.sweep is not None:
+                assert signatures(spec.sweep.owner_ids), spec.sweep.owner_ids
+
+
+EngineCall = Callable[[SyncEngine], Awaitable[Any]]
+CALLS: dict[str, EngineCall] = {
+    "backfill": lambda e: e.backfill("bookings"),
+    "poll": lambda e: e.poll("bookings"),
+    "reconcile": lambda e: e.reconcile("bookings"),
+    "refresh": lambda e: e.refresh("bookings", ["x"]),
+    "refresh_owned": lambda e: e.refresh_owned("bookings", ["x"]),
+    "ingest": lambda e: e.ingest("bookings", Page(Customer, [], None), None),
+}
+
+
+class Unreachable:
+    """A client or store the engine must not touch before it knows the entity."""
+
+    def __getattr__(self, name: str) -> Any:
+        raise AssertionError(f"touched {name} for an unknown entity")
+
+
+@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
+async def test_the_engine_refuses_an_unknown_entity_before_asking_anyone(
+    call: EngineCall,
+) -> None:
+    """Every engine method naming an entity raises UnknownEntityError for an unknown one,
+    without a request to Mews or a call to the database."""
+    engine = SyncEngine(Unreachable(), Unreachable())  # type: ignore[arg-type]
+    with pytest.raises(UnknownEntityError):
+        await call(engine)
