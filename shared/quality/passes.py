@@ -3,7 +3,9 @@
 A full pass (a rule set enabled, enrichment settings changed, the first scoring) is split by
 the database into lanes of about ``guests_per_call`` guests; each call of
 ``quality_rescore_pass`` scores one lane that no other caller holds, so ``workers`` loops share
-the work, and a pass interrupted anywhere resumes where it stood. A dry run pages the same way,
+the work, and a pass interrupted anywhere resumes where it stood. The call that starts a pass
+only lays out its lanes (it holds the enterprise's state until it commits), so every lane is
+scored side by side. A dry run pages the same way,
 carrying its running totals. The same calls serve a frontend (a loop in JavaScript) and the
 service, over either transport.
 """
@@ -81,7 +83,7 @@ async def full_pass(
         while not result.done and not (await step())["busy"]:
             pass
 
-    await step()  # alone: it starts the pass (or finds none due)
+    await step()  # alone: it starts the pass, scoring nothing (or finds none due)
     while not result.done:
         await asyncio.gather(*(worker() for _ in range(max(1, workers))))
         if not result.done:
