@@ -5,7 +5,8 @@ suggestions, which are then updated around them, a batch at a time.
 Only the guests synced since the previous refresh are read (``quality_facts_changed`` pages
 through them by an index), and the guests with a staff edit still to push. After a bulk change
 (more than a fifth of the guests: a first load), duplicates are rebuilt instead, in parts that
-each fit a call.
+each fit a call. What the refresh wrote is analyzed when it was a large share (a first load's
+facts), before the duplicates and the full pass read it.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from typing import Any
 
 from shared.db.store import Store
 from shared.quality import normalize
+from shared.quality.statistics import analyze_tables
 
 BATCH = 1000
 # updating the suggestions around each changed guest costs about five times what rebuilding
@@ -33,6 +35,7 @@ class Refresh:
     changed: int = 0
     pairs: int = 0
     bulk: bool = False
+    analyzed: int = 0
 
     def add(self, put: dict[str, Any]) -> None:
         self.facts += int(put["facts"])
@@ -88,13 +91,29 @@ async def refresh_chain(
         )
     while edited := await store.call("quality_facts_edited", p_chain_id=chain_id, p_limit=batch):
         await put(store, chain_id, edited, refresh)
+    # what the puts wrote, before the duplicates (and a full pass) read it
+    refresh.analyzed += len(await analyze_tables(store, written_by_puts(refresh)))
     refresh.bulk = is_bulk(refresh.facts, guests)
     if refresh.bulk:  # what was queued, the rebuild covers
         await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
         refresh.pairs = await rebuild_duplicates(store, chain_id, guests=guests, workers=workers)
     else:
         refresh.pairs = await refresh_duplicates(store, chain_id)
+    if refresh.bulk or refresh.pairs:
+        written = {"guest_duplicates": refresh.pairs or None}
+        refresh.analyzed += len(await analyze_tables(store, written))
     return refresh
+
+
+def written_by_puts(refresh: Refresh) -> dict[str, int]:
+    """Rows the puts wrote, per table (an enrichment row or so per guest); none: nothing."""
+    if not refresh.facts:
+        return {}
+    return {
+        "guest_facts": refresh.facts,
+        "guest_enrichments": refresh.facts,
+        "guest_scores": refresh.changed,
+    }
 
 
 async def refresh_duplicates(store: Store, chain_id: str, *, batch: int = 5000) -> int:

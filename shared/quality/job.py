@@ -5,8 +5,9 @@ First the statistics of what scoring reads (when a load left them stale); per ch
 the guests that changed (which rescores them and updates their duplicate suggestions). Per
 enterprise: a full pass when what a score means changed (first scoring, a rule set enabled,
 enrichment settings), the guests whose score the calendar changes today, enriched values to
-push, the day's snapshot (not again while no score changed). Last, the statistics of what the
-run wrote, when it wrote a large share.
+push, the day's snapshot (not again while no score changed). Each bulk write is analyzed where
+it is made (the facts refresh, the duplicates, the call that finishes a full pass); last, the
+statistics of what the run wrote otherwise, when it wrote a large share.
 """
 
 from __future__ import annotations
@@ -50,17 +51,12 @@ async def score_profiles(store: Store, run: Run, *, parts: int = 2) -> None:
             duplicate_pairs=refresh.pairs,
             scored=refresh.scored,
             scores_changed=refresh.changed,
-        )
-        written.update(
-            guest_facts=refresh.facts,
-            guest_enrichments=refresh.facts,
-            guest_duplicates=refresh.pairs,
-            guest_scores=refresh.changed,
+            tables_analyzed=refresh.analyzed,  # what it wrote, before the duplicates read it
         )
     for enterprise in enterprises:
-        changed = await score_enterprise(store, run, enterprise, parts=parts)
-        written.update(guest_scores=changed)
-    # what this run wrote, and what others wrote to these tables (a pass a frontend drove)
+        written.update(guest_scores=await score_enterprise(store, run, enterprise, parts=parts))
+    # what this run wrote and no call analyzed yet, and what others wrote to these tables (the
+    # statistics collector's count: a pass a frontend drove, a sync)
     outputs = {table: written.get(table) or None for table in SCORING_OUTPUTS}
     run.count(tables_analyzed=len(await analyze_tables(store, outputs)))
 
@@ -68,7 +64,8 @@ async def score_profiles(store: Store, run: Run, *, parts: int = 2) -> None:
 async def score_enterprise(
     store: Store, run: Run, enterprise: dict[str, Any], *, parts: int
 ) -> int:
-    """The full pass (when due), today's calendar changes, pushes, snapshot; scores written."""
+    """The full pass (when due), today's calendar changes, pushes, snapshot; scores written and
+    not analyzed yet (the call that finishes a pass analyzes what the pass wrote)."""
     rescored = await full_pass(store, enterprise["id"], workers=parts)
     due = await rescore_due(store, enterprise["id"])
     queued = await queue_pushes(store, enterprise["id"])
@@ -87,7 +84,7 @@ async def score_enterprise(
         due_today=due.scored,
         changed=rescored.changed + due.changed,
     )
-    return rescored.changed + due.changed
+    return due.changed
 
 
 async def queue_pushes(store: Store, enterprise_id: str, *, batch: int = 5000) -> int:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -145,3 +146,28 @@ async def test_each_enterprise_is_scored_once_its_chain_has_guests(
     assert conn.execute(
         "select count(*) from public.guest_scores where chain_id <> %s", (CHAIN_ID,)
     ).fetchone() == (0,)
+
+
+def last_analyzed(conn: psycopg.Connection, table: str) -> Any:
+    row = conn.execute(
+        "select last_analyze from pg_stat_user_tables where relid = %s::regclass",
+        (f"public.{table}",),
+    ).fetchone()
+    assert row is not None
+    assert row[0] is not None, table
+    return row[0]
+
+
+async def test_facts_of_a_first_load_are_analyzed_before_the_duplicates_read_them(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    conn.execute("delete from public.guest_facts")  # a first load: no facts yet
+    counts = await job(store)
+    assert (counts["facts_refreshed"], counts["scored"]) == (GUESTS, GUESTS)
+    for table in ("guest_facts", "guest_enrichments", "guest_duplicates", "guest_scores"):
+        planner, actual, analyzed = estimated(conn, table)
+        assert analyzed, table
+        assert planner == actual, table
+    # the facts as soon as they were written: the rebuild of duplicates and the pass read them
+    assert last_analyzed(conn, "guest_facts") < last_analyzed(conn, "guest_duplicates")
+    assert last_analyzed(conn, "guest_facts") < last_analyzed(conn, "guest_scores")
