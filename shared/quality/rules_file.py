@@ -279,7 +279,17 @@ def _represent_flow(dumper: yaml.SafeDumper, data: _Flow) -> yaml.Node:
     return dumper.represent_mapping("tag:yaml.org,2002:map", data.items(), flow_style=True)
 
 
+# line breaks YAML knows beyond \n and \r: a plain or single-quoted text would fold them away
+_UNICODE_BREAKS = ("\x85", "\u2028", "\u2029")
+
+
+def _represent_text(dumper: yaml.SafeDumper, data: str) -> yaml.Node:
+    style = '"' if any(c in data for c in _UNICODE_BREAKS) else None  # escaped: \N, \L, \P
+    return dumper.represent_scalar("tag:yaml.org,2002:str", data, style=style)
+
+
 _Dumper.add_representer(_Flow, _represent_flow)
+_Dumper.add_representer(str, _represent_text)
 
 
 def dump(rules_file: RulesFile, *, header: list[str] | None = None) -> str:
