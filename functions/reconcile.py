@@ -12,7 +12,7 @@ import functions_framework
 
 from functions._job import run_connections_job
 from shared.connections import jobs
-from shared.sync.engine import ENTITIES
+from shared.sync.entities import UnknownEntityError, entities
 
 DAILY = 20 * 3600  # a connection compared less than 20 h ago is not due
 
@@ -20,10 +20,8 @@ DAILY = 20 * 3600  # a connection compared less than 20 h ago is not due
 @functions_framework.http
 def reconcile(request: flask.Request) -> tuple[dict[str, Any], int]:
     only = request.args.get("entity")
-    if only is not None and only not in ENTITIES:
-        return {
-            "status": "failed",
-            "error": f"unknown entity {only!r}: one of {', '.join(ENTITIES)}",
-        }, 400
-    entities = [e for e in ENTITIES if only in (None, e)]
-    return run_connections_job("reconcile", jobs.reconcile(entities), every_seconds=DAILY)
+    try:
+        chosen = entities(None if only is None else [only])
+    except UnknownEntityError as exc:
+        return {"status": "failed", "error": str(exc)}, 400
+    return run_connections_job("reconcile", jobs.reconcile(chosen), every_seconds=DAILY)

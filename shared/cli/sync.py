@@ -28,7 +28,9 @@ from shared.sync.connect import (
     connected_client,
     connected_engine,
 )
-from shared.sync.engine import ENTITIES, Counts, SyncEngine
+from shared.sync.engine import Counts, SyncEngine
+from shared.sync.entities import ENTITIES, UnknownEntityError, entity
+from shared.sync.entities import entities as checked
 from shared.sync.liveness import live_run, unit
 
 app = typer.Typer(no_args_is_help=True)
@@ -55,10 +57,10 @@ async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[S
 
 
 def _entities(chosen: list[str] | None) -> list[str]:
-    unknown = set(chosen or []) - set(ENTITIES)
-    if unknown:
-        raise typer.BadParameter(f"unknown entity: {', '.join(sorted(unknown))}")
-    return list(chosen or ENTITIES)
+    try:
+        return list(checked(chosen or None))
+    except UnknownEntityError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--entity") from None
 
 
 async def run_backfill(
@@ -151,26 +153,22 @@ async def _backfill_enterprise(
         )
 
     engine.progress = on_progress
-    for entity in entities:
-        started[entity] = time.monotonic()
-        total = (
-            engine.planned_windows(scope)
-            if entity not in ("resources", "identity_documents")
-            else 1
-        )
-        label = entity  # the environment's one property needs no name; the others do
+    for name in entities:
+        started[name] = time.monotonic()
+        total = engine.planned_windows(scope) if entity(name).windowed else 1
+        label = name  # the environment's one property needs no name; the others do
         if connection.source != "environment" or connection.is_portfolio:
-            label = f"{entity} · {(connection.name or connection.id)[:16]}"
-        tasks[entity] = progress.add_task(entity, total=total, label=label, rows=0, rate=0.0)
+            label = f"{name} · {(connection.name or connection.id)[:16]}"
+        tasks[name] = progress.add_task(name, total=total, label=label, rows=0, rate=0.0)
         async with (
             live_run(store, "backfill", connection_id=connection.id) as run,
-            unit(store, run, f"backfill:{scope.scope_id(entity)}:{entity}") as mine,
+            unit(store, run, f"backfill:{scope.scope_id(name)}:{name}") as mine,
         ):
-            counts = await engine.backfill(entity, run, restart=restart) if mine else Counts()
+            counts = await engine.backfill(name, run, restart=restart) if mine else Counts()
             if not mine:
-                console.print(f"{entity}: another backfill is loading it; skipped")
-        progress.update(tasks[entity], completed=total)
-        summary[entity] = summary.get(entity, Counts()) + counts
+                console.print(f"{name}: another backfill is loading it; skipped")
+        progress.update(tasks[name], completed=total)
+        summary[name] = summary.get(name, Counts()) + counts
 
 
 ConnectionOption = Annotated[

@@ -7,7 +7,9 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 
 from shared.connections.fleet import ConnectionPass, ConnectionWork
 from shared.db.store import Store
-from shared.sync.engine import ENTITIES, Counts, SyncEngine
+from shared.sync.engine import Counts, SyncEngine
+from shared.sync.entities import entities as checked
+from shared.sync.entities import entity
 from shared.sync.events import Route
 from shared.sync.events import process_events as drain
 from shared.sync.liveness import engine_units, unit
@@ -15,15 +17,14 @@ from shared.sync.push import push_changes
 from shared.sync.runs import Run
 
 EntityAction = Callable[[str, Run], Awaitable[object]]
-CHAIN_ENTITIES = ("customers", "addresses", "companies", "identity_documents")
 
 
 def _each_entity(
-    kind: str, entities: Iterable[str], action: Callable[[SyncEngine], EntityAction]
+    kind: str, entities: Iterable[str] | None, action: Callable[[SyncEngine], EntityAction]
 ) -> ConnectionWork:
     """``action(engine)(entity, run)`` for each entity of each enterprise the connection
     covers, one worker per unit ``kind:scope:entity`` (a chain's entities once)."""
-    chosen = tuple(entities)
+    chosen = checked(entities)
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
@@ -32,11 +33,12 @@ def _each_entity(
     return work
 
 
-def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+def poll(entities: Iterable[str] | None = None) -> ConnectionWork:
     """One incremental pass of each entity; an entity never loaded (a property just
     connected) gets its first load instead: concurrent windows, resumable, so that a pass cut
-    short by the time budget is carried on by the next."""
-    chosen = tuple(entities)
+    short by the time budget is carried on by the next. Every entity without ``entities``;
+    an unknown one is an error."""
+    chosen = checked(entities)
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
@@ -48,22 +50,22 @@ def poll(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
     return work
 
 
-async def _loaded(engine: SyncEngine, entity: str) -> bool:
+async def _loaded(engine: SyncEngine, name: str) -> bool:
     """Whether the entity's first load finished (polling takes over where it ended)."""
     scope = await engine.scope()
     checkpoint = await engine.store.call(
-        "checkpoint_get", p_scope_id=scope.scope_id(entity), p_entity=entity, p_phase="poll"
+        "checkpoint_get", p_scope_id=scope.scope_id(name), p_entity=name, p_phase="poll"
     )
     return checkpoint["high_water_utc"] is not None
 
 
-def backfill(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+def backfill(entities: Iterable[str] | None = None) -> ConnectionWork:
     """The first load of each entity (resumable window by window: a pass cut short by its
     time budget is carried on by the next)."""
     return _each_entity("backfill", entities, lambda engine: engine.backfill)
 
 
-def reconcile(entities: Iterable[str] = ENTITIES) -> ConnectionWork:
+def reconcile(entities: Iterable[str] | None = None) -> ConnectionWork:
     """The full compare of each entity."""
     return _each_entity("reconcile", entities, lambda engine: engine.reconcile)
 
@@ -106,14 +108,14 @@ class AcrossEnterprises:
     def __init__(self, engines: Sequence[SyncEngine]) -> None:
         self.engines = list(engines)
 
-    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Counts:
+    async def refresh(self, name: str, ids: list[str], run: Run | None = None) -> Counts:
         total = Counts()
         chains: set[str] = set()
         for engine in self.engines:
             scope = await engine.scope()
-            if entity in CHAIN_ENTITIES:
+            if entity(name).scope == "chain":
                 if scope.chain_id in chains:
                     continue
                 chains.add(scope.chain_id)
-            total += await engine.refresh(entity, ids, run)
+            total += await engine.refresh(name, ids, run)
         return total

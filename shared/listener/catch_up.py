@@ -3,7 +3,8 @@ read back by polling from where its polls stand (CONNECTOR-API.md §10).
 
 One recorded run (``listener_catch_up``) per catch-up of a connection; inside it, each
 enterprise the token covers (a portfolio token covers several; none known yet: the token's own
-enterprise) polls reservations and resources, with the connection's token and request budget.
+enterprise) polls the entities Mews sends over the WebSocket (their specs say so: reservations
+and resources), with the connection's token and request budget.
 An entity not loaded yet is left to the first load. One enterprise failing does not stop the
 others; the catch-up then fails as a whole, naming them (the scheduled poll covers the gap).
 """
@@ -18,12 +19,13 @@ from shared.logs import get_logger
 from shared.settings import Settings
 from shared.sync.connect import connected_engine
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.liveness import live_run
 from shared.sync.runs import Run
 
 log = get_logger(__name__)
 
-ENTITIES = ("reservations", "resources")  # what Mews sends over the WebSocket
+ENTITIES = tuple(s.name for s in SPECS.values() if s.on_websocket)  # what the WebSocket sends
 
 
 class CatchUpError(Exception):

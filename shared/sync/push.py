@@ -29,12 +29,15 @@ from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsBadRequestError, MewsBusinessRuleError, MewsConflictError
 from shared.mews.models import Customer
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import pushed
 from shared.sync.merge import FieldConflict, MergeResult, merge
 from shared.sync.runs import Run
 
 log = get_logger(__name__)
 
-# local column (= Customer attribute) → (customers/update name, accounts/update name)
+# local column (= Customer attribute) → (customers/update name, accounts/update name); the
+# column grant to staff and the array of the trigger recording their edits are the same list
+# (tests/sync/test_editable_columns.py holds the three together)
 FIELDS: dict[str, tuple[str, str]] = {
     "first_name": ("FirstName", "FirstName"),
     "last_name": ("LastName", "LastName"),
@@ -304,7 +307,7 @@ async def push_batch(
     mirrored = [g for g in to_mews if (o := outcomes.get(g["mews_id"])) and o.to_mirror]
     for chain_id, ids in _ids_by_chain(mirrored).items():
         for page in (await read_customers(engine.client, chain_id, ids))[1]:
-            await engine.ingest("customers", page, run)
+            await engine.ingest(pushed().name, page, run)
     ended = [g for g in guests if g["mews_id"] in outcomes]
     recorded = await asyncio.gather(
         *(_record(store, run, g, outcomes[g["mews_id"]]) for g in ended), return_exceptions=True

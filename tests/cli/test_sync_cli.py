@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import psycopg
+import pytest
 from typer.testing import CliRunner
 
 from shared.cli import app
@@ -30,3 +33,16 @@ def test_backfill_then_poll_from_the_command_line(database_url: str) -> None:
         assert '"customers_updated": 3' in changed.output
     with psycopg.connect(database_url) as conn:
         assert conn.execute("select count(*) from public.guests").fetchone() == (250,)
+
+
+@pytest.mark.parametrize("command", ["backfill", "poll", "reconcile"])
+def test_an_unknown_entity_is_a_usage_error_before_anything_runs(
+    command: str, guesthub_home: Path
+) -> None:
+    """`--entity` names the entities it takes; an unknown one exits 2 without opening a
+    database (not even the embedded one) or asking Mews."""
+    result = CliRunner().invoke(app, ["sync", command, "--entity", "bookings"])
+    assert result.exit_code == 2, result.output
+    assert "unknown entity 'bookings'" in result.output
+    assert "identity_documents" in result.output
+    assert not guesthub_home.exists()

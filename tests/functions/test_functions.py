@@ -24,6 +24,7 @@ from shared.intake.store import MISSING_KEY
 from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
+from shared.sync.entities import ENTITIES
 from tests.support.fixtures import FIXTURES, load
 
 SECRET = "hook-secret-123"
@@ -649,3 +650,14 @@ def test_a_function_without_a_database_answers_json_naming_the_settings(name: st
     assert answer.is_json
     assert "DATABASE_URL" in answer.get_json()["error"]
     assert "SUPABASE_URL" in answer.get_json()["error"]
+
+
+def test_reconcile_of_an_unknown_entity_is_400_naming_the_entities(env: str) -> None:
+    """`?entity=` takes an entity's name; another is refused before any run is recorded."""
+    answer = client_for("reconcile").post("/?entity=bookings")
+    assert answer.status_code == 400
+    assert answer.get_json() == {
+        "status": "failed",
+        "error": f"unknown entity 'bookings': one of {', '.join(ENTITIES)}",
+    }
+    assert rows(env, "select count(*) from public.sync_runs") == [(0,)]

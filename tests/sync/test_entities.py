@@ -9,6 +9,7 @@ from typing import Any
 import psycopg
 import pytest
 
+from shared.intake.events import GENERAL_DISCRIMINATORS, WEBSOCKET_TYPES
 from shared.mews.client import Page
 from shared.mews.models import Customer
 from shared.sync import entities
@@ -117,3 +118,15 @@ async def test_the_engine_refuses_an_unknown_entity_before_asking_anyone(
     engine = SyncEngine(Unreachable(), Unreachable())  # type: ignore[arg-type]
     with pytest.raises(UnknownEntityError):
         await call(engine)
+
+
+def test_every_entity_mews_notifies_can_be_refreshed_by_id() -> None:
+    """What a webhook or a WebSocket frame names is an entity read by id; the WebSocket's
+    entities are those the specs say it sends (what a catch-up polls)."""
+    notified = {e for e in GENERAL_DISCRIMINATORS.values() if e} | {
+        e for e in WEBSOCKET_TYPES.values() if e
+    }
+    assert {name for name in notified if entity(name).by_id is not None} == notified
+    assert {e for e in WEBSOCKET_TYPES.values() if e} == {
+        s.name for s in entities.SPECS.values() if s.on_websocket
+    }
