@@ -1,10 +1,12 @@
-"""What every scheduled function does around its work.
+"""What every scheduled function does around its work: the job runner
+(:mod:`shared.connections.runner`, the one the commands use too) with a scheduled function's
+options, on the instance's store, and its outcome as an HTTP answer.
 
 A Mews job (:func:`run_connections_job`) serves every due connection within the invocation's
-time budget (:mod:`shared.connections.fleet`): each connection in its own live run, on its own
-token's budget. A database job (:func:`run_job`) is one live run. Either way: one summary
-line, and a non-2xx answer when the work did not succeed (Cloud Scheduler retries); a run that
-found its work held by another, or no connection due, is `skipped`.
+time budget, each in its own live run on its own token's budget; a database job
+(:func:`run_job`) is one live run. Either way: one summary, and a non-2xx answer when the work
+did not succeed (Cloud Scheduler retries); a run that found its work held by another, or no
+connection due, is `skipped`.
 """
 
 from __future__ import annotations
@@ -13,23 +15,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from functions.runtime import ConfigurationError, runtime
-from shared.connections.fleet import ConnectionWork, FleetOptions, run_fleet
+from shared.connections import runner
+from shared.connections.fleet import OK, ConnectionWork
 from shared.db.store import Store
 from shared.logs import redact_text
-from shared.sync.liveness import live_run
-from shared.sync.runs import Run
-
-Work = Callable[[Store, Run], Awaitable[None]]
-OK = ("succeeded", "partial", "skipped")
 
 
-def run_job(job: str, work: Work) -> tuple[dict[str, Any], int]:
+def run_job(job: str, work: runner.DatabaseWork) -> tuple[dict[str, Any], int]:
     """A database job (no Mews): one live run."""
 
     async def main(store: Store) -> dict[str, Any]:
-        async with live_run(store, job) as run:
-            await work(store, run)
-        return {"run_id": str(run.id), "status": run.status, "counts": dict(run.counts)}
+        return (await runner.run_database_job(store, job, work)).summary()
 
     return _answer(main)
 
@@ -41,13 +37,8 @@ def run_connections_job(
 
     async def main(store: Store) -> dict[str, Any]:
         settings = runtime().settings
-        options = FleetOptions(
-            budget_seconds=settings.job_time_budget_seconds,
-            concurrency=settings.job_concurrency,
-            every_seconds=every_seconds,
-            exclusive=exclusive,
-        )
-        result = await run_fleet(store, settings, job, work, options)
+        options = runner.scheduled(settings, every_seconds=every_seconds, exclusive=exclusive)
+        result = await runner.run_connections_job(store, settings, job, work, options)
         return result.summary()
 
     return _answer(main)

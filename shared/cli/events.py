@@ -51,15 +51,18 @@ def purge(
     ] = None,
 ) -> None:
     """Delete processed and refused inbox rows older than the retention (the daily purge_inbox)."""
+    from shared.connections.runner import run_database_job
     from shared.sync.events import purge_inbox
-    from shared.sync.liveness import live_run
+    from shared.sync.runs import Run
 
     settings = command_settings()
     retention = days or settings.inbox_retention_days
 
+    async def purge(store: Store, run: Run) -> int:
+        return await purge_inbox(store, run, retention_days=retention)
+
     async def work(store: Store) -> int:
-        async with live_run(store, "purge_inbox") as recorded:
-            return await purge_inbox(store, recorded, retention_days=retention)
+        return (await run_database_job(store, "purge_inbox", purge)).counts.get("inbox_purged", 0)
 
     purged = with_store(settings, work)
     console.print(f"{purged} inbox row(s) older than {retention} days purged")

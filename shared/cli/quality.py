@@ -22,16 +22,18 @@ NO_ENTERPRISES = "no enterprises to score in {where}: load them first with `gues
 
 async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int] | None:
     """Score every enterprise; None when there is none (nothing is recorded then)."""
+    from shared.connections.runner import run_database_job
     from shared.quality.job import score_profiles  # phonenumbers, email_validator
-    from shared.sync.liveness import live_run
+    from shared.sync.runs import Run
+
+    async def score(store: Store, run: Run) -> None:
+        await score_profiles(store, run, parts=parts)
 
     store = await open_store(settings)
     try:
         if not await store.call("quality_enterprises"):
             return None
-        async with live_run(store, "score_profiles") as run:
-            await score_profiles(store, run, parts=parts)
-        return dict(run.counts)
+        return (await run_database_job(store, "score_profiles", score)).counts
     finally:
         await store.aclose()
 

@@ -15,8 +15,8 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared.cli.common import command_settings, counts_table
 from shared.cli.conflicts import conflicts_command
 from shared.cli.errors import CommandError, ExitCode, explain
-from shared.connections import jobs
-from shared.connections.fleet import ConnectionWork, FleetOptions, FleetResult, run_fleet
+from shared.connections import jobs, runner
+from shared.connections.fleet import ConnectionWork, FleetResult
 from shared.connections.model import Connection
 from shared.connections.registry import active_connections, discover
 from shared.db.connect import open_store
@@ -200,26 +200,17 @@ def backfill(
 def run_connections_command(
     job: str, work: ConnectionWork, connection: str | None = None
 ) -> FleetResult:
-    """A Mews job now, over every active connection (or one), as the scheduled function runs
-    it but without its time budget and without claiming the connections: an operator's
-    command serves them all now, and the units of work inside (the poll of one entity, the
-    push of one chain) are still held by one worker at a time, so a command never overlaps a
-    scheduled run's work, and a killed command holds back only the unit it was on. A table per
-    connection; exit 1 unless all went well."""
+    """A Mews job now, over every active connection (or one): the job runner the scheduled
+    functions use, with a command's options (:func:`shared.connections.runner.interactive`).
+    A table per connection; exit 1 unless all went well."""
     settings = command_settings()
 
     async def main() -> FleetResult:
         store = await open_store(settings)
         try:
-            options = FleetOptions(
-                budget_seconds=24 * 3600.0,
-                concurrency=settings.job_concurrency,
-                only=await _connection_id(store, settings, connection),
-                retry=INTERACTIVE_RETRY,
-                connect_timeout=INTERACTIVE_CONNECT_SECONDS,
-                exclusive=False,
-            )
-            return await run_fleet(store, settings, job, work, options)
+            only = await _connection_id(store, settings, connection)
+            options = runner.interactive(settings, only=only)
+            return await runner.run_connections_job(store, settings, job, work, options)
         finally:
             await store.aclose()
 
