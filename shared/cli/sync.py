@@ -4,34 +4,40 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
 import typer
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 from shared.cli.common import command_settings, counts_table
 from shared.cli.conflicts import conflicts_command
 from shared.cli.errors import CommandError, ExitCode, explain
 from shared.connections import jobs, runner
-from shared.connections.fleet import ConnectionWork, FleetResult
+from shared.connections.fleet import OK, ConnectionPass, ConnectionWork, FleetResult
 from shared.connections.model import Connection
-from shared.connections.registry import active_connections, discover
+from shared.connections.registry import active_connections
 from shared.db.connect import open_store
 from shared.db.store import Store
 from shared.settings import Settings
 from shared.sync.connect import (
     INTERACTIVE_CONNECT_SECONDS,
     INTERACTIVE_RETRY,
-    connected_client,
     connected_engine,
 )
 from shared.sync.engine import Counts, SyncEngine
 from shared.sync.entities import ENTITIES, UnknownEntityError, entity
 from shared.sync.entities import entities as checked
-from shared.sync.liveness import live_run, unit
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -71,8 +77,10 @@ async def run_backfill(
     show_progress: bool = True,
     connection: str | None = None,
 ) -> dict[str, Any]:
-    """The first load of each entity of every active connection (or of ``connection``), with
-    a progress bar per entity and enterprise (rows, rows/s, ETA by windows)."""
+    """The first load of each entity of every active connection (or of ``connection``): the
+    job runner with a command's options, a progress bar per entity and enterprise (rows,
+    rows/s, ETA by windows). Raises the failure when no connection could be loaded; the
+    summary names the connections that failed (``failures``)."""
     progress = Progress(
         TextColumn("{task.fields[label]:<30}"),
         BarColumn(bar_width=20),
@@ -82,34 +90,87 @@ async def run_backfill(
         console=console,
         disable=not show_progress,
     )
-    summary: dict[str, Any] = {"requests": 0, "rate_limited": 0}
+    bars = _Bars(progress, entities)
     store = await open_store(settings)
     try:
-        connections = await _chosen_connections(store, settings, connection)
+        chosen = await _chosen_connections(store, settings, connection)
+        options = runner.interactive(settings, only=chosen[0].id if connection else None)
+        work = bars.around(jobs.backfill(entities, restart=restart))
         with progress:
-            for chosen in connections:
-                async with connected_client(
-                    settings,
-                    store,
-                    connection=chosen,
-                    retry=INTERACTIVE_RETRY,
-                    connect_timeout=INTERACTIVE_CONNECT_SECONDS,
-                ) as client:
-                    known = await discover(store, chosen, client)
-                    for enterprise_id in known.enterprise_ids:
-                        engine = SyncEngine(
-                            store,
-                            client,
-                            enterprise_id=enterprise_id if known.is_portfolio else None,
-                        )
-                        await _backfill_enterprise(
-                            store, engine, entities, restart, progress, summary, known
-                        )
-                    summary["rate_limited"] += client.stats.rate_limited
-                    summary["requests"] += client.stats.requests
+            result = await runner.run_connections_job(store, settings, "backfill", work, options)
     finally:
         await store.aclose()
+    _raise_when_all_failed(result)
+    summary: dict[str, Any] = {"requests": bars.requests, "rate_limited": bars.rate_limited}
+    counts: Counter[str] = Counter()
+    for outcome in result.outcomes:
+        counts.update(outcome.counts)
+    for name in entities:
+        summary[name] = Counts(*(counts[f"{name}_{k}"] for k in COUNTED))
+    summary["skipped"] = counts["units_skipped"]
+    summary["failures"] = [o for o in result.outcomes if o.status not in OK]
     return summary
+
+
+COUNTED = ("fetched", "inserted", "updated", "unchanged", "quarantined")
+
+
+class _Bars:
+    """A progress bar per entity of each enterprise a backfill loads, and the Mews requests
+    its connections made."""
+
+    def __init__(self, progress: Progress, entities: list[str]) -> None:
+        self.progress = progress
+        self.entities = entities
+        self.requests = 0
+        self.rate_limited = 0
+
+    def around(self, work: ConnectionWork) -> ConnectionWork:
+        """``work`` with the bars of the pass's enterprises, completed when it succeeds."""
+
+        async def tracked(store: Store, p: ConnectionPass) -> None:
+            bars = [bar for engine in p.engines for bar in await self._follow(p.connection, engine)]
+            try:
+                await work(store, p)
+            finally:
+                for client in {id(e.client): e.client for e in p.engines}.values():
+                    self.requests += client.stats.requests
+                    self.rate_limited += client.stats.rate_limited
+            for task, total in bars:
+                self.progress.update(task, completed=total)
+
+        return tracked
+
+    async def _follow(self, connection: Connection, engine: SyncEngine) -> list[tuple[TaskID, int]]:
+        scope = await engine.scope()
+        tasks: dict[str, tuple[TaskID, int]] = {}
+        for name in self.entities:
+            total = engine.planned_windows(scope) if entity(name).windowed else 1
+            label = name  # the environment's one property needs no name; the others do
+            if connection.source != "environment" or connection.is_portfolio:
+                label = f"{name} · {(connection.name or connection.id)[:16]}"
+            task = self.progress.add_task(name, total=total, label=label, rows=0, rate=0.0)
+            tasks[name] = (task, total)
+        started: dict[str, float] = {}
+        rows: Counter[str] = Counter()
+
+        def on_progress(name: str, fetched: int, windows: int) -> None:
+            if name not in tasks:
+                return
+            rows[name] += fetched
+            elapsed = max(time.monotonic() - started.setdefault(name, time.monotonic()), 1e-6)
+            rate = rows[name] / elapsed
+            self.progress.update(tasks[name][0], advance=windows, rows=rows[name], rate=rate)
+
+        engine.progress = on_progress
+        return list(tasks.values())
+
+
+def _raise_when_all_failed(result: FleetResult) -> None:
+    """Nothing went well: the first failure, one line and its exit code, as for any failure."""
+    failures = [o.exception for o in result.outcomes if o.exception is not None]
+    if failures and len(failures) == len(result.outcomes):
+        raise failures[0]
 
 
 async def _chosen_connections(
@@ -129,46 +190,6 @@ async def _chosen_connections(
             ExitCode.USAGE,
         )
     return connections
-
-
-async def _backfill_enterprise(
-    store: Store,
-    engine: SyncEngine,
-    entities: list[str],
-    restart: bool,
-    progress: Progress,
-    summary: dict[str, Any],
-    connection: Connection,
-) -> None:
-    scope = await engine.scope()
-    started: dict[str, float] = {}
-    rows: dict[str, int] = {}
-    tasks: dict[str, Any] = {}
-
-    def on_progress(entity: str, fetched: int, windows: int) -> None:
-        rows[entity] = rows.get(entity, 0) + fetched
-        elapsed = max(time.monotonic() - started[entity], 1e-6)
-        progress.update(
-            tasks[entity], advance=windows, rows=rows[entity], rate=rows[entity] / elapsed
-        )
-
-    engine.progress = on_progress
-    for name in entities:
-        started[name] = time.monotonic()
-        total = engine.planned_windows(scope) if entity(name).windowed else 1
-        label = name  # the environment's one property needs no name; the others do
-        if connection.source != "environment" or connection.is_portfolio:
-            label = f"{name} · {(connection.name or connection.id)[:16]}"
-        tasks[name] = progress.add_task(name, total=total, label=label, rows=0, rate=0.0)
-        async with (
-            live_run(store, "backfill", connection_id=connection.id) as run,
-            unit(store, run, f"backfill:{scope.scope_id(name)}:{name}") as mine,
-        ):
-            counts = await engine.backfill(name, run, restart=restart) if mine else Counts()
-            if not mine:
-                console.print(f"{name}: another backfill is loading it; skipped")
-        progress.update(tasks[name], completed=total)
-        summary[name] = summary.get(name, Counts()) + counts
 
 
 ConnectionOption = Annotated[
@@ -194,7 +215,14 @@ def backfill(
             console.print(
                 f"{name}: {counts.fetched} fetched, {counts.inserted} new, {counts.updated} updated, {counts.quarantined} quarantined"
             )
+    if summary["skipped"]:
+        console.print(f"{summary['skipped']} load(s) held by another backfill; skipped")
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
+    for outcome in summary["failures"]:
+        error = explain(outcome.exception).message if outcome.exception else outcome.error
+        console.print(f"[red]{outcome.name or outcome.connection_id}: {error}[/red]")
+    if summary["failures"]:
+        raise typer.Exit(code=1)
 
 
 def run_connections_command(
@@ -215,9 +243,7 @@ def run_connections_command(
             await store.aclose()
 
     result = asyncio.run(main())
-    failures = [o.exception for o in result.outcomes if o.exception is not None]
-    if failures and len(failures) == len(result.outcomes):
-        raise failures[0]  # nothing went well: one line and its exit code, as for any failure
+    _raise_when_all_failed(result)
     for outcome in result.outcomes:
         title = f"{job} · {outcome.name or outcome.connection_id}: {outcome.status}"
         console.print(counts_table(title, outcome.counts))

@@ -4,6 +4,7 @@ functions and the CLI run, over every enterprise the connection covers."""
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterable, Sequence
+from functools import partial
 
 from shared.connections.fleet import ConnectionPass, ConnectionWork
 from shared.db.store import Store
@@ -59,10 +60,12 @@ async def _loaded(engine: SyncEngine, name: str) -> bool:
     return checkpoint["high_water_utc"] is not None
 
 
-def backfill(entities: Iterable[str] | None = None) -> ConnectionWork:
+def backfill(entities: Iterable[str] | None = None, *, restart: bool = False) -> ConnectionWork:
     """The first load of each entity (resumable window by window: a pass cut short by its
-    time budget is carried on by the next)."""
-    return _each_entity("backfill", entities, lambda engine: engine.backfill)
+    time budget is carried on by the next); ``restart`` loads again from scratch."""
+    return _each_entity(
+        "backfill", entities, lambda engine: partial(engine.backfill, restart=restart)
+    )
 
 
 def reconcile(entities: Iterable[str] | None = None) -> ConnectionWork:

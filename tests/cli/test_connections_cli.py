@@ -103,3 +103,31 @@ def test_health_names_a_refused_token_and_exits_6(database_url: str) -> None:
     table = invoke(database_url, "health")
     assert "Refused: unauthorized" in table.output
     assert token_key(TOKEN) not in table.output + health.output
+
+
+def test_backfill_loads_every_connection_and_exits_1_naming_a_refused_one(
+    database_url: str,
+) -> None:
+    """`sync backfill` runs on the job runner: the good connection is loaded (one run for it),
+    the refused one costs only itself, is named, and is no longer active afterwards."""
+    env = {"DATABASE_URL": database_url, "TOKEN_ENCRYPTION_KEY": KEY, "MEWS_ACCESS_TOKEN": ""}
+    with running_simulator(SimulatorConfig(customers=20)) as sim:
+        env["MEWS_PLATFORM_URL"] = sim.url
+        good = sim.properties[0].access_token
+        assert invoke(database_url, "add", "--name", "Good", stdin=good).exit_code == 0
+        assert invoke(database_url, "add", "--name", "Refused", stdin=TOKEN).exit_code == 0
+        both = runner.invoke(app, ["sync", "backfill", "--entity", "customers"], env=env)
+        assert both.exit_code == 1, both.output
+        assert "customers: 20 fetched, 20 new" in both.output
+        assert "Refused:" in both.output
+        alone = runner.invoke(
+            app, ["sync", "backfill", "--entity", "customers", "--connection", "Refused"], env=env
+        )
+        assert alone.exit_code == 2, alone.output
+        assert "no active connection 'Refused'" in alone.output
+    with psycopg.connect(database_url) as conn:
+        runs = conn.execute(
+            "select status, count(*), count(distinct connection_id) from public.sync_runs"
+            " where job = 'backfill' group by status order by status"
+        ).fetchall()
+    assert runs == [("failed", 1, 1), ("succeeded", 1, 1)]
