@@ -1,5 +1,6 @@
 """public.analyze_tables (and its Python helper) analyzes the tables whose statistics are
-missing or stale, and only those; only the service may call it."""
+missing or stale, and only those; only the service may call it; a one-call rescore analyzes the
+scores it wrote."""
 
 from __future__ import annotations
 
@@ -9,8 +10,10 @@ import psycopg
 import pytest
 
 from shared.db.store import PsycopgTransport, Store, StoreError
+from shared.quality.rules import DEFAULT_RULES
 from shared.quality.statistics import SCORING_INPUTS, analyze_tables
-from tests.quality.conftest import insert_many
+from tests.quality.conftest import enable_rules, insert_many
+from tests.support.rows import ENTERPRISE_ID
 from tests.support.tenancy import as_role, seed_tenancy
 
 pytestmark = pytest.mark.anyio
@@ -57,6 +60,15 @@ async def test_a_large_share_written_is_analyzed_a_small_one_is_not(
     insert_many(conn, 200, offset=300)
     assert await analyze_tables(store, {"guests": 200}) == ["public.guests"]
     assert reltuples(conn, "public.guests") == 500
+
+
+def test_a_one_call_rescore_leaves_the_statistics_of_its_scores_current(
+    conn: psycopg.Connection,
+) -> None:
+    enable_rules(conn, ENTERPRISE_ID, [r.model_dump() for r in DEFAULT_RULES])
+    assert reltuples(conn, "public.guest_scores") < 0
+    conn.execute("select public.quality_rescore(%s)", (ENTERPRISE_ID,))
+    assert reltuples(conn, "public.guest_scores") == 300
 
 
 async def test_unknown_tables_and_other_schemas_are_refused(store: Store) -> None:
