@@ -15,9 +15,9 @@ Parts (all by default, except ``memory``, which needs a million generated custom
   Mews sent them; typed columns derived in SQL). Runs alternate on fresh databases.
 - ``entities``: for each of ``--entity-sizes`` customers (300 ms + 0.2 ms/item, real limit): a
   first load of customers only, and of every entity; their requests and their ratio to the lower
-  bound set by the rate limit and the latency. Every entity is loaded the way the CLI does (one
-  entity after another, ``sequential``) and, for comparison, with the entities side by side
-  (``concurrent``: identity documents after customers, the rest at once).
+  bound set by the rate limit and the latency. Every entity is loaded the way the jobs and the
+  CLI do (side by side, ``concurrent``: identity documents after customers, the rest at once)
+  and, for comparison, one entity after another (``sequential``, as they did before).
 - ``memory``: peak RSS of a first load of each of ``--memory-sizes`` customers (limit lifted,
   no latency), and the spread between them.
 - ``ceiling``: a first load of ``--ceiling-customers`` customers with the real limit: rows/s,
@@ -100,8 +100,8 @@ class RssSampler:
 
 
 async def child_load(config: dict[str, Any]) -> dict[str, Any]:
-    """A first load of ``config["entities"]`` through the engine, one after another as the CLI
-    does (``mode: sequential``) or side by side (``concurrent``)."""
+    """A first load of ``config["entities"]`` through the engine's units, side by side as the
+    jobs and the CLI do (``mode: concurrent``) or one after another (``sequential``)."""
     import httpx
 
     from shared.db.store import PsycopgTransport, Store
@@ -109,6 +109,7 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
     from shared.mews.ratelimit import PostgresRateLimiter, RateLimiter, UnlimitedRateLimiter
     from shared.settings import load_settings
     from shared.sync.engine import SyncEngine
+    from shared.sync.liveness import engine_units, live_run
 
     concurrency = config.get("concurrency", 8)
     settings = load_settings(mews_platform_url=config["url"])
@@ -134,14 +135,20 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             counts: dict[str, int] = {}
 
-            async def load(entity: str) -> None:
-                counts[entity] = (await engine.backfill(entity)).fetched
+            async def load(entity: str, run: Any) -> None:
+                counts[entity] = (await engine.backfill(entity, run)).fetched
 
-            if config.get("mode") == "concurrent":
-                await _concurrently(entities, load)
-            else:
-                for entity in entities:
-                    await load(entity)
+            # the units of the jobs and the CLI: side by side (``concurrent``, what they do)
+            # or one after another (``sequential``, what they did)
+            async with live_run(store, "backfill") as run:
+                await engine_units(
+                    engine,
+                    run,
+                    "backfill",
+                    entities,
+                    load,
+                    side_by_side=config.get("mode") == "concurrent",
+                )
             seconds = time.perf_counter() - started
     finally:
         await store.aclose()
@@ -151,18 +158,6 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
         "requests": client.stats.requests,
         "client_429": client.stats.rate_limited,
     }
-
-
-async def _concurrently(entities: list[str], load: Callable[[str], Any]) -> None:
-    """Identity documents are swept from the stored guests: after customers; the rest at once."""
-
-    async def customers_then_documents() -> None:
-        for entity in ("customers", "identity_documents"):
-            if entity in entities:
-                await load(entity)
-
-    others = [e for e in entities if e not in ("customers", "identity_documents")]
-    await asyncio.gather(customers_then_documents(), *(load(e) for e in others))
 
 
 # -- parts -----------------------------------------------------------------------------------
@@ -405,8 +400,12 @@ def entities(args: argparse.Namespace) -> None:
             chain = math.ceil(size / 24 / 1000)  # pages of a 31-day window (730 days of data)
             loads = {
                 "customers only": (["customers"], "sequential", chain),
-                "every entity, one after another (CLI)": (list(ENTITIES), "sequential", chain + 1),
-                "every entity, side by side": (list(ENTITIES), "concurrent", chain + 1),
+                "every entity, one after another (before)": (
+                    list(ENTITIES),
+                    "sequential",
+                    chain + 1,
+                ),
+                "every entity, side by side (jobs, CLI)": (list(ENTITIES), "concurrent", chain + 1),
             }
             for key, (name, (chosen, mode, depth)) in zip(ENTITY_LOADS, loads.items(), strict=True):
                 if key not in args.entity_loads:

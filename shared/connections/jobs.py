@@ -24,12 +24,16 @@ def _each_entity(
     kind: str, entities: Iterable[str] | None, action: Callable[[SyncEngine], EntityAction]
 ) -> ConnectionWork:
     """``action(engine)(entity, run)`` for each entity of each enterprise the connection
-    covers, one worker per unit ``kind:scope:entity`` (a chain's entities once)."""
+    covers, one worker per unit ``kind:scope:entity`` (a chain's entities once); a first load
+    loads the entities side by side."""
     chosen = checked(entities)
+    side_by_side = kind == "backfill"
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
-            await engine_units(engine, p.run, kind, chosen, action(engine))
+            await engine_units(
+                engine, p.run, kind, chosen, action(engine), side_by_side=side_by_side
+            )
 
     return work
 
@@ -43,21 +47,12 @@ def poll(entities: Iterable[str] | None = None) -> ConnectionWork:
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
-            fresh = [e for e in chosen if not await _loaded(engine, e)]
-            await engine_units(engine, p.run, "backfill", fresh, engine.backfill)
+            fresh = [e for e in chosen if not await engine.loaded(e)]
+            await engine_units(engine, p.run, "backfill", fresh, engine.backfill, side_by_side=True)
             loaded = [e for e in chosen if e not in fresh]
             await engine_units(engine, p.run, "poll", loaded, engine.poll)
 
     return work
-
-
-async def _loaded(engine: SyncEngine, name: str) -> bool:
-    """Whether the entity's first load finished (polling takes over where it ended)."""
-    scope = await engine.scope()
-    checkpoint = await engine.store.call(
-        "checkpoint_get", p_scope_id=scope.scope_id(name), p_entity=name, p_phase="poll"
-    )
-    return checkpoint["high_water_utc"] is not None
 
 
 def backfill(entities: Iterable[str] | None = None, *, restart: bool = False) -> ConnectionWork:

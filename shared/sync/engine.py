@@ -241,6 +241,13 @@ class SyncEngine:
         if checkpoint["high_water_utc"]:
             return Counts()  # finished earlier
         if spec.sweep is not None:
+            if not await self.loaded(spec.sweep.owner):
+                # swept by its owners' ids: before their first load ends it would miss those
+                # loaded after it, and be marked done; the next pass sweeps them all
+                log.info("first load waits for its owners'", entity=entity, owner=spec.sweep.owner)
+                if run is not None:
+                    run.count(**{f"{entity}_waiting_for_{spec.sweep.owner}": 1})
+                return Counts()
             return await self._sweep(spec, run)
         if spec.first_load is None:  # one read of everything
             total = Counts()
@@ -291,6 +298,14 @@ class SyncEngine:
         await _gather_all(one(w) for w in windows)
         await self._finish_backfill(scope_id, spec, end)
         return total
+
+    async def loaded(self, entity: str) -> bool:
+        """Whether the entity's first load has finished (polling takes over where it ended)."""
+        scope = await self.scope()
+        checkpoint = await self.store.call(
+            "checkpoint_get", p_scope_id=scope.scope_id(entity), p_entity=entity, p_phase="poll"
+        )
+        return checkpoint["high_water_utc"] is not None
 
     async def _finish_backfill(self, scope_id: str, spec: EntitySpec, end: datetime) -> None:
         # the next job plans with statistics of what was loaded, not with none (autovacuum may be
@@ -399,7 +414,8 @@ class SyncEngine:
             nonlocal total
             async with gate:
                 async for page in read.read(self.client)(**{read.ids: batch}, **named):
-                    total += await self._ingest_page(spec, page, run)
+                    counts = await self._ingest_page(spec, page, run)
+                    total += counts  # after the await: a side-by-side call's counts not lost
 
         await _gather_all(one(batch) for batch in _batches(owner_ids, read.batch))
         return total

@@ -22,6 +22,7 @@ from uuid import UUID
 from shared.db.store import Store, StoreError
 from shared.logs import get_logger
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import entity as spec_of
 from shared.sync.runs import Run, recorded_run
 
 log = get_logger(__name__)
@@ -103,16 +104,45 @@ async def engine_units(
     kind: str,
     entities: Iterable[str],
     action: Callable[[str, Run], Awaitable[object]],
+    *,
+    side_by_side: bool = False,
 ) -> None:
     """``action(entity, run)`` for each entity whose lease ``kind:scope:entity`` this run gets;
     the others are skipped (another worker is on them). A unit this run has done already (a
-    chain's customers, for the second enterprise of a portfolio) is not done again."""
+    chain's customers, for the second enterprise of a portfolio) is not done again.
+
+    ``side_by_side`` runs the entities at once (a first load is then bound by Mews, not by
+    waiting for one another: the client's rate limiter keeps them all inside the token's
+    budget), except that an entity swept by the ids of another's records starts when that one
+    has ended. A failure lets the others finish (their checkpoints land), then is raised."""
     scope = await engine.scope()
-    for entity in entities:
+    chosen = list(entities)
+
+    async def one(entity: str) -> None:
         name = f"{kind}:{scope.scope_id(entity)}:{entity}"
         if name in run.units_done:
-            continue
+            return
         async with unit(engine.store, run, name) as mine:
             if mine:
                 await action(entity, run)
                 run.units_done.add(name)
+
+    if not side_by_side:
+        for entity in chosen:
+            await one(entity)
+        return
+    tasks: dict[str, asyncio.Task[None]] = {}
+
+    async def after_owner(entity: str) -> None:
+        sweep = spec_of(entity).sweep
+        owner = tasks.get(sweep.owner) if sweep is not None else None
+        if owner is not None:
+            await asyncio.wait([owner])  # its failure is raised by gather below, not here
+        await one(entity)
+
+    for entity in chosen:
+        tasks[entity] = asyncio.create_task(after_owner(entity))
+    results = await asyncio.gather(*tasks.values(), return_exceptions=True)
+    for result in results:
+        if isinstance(result, BaseException):
+            raise result
