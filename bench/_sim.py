@@ -8,6 +8,7 @@ import sys
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import httpx
 
@@ -53,8 +54,9 @@ def simulator_process(*args: str, startup_timeout: float = 180.0) -> Iterator[st
         process.wait(timeout=10)
 
 
-def stats(url: str) -> dict[str, object]:
-    result: dict[str, object] = httpx.get(url + "/_admin/stats", timeout=10).json()
+def stats(url: str) -> dict[str, Any]:
+    """The simulator's counters (``/_admin/stats``): requests, 429s, most in a window, per token."""
+    result: dict[str, Any] = httpx.get(url + "/_admin/stats", timeout=10).json()
     return result
 
 

@@ -22,6 +22,11 @@ Parts (all by default, except ``memory``, which needs a million generated custom
   no latency), and the spread between them.
 - ``ceiling``: a first load of ``--ceiling-customers`` customers with the real limit: rows/s,
   share of the ceiling, 429s seen by the client and the simulator.
+- ``score``: the score command right after a first load of ``--score-customers`` customers,
+  their addresses and identity documents (limit lifted, no latency; autovacuum off, so nothing
+  but the jobs themselves analyzes), then again with nothing changed: the whole job each time
+  (rule set, ANALYZE of what is stale, normalisation and facts of every guest, duplicates, the
+  scoring pass), as ``guesthub score`` runs it.
 """
 
 from __future__ import annotations
@@ -44,8 +49,8 @@ from bench._sim import reset_stats, simulator_process, stats
 
 CEILING = 200 / 30 * 1000  # rows/s per token at 1000 rows per request
 LATENCY = ["--latency-ms", "300", "--per-item-ms", "0.2"]
-PARTS = ("throughput", "overhead", "entities", "memory", "ceiling")
-DEFAULT_PARTS = ("throughput", "overhead", "entities", "ceiling")
+PARTS = ("throughput", "overhead", "entities", "memory", "ceiling", "score")
+DEFAULT_PARTS = ("throughput", "overhead", "entities", "ceiling", "score")
 ENTITY_LOADS = ("customers", "sequential", "concurrent")
 
 
@@ -412,7 +417,8 @@ def entities(args: argparse.Namespace) -> None:
                     continue
                 reset_stats(url)
                 with fresh_database(args.server_url) as db:
-                    config = {"url": url, "db": db, "entities": chosen, "mode": mode}
+                    config: dict[str, Any] = {"url": url, "db": db, "entities": chosen}
+                    config["mode"] = mode
                     config |= {"limit": 200, "window": 30.0, "concurrency": args.concurrency}
                     result = load_in_child(config)
                 result |= _server(url)
@@ -484,6 +490,42 @@ def ceiling(args: argparse.Namespace) -> None:
     )
 
 
+def score(args: argparse.Namespace) -> None:
+    size = args.score_customers
+    with (
+        simulator_process("--customers", str(size), "--no-rate-limit") as url,
+        fresh_database(args.server_url) as db,
+    ):
+        config: dict[str, Any] = {"url": url, "db": db, "mode": "concurrent"}
+        config |= {"entities": ["customers", "addresses", "identity_documents"]}
+        loaded = load_in_child(config | {"concurrency": args.concurrency})
+        seconds = asyncio.run(_score_twice(db))
+    print(f"\nthe score command right after a first load of {size:,} customers (autovacuum off)")
+    print(f"  first load (customers, addresses, documents)  {loaded['seconds']:7.2f} s")
+    print(f"  first score                                    {seconds[0]:7.2f} s")
+    print(f"  second score, nothing changed                  {seconds[1]:7.2f} s")
+
+
+async def _score_twice(db: str) -> list[float]:
+    """``guesthub score``'s job twice in a row, each timed whole."""
+    from shared.connections.runner import run_database_job
+    from shared.db.store import PsycopgTransport, Store
+    from shared.quality.job import score_profiles
+
+    store = Store(await PsycopgTransport.connect(db, max_size=4))
+    seconds = []
+    try:
+        for _ in range(2):
+            started = time.perf_counter()
+            result = await run_database_job(store, "score_profiles", score_profiles)
+            seconds.append(time.perf_counter() - started)
+            if not result.ok:
+                raise RuntimeError(f"score job {result.status}: {result.counts}")
+    finally:
+        await store.aclose()
+    return seconds
+
+
 def _server(url: str) -> dict[str, Any]:
     sim = stats(url)
     return {
@@ -524,6 +566,7 @@ def main() -> None:
     )
     parser.add_argument("--memory-sizes", type=_sizes, default=[100_000, 1_000_000])
     parser.add_argument("--ceiling-customers", type=int, default=300_000)
+    parser.add_argument("--score-customers", type=int, default=20_000)
     parser.add_argument("--server-url", default=LOCAL_SERVER)
     args = parser.parse_args()
     load = os.getloadavg()
@@ -534,6 +577,7 @@ def main() -> None:
         "entities": entities,
         "memory": memory,
         "ceiling": ceiling,
+        "score": score,
     }
     for name in args.part or DEFAULT_PARTS:
         with _timed(name):

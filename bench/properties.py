@@ -76,7 +76,7 @@ async def _load(
     outcomes = [o for r in results for o in r.outcomes]
     rows = sum(o.counts.get("customers_fetched", 0) for o in outcomes)
     served = stats(sim_url)
-    per_token = served.get("per_token", {})
+    per_token: dict[str, dict[str, Any]] = served.get("per_token") or {}
     lags = sorted(finished.values())
     return {
         "properties": len(properties),

@@ -107,8 +107,12 @@ async def push(url: str, db: str, concurrency: int | None) -> dict[str, Any]:
             requests_before = client.stats.requests
             started = time.perf_counter()
             async with recorded_run(store, "push_changes") as run:
-                options = {} if concurrency is None else {"concurrency": concurrency}
-                await push_changes(store, engine, run, progress=progressed.append, **options)
+                if concurrency is None:
+                    await push_changes(store, engine, run, progress=progressed.append)
+                else:
+                    await push_changes(
+                        store, engine, run, progress=progressed.append, concurrency=concurrency
+                    )
             seconds = time.perf_counter() - started
     finally:
         await store.aclose()

@@ -36,7 +36,7 @@ SECRET = "bench-secret"
 
 def ack_latency(db: str, requests: int) -> list[float]:
     runtime.reset(database_url=db, webhook_secret=SECRET, log_level="WARNING")
-    client = functions_framework.create_app(
+    client = functions_framework.create_app(  # type: ignore[no-untyped-call]
         target="mews_webhook", source="functions/mews_webhook.py"
     ).test_client()
     body = json.dumps(
