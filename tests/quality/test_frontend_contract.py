@@ -62,6 +62,8 @@ def test_the_document_has_a_query_for_every_screen() -> None:
         "arrivals at risk",
         "duplicate pairs",
         "dry run",
+        "enable",
+        "rescore pass",
         "sync status",
     ):
         assert expected in names
@@ -83,6 +85,11 @@ class Tenant:
             "guest_id": self.guest,
             "rule_set_id": self.draft,
             "rules": json.dumps(rules),
+            # the paged calls: the first page or lane of at most this many guests
+            "page": None,
+            "limit": 100_000,
+            "totals": None,
+            "rescore_limit": 0,
         }
 
 
