@@ -32,7 +32,7 @@ from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync.bisect import about_the_data, isolate
 from shared.sync.entities import ENTITIES, EntitySpec, followers
 from shared.sync.entities import entity as spec_of
-from shared.sync.runs import Run, quarantine, quarantine_item, resolve_quarantined
+from shared.sync.runs import Run, quarantine, quarantine_item
 
 __all__ = ["ENTITIES", "Counts", "Scope", "SyncEngine"]
 
@@ -146,12 +146,8 @@ class SyncEngine:
             quarantine_item(entity, scope_id, record, f"database refused it: {exc}")
             for record, exc in upserted.refused
         ]
+        # the upsert resolved the open quarantine entries of what it stored (a valid version)
         quarantined = await quarantine(self.store, bad, run.id if run else None)
-        stored = [str(i) for r in upserted.accepted if (i := r.get("Id")) is not None]
-        if bad:
-            refused = {item["mews_id"] for item in bad}
-            stored = [i for i in stored if i not in refused]
-        await resolve_quarantined(self.store, entity, scope_id, stored)
         written = Counter[str]()
         for result in upserted.results:
             written.update({k: int(result[k]) for k in ("inserted", "updated", "unchanged")})

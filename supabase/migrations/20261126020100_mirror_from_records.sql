@@ -235,9 +235,12 @@ $$;
 
 -- The guarded write of what a derivation returns. p_derive names the derivation (a function of
 -- (uuid, jsonb) returning a table whose columns are columns of p_table, raw among them); the
--- conflict key is p_table's primary key, raw_hash and synced_at are set here.
+-- conflict key is p_table's primary key, raw_hash and synced_at are set here. In the same
+-- statement, the open quarantine entries of p_entity (the Mews entity, as the quarantine names
+-- it) for the records of the page are resolved: a valid version of each is stored now (what
+-- public.quarantine_resolve does, without a second call per page).
 create or replace function app.guarded_upsert_records(
-  p_table regclass, p_derive regprocedure, p_scope_id uuid, p_records jsonb,
+  p_table regclass, p_derive regprocedure, p_entity text, p_scope_id uuid, p_records jsonb,
   p_max_records integer default 1000
 ) returns jsonb
 language plpgsql set search_path = ''
@@ -295,17 +298,27 @@ begin
              or (coalesce(excluded.mews_updated_utc, '-infinity'), excluded.raw_hash)
                 > (coalesce(t.mews_updated_utc, '-infinity'), t.raw_hash))
       returning (xmax = 0) as inserted
+    ),
+    resolved as (
+      update public.quarantine q
+         set resolved_at = now()
+       where q.entity = $3
+         and q.resolved_at is null
+         and (q.scope_id is null or $2 is null or q.scope_id = $2)
+         and q.mews_id in (select i.mews_id::text from incoming i)
+      returning 1
     )
     select jsonb_build_object(
       'received', jsonb_array_length($1),
       'inserted', count(*) filter (where inserted),
       'updated', count(*) filter (where not inserted),
-      'unchanged', (select count(*) from incoming) - count(*)
+      'unchanged', (select count(*) from incoming) - count(*),
+      'resolved', (select count(*) from resolved)
     ) from written
   $f$, v_keys, (select string_agg(quote_ident(c), ', ') from unnest(v_cols) as c), v_updates,
        p_derive::oid::regproc, p_table)
   into v_result
-  using p_records, p_scope_id;
+  using p_records, p_scope_id, p_entity;
   return v_result;
 end
 $$;
@@ -313,33 +326,33 @@ $$;
 -- The API: the same names as the rows API, told apart by their arguments (p_scope_id, p_records).
 create or replace function public.upsert_guests(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.guests', 'app.guests_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.guests', 'app.guests_from_records(uuid, jsonb)', 'customers', p_scope_id, p_records) $$;
 
 create or replace function public.upsert_guest_addresses(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.guest_addresses', 'app.guest_addresses_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.guest_addresses', 'app.guest_addresses_from_records(uuid, jsonb)', 'addresses', p_scope_id, p_records) $$;
 
 create or replace function public.upsert_guest_identity_documents(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.guest_identity_documents', 'app.guest_identity_documents_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.guest_identity_documents', 'app.guest_identity_documents_from_records(uuid, jsonb)', 'identity_documents', p_scope_id, p_records) $$;
 
 create or replace function public.upsert_vendors(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.vendors', 'app.vendors_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.vendors', 'app.vendors_from_records(uuid, jsonb)', 'companies', p_scope_id, p_records) $$;
 
 create or replace function public.upsert_reservations(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.reservations', 'app.reservations_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.reservations', 'app.reservations_from_records(uuid, jsonb)', 'reservations', p_scope_id, p_records) $$;
 
 create or replace function public.upsert_resources(p_scope_id uuid, p_records jsonb) returns jsonb
 language sql set search_path = ''
-as $$ select app.guarded_upsert_records('public.resources', 'app.resources_from_records(uuid, jsonb)', p_scope_id, p_records) $$;
+as $$ select app.guarded_upsert_records('public.resources', 'app.resources_from_records(uuid, jsonb)', 'resources', p_scope_id, p_records) $$;
 
 revoke all on function
   app.guests_from_records(uuid, jsonb), app.guest_addresses_from_records(uuid, jsonb),
   app.guest_identity_documents_from_records(uuid, jsonb), app.vendors_from_records(uuid, jsonb),
   app.reservations_from_records(uuid, jsonb), app.resources_from_records(uuid, jsonb),
-  app.guarded_upsert_records(regclass, regprocedure, uuid, jsonb, integer),
+  app.guarded_upsert_records(regclass, regprocedure, text, uuid, jsonb, integer),
   public.upsert_guests(uuid, jsonb), public.upsert_guest_addresses(uuid, jsonb),
   public.upsert_guest_identity_documents(uuid, jsonb), public.upsert_vendors(uuid, jsonb),
   public.upsert_reservations(uuid, jsonb), public.upsert_resources(uuid, jsonb)
@@ -348,7 +361,7 @@ grant execute on function
   app.guests_from_records(uuid, jsonb), app.guest_addresses_from_records(uuid, jsonb),
   app.guest_identity_documents_from_records(uuid, jsonb), app.vendors_from_records(uuid, jsonb),
   app.reservations_from_records(uuid, jsonb), app.resources_from_records(uuid, jsonb),
-  app.guarded_upsert_records(regclass, regprocedure, uuid, jsonb, integer),
+  app.guarded_upsert_records(regclass, regprocedure, text, uuid, jsonb, integer),
   public.upsert_guests(uuid, jsonb), public.upsert_guest_addresses(uuid, jsonb),
   public.upsert_guest_identity_documents(uuid, jsonb), public.upsert_vendors(uuid, jsonb),
   public.upsert_reservations(uuid, jsonb), public.upsert_resources(uuid, jsonb)

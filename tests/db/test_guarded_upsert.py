@@ -141,6 +141,7 @@ def record(
 
 async def upsert_records(store: Store, *records: dict[str, Any]) -> UpsertResult:
     result = await store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=list(records))
+    assert result.pop("resolved") == 0  # nothing quarantined here
     return UpsertResult(**result)
 
 

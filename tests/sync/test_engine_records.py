@@ -104,6 +104,48 @@ async def test_the_database_derives_the_columns_the_python_mapping_does(
     assert mirrored(database_url, table) == by_rows
 
 
+@pytest.mark.parametrize("entity", ENTITIES)
+async def test_the_upsert_resolves_the_open_quarantine_entries_of_what_it_stored(
+    entity: str, engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
+) -> None:
+    """In the same call, under the entity's own name and scope: another entity's entry, another
+    scope's and a record not in the page stay open."""
+    spec = entities.entity(entity)
+    scope = await engine.scope()
+    scope_id = scope.scope_id(spec)
+    records = [
+        r
+        for r in getattr(simulator.data, COLLECTIONS.get(entity, entity)).values()
+        if r.get("AccountType", "Customer") == "Customer"
+    ][:3]
+    stored, absent = records[0]["Id"], records[2]["Id"]
+    other = "customers" if entity != "customers" else "companies"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        for name, scope_of, mews_id in (
+            (entity, scope_id, stored),
+            (entity, None, records[1]["Id"]),  # an entry of no scope: the record's everywhere
+            (entity, uuid_of(98), stored),  # another chain's or enterprise's
+            (other, scope_id, stored),
+            (entity, scope_id, absent),
+        ):
+            conn.execute(
+                "insert into public.quarantine (entity, scope_id, mews_id, reason)"
+                " values (%s, %s, %s, 'bad once')",
+                (name, scope_of, mews_id),
+            )
+    result = await store.call(spec.upsert_function, p_scope_id=scope_id, p_records=records[:2])
+    assert result["resolved"] == 2
+    with psycopg.connect(database_url) as conn:
+        still_open = conn.execute(
+            "select entity, scope_id::text, mews_id from public.quarantine"
+            " where resolved_at is null order by 1, 2, 3"
+        ).fetchall()
+    assert sorted(still_open, key=str) == sorted(
+        [(entity, uuid_of(98), stored), (other, scope_id, stored), (entity, scope_id, absent)],
+        key=str,
+    )
+
+
 def uuid_of(n: int) -> str:
     return f"0bad0000-0000-4000-8000-{n:012d}"
 
