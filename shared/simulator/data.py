@@ -10,10 +10,14 @@ from __future__ import annotations
 
 import random
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+
+import orjson
+
+MATCHES_KEPT = 64  # filter sets whose matches are kept (a first load reads ~25 windows at once)
 
 CUSTOMER_KEYS = [
     "Id",
@@ -209,6 +213,28 @@ class SimData:
     _indexes: dict[tuple[str, str], tuple[int, list[str], list[dict[str, Any]]]] = field(
         default_factory=dict, repr=False
     )
+    _matches: dict[str, tuple[int, list[dict[str, Any]], dict[str, int]]] = field(
+        default_factory=dict, repr=False
+    )
+
+    def matches(
+        self,
+        name: str,
+        filters: dict[str, Any],
+        compute: Callable[[], tuple[list[dict[str, Any]], dict[str, int]]],
+    ) -> tuple[list[dict[str, Any]], dict[str, int]]:
+        """What a read's filters match, in page order, and each record's position (cached until
+        the next write): the pages of one filter set, cursor after cursor, filter and sort
+        once, not once a page (which made a window's pages cost its size squared)."""
+        key = name + orjson.dumps(filters, option=orjson.OPT_SORT_KEYS).decode()
+        cached = self._matches.get(key)
+        if cached is not None and cached[0] == self.version:
+            return cached[1], cached[2]
+        matched, positions = compute()
+        self._matches[key] = (self.version, matched, positions)
+        while len(self._matches) > MATCHES_KEPT:
+            self._matches.pop(next(iter(self._matches)), None)  # the oldest filter set
+        return matched, positions
 
     def sorted_by(
         self, name: str, field_name: str, records: Iterable[dict[str, Any]]

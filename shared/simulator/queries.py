@@ -119,19 +119,23 @@ def run_read(spec: ReadSpec, data: SimData, body: dict[str, Any]) -> dict[str, A
                 return False
         return spec.extra is None or spec.extra(data, body, record)  # noqa: S610 - not Django
 
-    candidates: Iterable[dict[str, Any]] = spec.records(data)
-    if windows and not windows[0][0].startswith("#"):
-        # bisect the first time filter on a sorted index instead of scanning every record
-        record_field, start, end, equality = windows[0]
-        keys, ordered = data.sorted_by(spec.result_key, record_field, spec.records(data))
-        low = bisect.bisect_left(keys, start)
-        high = bisect.bisect_right(keys, start) if equality else bisect.bisect_left(keys, end)
-        candidates = ordered[low:high]
-    matched = [r for r in candidates if keep(r)]
-    matched.sort(key=lambda r: (_field(data, r, order_field) or "", r["Id"]), reverse=True)
+    def match() -> tuple[list[dict[str, Any]], dict[str, int]]:
+        candidates: Iterable[dict[str, Any]] = spec.records(data)
+        if windows and not windows[0][0].startswith("#"):
+            # bisect the first time filter on a sorted index instead of scanning every record
+            record_field, start, end, equality = windows[0]
+            keys, ordered = data.sorted_by(spec.result_key, record_field, spec.records(data))
+            low = bisect.bisect_left(keys, start)
+            high = bisect.bisect_right(keys, start) if equality else bisect.bisect_left(keys, end)
+            candidates = ordered[low:high]
+        matched = [r for r in candidates if keep(r)]
+        matched.sort(key=lambda r: (_field(data, r, order_field) or "", r["Id"]), reverse=True)
+        return matched, {r["Id"]: i for i, r in enumerate(matched)}
+
+    filters = {k: v for k, v in body.items() if k != "Limitation"}
+    matched, positions = data.matches(spec.result_key, filters, match)
     start_at = 0
     if cursor is not None:
-        positions = {r["Id"]: i for i, r in enumerate(matched)}
         if cursor not in positions:
             raise RequestError(400, "Invalid Limitation.Cursor.")
         start_at = positions[cursor] + 1

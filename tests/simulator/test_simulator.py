@@ -275,6 +275,21 @@ def test_paging_walks_everything_once_newest_first(simulator: Simulator) -> None
     assert created == sorted(created, reverse=True)
 
 
+def test_a_write_between_pages_is_seen_by_the_next_page(simulator: Simulator) -> None:
+    """A filter set's matches are kept between its pages until the next write, not longer:
+    a customer added after the first page is in the next walk of the same filters."""
+    body = {"ChainIds": [simulator.data.chain_id], "ActivityStates": ["Active"]}
+    first = post(simulator, "customers/getAll", {**body, "Limitation": {"Count": 5}}).json()
+    added = post(simulator, "customers/add", {"LastName": "Newcomer", "OverwriteExisting": False})
+    assert added.status_code == 200, added.text
+    rest = walk(simulator, "customers/getAll", body, "Customers", 1000)
+    assert added.json()["Id"] in {r["Id"] for r in rest}
+    cursor = {**body, "Limitation": {"Count": 5, "Cursor": first["Cursor"]}}
+    second = post(simulator, "customers/getAll", cursor).json()["Customers"]
+    at = [r["Id"] for r in rest].index(first["Cursor"]) + 1
+    assert [r["Id"] for r in second] == [r["Id"] for r in rest[at : at + 5]]
+
+
 def test_time_filters_are_half_open_and_equal_bounds_mean_equality(simulator: Simulator) -> None:
     from datetime import timedelta
 
