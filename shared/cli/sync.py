@@ -108,6 +108,11 @@ async def run_backfill(
     for name in entities:
         summary[name] = Counts(*(counts[f"{name}_{k}"] for k in COUNTED))
     summary["skipped"] = counts["units_skipped"]
+    summary["waiting"] = {
+        name: sweep.owner
+        for name in entities
+        if (sweep := entity(name).sweep) is not None and counts[f"{name}_waiting_for_{sweep.owner}"]
+    }
     summary["failures"] = [o for o in result.outcomes if o.status not in OK]
     return summary
 
@@ -217,6 +222,11 @@ def backfill(
             )
     if summary["skipped"]:
         console.print(f"{summary['skipped']} load(s) held by another backfill; skipped")
+    for name, owner in summary["waiting"].items():
+        console.print(
+            f"{name}: not loaded yet: it is read by the ids of {owner}, whose first load has not"
+            f" finished; load {owner} first (`guesthub sync backfill --entity {owner}`)"
+        )
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
     for outcome in summary["failures"]:
         error = explain(outcome.exception).message if outcome.exception else outcome.error

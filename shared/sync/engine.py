@@ -240,7 +240,11 @@ class SyncEngine:
             if not await self.loaded(spec.sweep.owner):
                 # swept by its owners' ids: before their first load ends it would miss those
                 # loaded after it, and be marked done; the next pass sweeps them all
-                log.info("first load waits for its owners'", entity=entity, owner=spec.sweep.owner)
+                log.info(
+                    "first load waits for its owners' first load",
+                    entity=entity,
+                    owner=spec.sweep.owner,
+                )
                 if run is not None:
                     run.count(**{f"{entity}_waiting_for_{spec.sweep.owner}": 1})
                 return Counts()

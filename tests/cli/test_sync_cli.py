@@ -35,6 +35,27 @@ def test_backfill_then_poll_from_the_command_line(database_url: str) -> None:
         assert conn.execute("select count(*) from public.guests").fetchone() == (250,)
 
 
+def test_documents_asked_for_before_their_guests_say_what_to_load_first(
+    database_url: str,
+) -> None:
+    with running_simulator(SimulatorConfig(customers=50, rate_limit=200)) as sim:
+        env = {"DATABASE_URL": database_url, "MEWS_PLATFORM_URL": sim.url}
+        early = ["sync", "backfill", "--entity", "identity_documents"]
+        result = CliRunner().invoke(app, early, env=env)
+        assert result.exit_code == 0, result.output
+        said = " ".join(result.output.split())  # the console wraps long lines
+        assert "identity_documents: not loaded yet" in said
+        assert "guesthub sync backfill --entity customers" in said
+        both = ["sync", "backfill", "--entity", "customers", "--entity", "identity_documents"]
+        result = CliRunner().invoke(app, both, env=env)
+        assert result.exit_code == 0, result.output
+        assert "not loaded yet" not in result.output
+    with psycopg.connect(database_url) as conn:
+        assert conn.execute(
+            "select count(*) > 0 from public.guest_identity_documents"
+        ).fetchone() == (True,)
+
+
 @pytest.mark.parametrize("command", ["backfill", "poll", "reconcile"])
 def test_an_unknown_entity_is_a_usage_error_before_anything_runs(
     command: str, guesthub_home: Path
