@@ -278,7 +278,10 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     finally:
         await store.aclose()
 
-    counts = await run_scoring(settings) or {}
+    scoring = await run_scoring(settings)
+    if scoring is not None and scoring.status != "succeeded":
+        raise CommandError(f"scoring {scoring.status}: {scoring.error}")
+    counts = scoring.counts if scoring is not None else {}
     store = Store(await PsycopgTransport.connect(url, max_size=2))
     try:
         report = settings.data_dir / "report.html"

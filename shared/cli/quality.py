@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 from rich.console import Console
@@ -15,12 +15,15 @@ from shared.db.connect import describe_database, open_store
 from shared.db.store import Store
 from shared.settings import Settings
 
+if TYPE_CHECKING:
+    from shared.connections.runner import JobResult
+
 app = typer.Typer()
 console = Console(stderr=True)
 NO_ENTERPRISES = "no enterprises to score in {where}: load them first with `guesthub sync backfill`"
 
 
-async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int] | None:
+async def run_scoring(settings: Settings, *, parts: int = 2) -> JobResult | None:
     """Score every enterprise; None when there is none (nothing is recorded then)."""
     from shared.connections.runner import run_database_job
     from shared.quality.job import score_profiles  # phonenumbers, email_validator
@@ -33,7 +36,7 @@ async def run_scoring(settings: Settings, *, parts: int = 2) -> dict[str, int] |
     try:
         if not await store.call("quality_enterprises"):
             return None
-        return (await run_database_job(store, "score_profiles", score)).counts
+        return await run_database_job(store, "score_profiles", score)
     finally:
         await store.aclose()
 
@@ -79,11 +82,13 @@ def score(
 ) -> None:
     """Enrich changed profiles, find duplicates, rescore every guest, snapshot the day."""
     settings = command_settings()
-    counts = asyncio.run(run_scoring(settings, parts=parts))
-    if counts is None:
+    result = asyncio.run(run_scoring(settings, parts=parts))
+    if result is None:
         console.print(NO_ENTERPRISES.format(where=describe_database(settings)))
         return
-    console.print(counts_table("Scored", counts))
+    console.print(counts_table("Scored", result.counts))
+    if result.status != "succeeded":  # an enterprise failed or backs off: named, exit 1
+        raise CommandError(f"scoring {result.status}: {result.error}")
 
 
 @app.command("report")

@@ -79,17 +79,19 @@ class JobResult:
     run_id: str
     status: str
     counts: dict[str, int] = field(default_factory=dict)
+    error: str | None = None  # why the status is not `succeeded`
 
     @property
     def ok(self) -> bool:
         return self.status in OK
 
     def summary(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "status": self.status, "counts": dict(self.counts)}
+        summary = {"run_id": self.run_id, "status": self.status, "counts": dict(self.counts)}
+        return summary | ({"error": self.error} if self.error else {})
 
 
 async def run_database_job(store: Store, job: str, work: DatabaseWork) -> JobResult:
     """``work`` in one live run (a database job: no Mews)."""
     async with live_run(store, job) as run:
         await work(store, run)
-    return JobResult(job, str(run.id), run.status, dict(run.counts))
+    return JobResult(job, str(run.id), run.status, dict(run.counts), run.error)

@@ -85,7 +85,12 @@ async def full_pass(
 
     await step()  # alone: it starts the pass, scoring nothing (or finds none due)
     while not result.done:
-        await asyncio.gather(*(worker() for _ in range(max(1, workers))))
+        try:  # one caller's failure stops the others (a task group cancels them)
+            async with asyncio.TaskGroup() as callers:
+                for _ in range(max(1, workers)):
+                    callers.create_task(worker())
+        except ExceptionGroup as failed:
+            raise failed.exceptions[0] from None
         if not result.done:
             await asyncio.sleep(BUSY_WAIT_SECONDS)  # the lanes left are another caller's
     return result

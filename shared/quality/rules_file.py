@@ -18,7 +18,8 @@
 rule and the key: unknown or repeated keys (top level and per rule), then what
 :func:`entry_problem` says about each rule — the words ``app.quality_rule_entry_problem`` uses
 where the same list is written (``public.quality_rules_replace``), its parameters judged by
-:func:`shared.quality.rules.rule_problem`. :func:`dump` writes what :func:`load` reads back
+:func:`shared.quality.rules.rule_problem`; the set as a whole must keep the bounds of
+:mod:`shared.quality.cost` (``app.quality_rule_set_problem``). :func:`dump` writes what :func:`load` reads back
 unchanged, so ``export`` then ``apply`` round-trips exactly.
 """
 
@@ -31,6 +32,7 @@ from typing import Any, get_args
 
 import yaml
 
+from shared.quality.cost import measure, set_problem
 from shared.quality.rules import Rule, rule_problem
 
 TOP_KEYS = ("enterprise", "note", "rules")
@@ -231,6 +233,10 @@ def _read(reader: _Reader) -> RulesFile | None:
             reader.refuse(root, f"key {key} is required")
     enterprise = _read_enterprise(reader, top["enterprise"][1]) if "enterprise" in top else ""
     rules = _read_rules(reader, top["rules"][1]) if "rules" in top else []
+    if not reader.problems:
+        problem = set_problem(measure((r.field, r.kind, r.params) for r in rules))
+        if problem is not None:
+            reader.refuse(top["rules"][0], f"rules: {problem}")
     note = reader.value(top["note"][1]) if "note" in top else None
     if note is not None and not isinstance(note, str):
         reader.refuse(top["note"][1], "note must be a text")
