@@ -146,7 +146,8 @@ def _table(conn: psycopg.Connection[Any], name: str, oid: int) -> str:
         lines.append(f"alter table {name} set ({', '.join(o for (o,) in options)});")
     for constraint, definition in _rows(
         conn,
-        "select conname, pg_get_constraintdef(oid, true) from pg_constraint where conrelid = %s"
+        "select conname, pg_get_constraintdef(oid, true) from pg_constraint"
+        " where conrelid = %s and contype <> 'n'"  # not null (PostgreSQL 18): in the column
         " order by array_position(array['p', 'u', 'x', 'f', 'c']::\"char\"[], contype), conname",
         (oid,),
     ):
