@@ -16,6 +16,7 @@ import shutil
 import subprocess
 import sys
 import sysconfig
+import tomllib
 import venv
 from pathlib import Path
 
@@ -178,3 +179,22 @@ def test_an_install_without_its_migrations_says_where_it_looked(
     assert "pending" not in result.stdout
     assert result.stderr.startswith("error: supabase/migrations is missing: looked for ")
     assert str(missing) in result.stderr.replace("\n", "")
+
+
+def test_the_image_installs_the_wheel_with_everything_it_carries() -> None:
+    """The Dockerfile builds the wheel from what it copies: every package-data source of
+    pyproject.toml must be among them, and the image installs that wheel, not the source."""
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    build = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))
+    sources = build["tool"]["hatch"]["build"]["targets"]["wheel"]["force-include"]
+    copied = {
+        item.rstrip("/")
+        for line in dockerfile.splitlines()
+        if line.startswith("COPY ") and "--from" not in line
+        for item in line.split()[1:-1]
+    }
+    for source in sources:
+        assert source in copied or source.split("/")[0] in copied, source
+    assert "pip wheel --no-deps --wheel-dir /dist ." in dockerfile
+    assert "pip install /dist/*.whl" in dockerfile
+    assert "pip install ." not in dockerfile
