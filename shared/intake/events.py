@@ -3,8 +3,9 @@
 General Webhooks carry ids only; WebSocket frames carry reservation and resource events;
 Integration Webhooks carry the connection's lifecycle and are checked against
 docs/MEWS.md#integration-webhooks (:func:`check_integration`). Unknown discriminators, types
-and actions are kept and reported, never an error. A NUL character (raw, or a ``\\u0000`` escape in any JSON
-string) is always refused: PostgreSQL can store it neither as text nor as jsonb.
+and actions are kept and reported, never an error. A NUL character (raw, or a ``\\u0000``
+escape in any JSON string) is always refused: PostgreSQL can store it neither as text nor as
+jsonb.
 """
 
 from __future__ import annotations

@@ -8,8 +8,8 @@ and the tenant's label, so the same config serves the same world.
 
 Webhook routing (docs/MEWS.md#general-webhooks, #portfolio): a General Webhook message
 carries one ``EnterpriseId`` and the tenant's one ``IntegrationId``. A portfolio is one
-integration (one AccessToken, delivered by one IntegrationCreated), so all its messages share its IntegrationId while the EnterpriseId
-names the enterprise the record belongs to: the reservation's or resource's enterprise, and
+integration (one AccessToken, delivered by one IntegrationCreated), so all its messages share
+its IntegrationId while the EnterpriseId names the enterprise the record belongs to: the reservation's or resource's enterprise, and
 the chain's first enterprise for customers (chain-level records).
 """
 
