@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test check lint typecheck bundle-functions clean chaos
+.PHONY: install demo test check lint typecheck bundle-functions clean chaos schema
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info >= (3, 11) else "Python 3.11+ is required")'
@@ -32,6 +32,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 check: lint typecheck test
+
+# supabase/schema.sql from a freshly migrated database (after adding a migration)
+schema: $(STAMP)
+	$(BIN)/python -m deploy.schema_sql supabase/schema.sql
 
 bundle-functions: $(STAMP)
 	$(BIN)/python deploy/bundle_functions.py build/functions

@@ -15,7 +15,7 @@ from cryptography.fernet import Fernet
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-# The public demo environment (CONNECTOR-API.md §1). Its tokens are published by Mews for
+# The public demo environment (docs/MEWS.md#environments). Its tokens are published by Mews for
 # everyone; they are defaults so that the same settings work against the simulator and demo.
 DEMO_PLATFORM_URL = "https://api.mews-demo.com"
 DEMO_WEBSOCKET_URL = "wss://ws.mews-demo.com"

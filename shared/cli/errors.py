@@ -136,6 +136,10 @@ def _migration(exc: BaseException) -> Failure:
     )
 
 
+def _package_data(exc: BaseException) -> Failure:
+    return Failure(f"{exc} (is guesthub installed from its wheel?)", ExitCode.CONFIGURATION)
+
+
 def _store(exc: BaseException) -> Failure:
     code = getattr(exc, "code", None)
     fn = getattr(exc, "fn", "")
@@ -218,6 +222,7 @@ HANDLERS: tuple[tuple[str, str, Handler], ...] = (
     (__name__, "CommandError", _command),
     ("shared.settings", "SettingsError", _settings_error),
     ("shared.db.migrations", "MigrationError", _migration),
+    ("shared.package_data", "PackageDataError", _package_data),
     ("shared.db.store", "StoreError", _store),
     ("shared.db.embedded", "EmbeddedServerError", _embedded),
     ("psycopg.errors", "UndefinedFunction", _pg_undefined),

@@ -25,9 +25,12 @@ app = typer.Typer(no_args_is_help=True)
 def apply(
     project: Annotated[str, typer.Option(help="Google Cloud project id.")],
     region: Annotated[str, typer.Option(help="Region of the functions and jobs.")],
-    file: Annotated[Path, typer.Option(exists=True, dir_okay=False, help="The jobs file.")] = Path(
-        "scheduler.yaml"
-    ),
+    file: Annotated[
+        Path | None,
+        typer.Option(
+            exists=True, dir_okay=False, help="The jobs file (default: the one guesthub ships)."
+        ),
+    ] = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Only show what would change (no credentials needed).")
     ] = False,
@@ -36,6 +39,10 @@ def apply(
     from shared.scheduler.apply import apply_jobs
     from shared.scheduler.config import parent, to_jobs
 
+    if file is None:
+        from shared.package_data import scheduler_file
+
+        file = scheduler_file()
     config = _load(file, project=project, region=region)
     jobs = to_jobs(config, project=project, region=region)
     plan = apply_jobs(_client(dry_run), parent(project, region), jobs, dry_run=dry_run)

@@ -55,7 +55,8 @@ class ConnectionPass:
 ConnectionWork = Callable[[Store, ConnectionPass], Awaitable[None]]
 OK = ("succeeded", "partial", "skipped")
 BUDGET_SPENT = "time budget spent; the next invocation carries on"
-REDISCOVER_AFTER = timedelta(days=1)  # what a token covers: asked again daily (CONNECTOR-API §6.1)
+# what a token covers: asked again daily (docs/MEWS.md#configuration)
+REDISCOVER_AFTER = timedelta(days=1)
 
 
 @dataclass(frozen=True)

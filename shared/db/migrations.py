@@ -19,6 +19,7 @@ import psycopg
 from psycopg import sql
 
 from shared.db.paths import bootstrap_file, migrations_dir
+from shared.package_data import PackageDataError
 
 _FILE_NAME = re.compile(r"^(?P<version>\d{14})_(?P<name>[a-z0-9_]+)\.sql$")
 # one runner at a time per database
@@ -67,14 +68,24 @@ class MigrationError(RuntimeError):
         self.migration = migration
 
 
+class MigrationsMissingError(PackageDataError):
+    """The migrations folder is absent or holds no migration: an install without its data."""
+
+
 def discover(directory: Path | None = None) -> list[Migration]:
-    """Migration files in version order; a badly named `.sql` file is an error, not skipped."""
+    """Migration files in version order; a badly named `.sql` file is an error, not skipped, and
+    so is a missing or empty folder (never "nothing pending")."""
+    folder = directory or migrations_dir()
+    if not folder.is_dir():
+        raise MigrationsMissingError(f"no migrations folder at {folder}")
     found = []
-    for path in sorted((directory or migrations_dir()).glob("*.sql")):
+    for path in sorted(folder.glob("*.sql")):
         match = _FILE_NAME.match(path.name)
         if match is None:
             raise ValueError(f"{path.name}: migration files are named <YYYYMMDDHHMMSS>_<what>.sql")
         found.append(Migration(match["version"], match["name"], path))
+    if not found:
+        raise MigrationsMissingError(f"no migration files (*.sql) in {folder}")
     versions = [m.version for m in found]
     if len(set(versions)) != len(versions):
         raise ValueError("two migration files share a version")

@@ -1,22 +1,21 @@
-"""Where the Supabase project folder is: inside the package when installed from a wheel,
-beside it in a checkout (editable install)."""
+"""Where the Supabase project files are: inside the package when installed from a wheel, the
+repository's own `supabase/` folder in a checkout (see :mod:`shared.package_data`)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 
+from shared.package_data import data_file
+
 
 def supabase_dir() -> Path:
-    """The `supabase/` folder holding config.toml, migrations/ and bootstrap/."""
-    packaged = Path(__file__).resolve().parents[1] / "supabase"
-    if packaged.is_dir():
-        return packaged
-    return Path(__file__).resolve().parents[2] / "supabase"
+    """The `supabase/` folder holding migrations/, bootstrap/ and privileges.yaml."""
+    return data_file("supabase")
 
 
 def migrations_dir() -> Path:
-    return supabase_dir() / "migrations"
+    return data_file("supabase", "migrations")
 
 
 def bootstrap_file() -> Path:
-    return supabase_dir() / "bootstrap" / "plain_postgres.sql"
+    return data_file("supabase", "bootstrap", "plain_postgres.sql")

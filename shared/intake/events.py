@@ -2,9 +2,10 @@
 
 General Webhooks carry ids only; WebSocket frames carry reservation and resource events;
 Integration Webhooks carry the connection's lifecycle and are checked against
-CONNECTOR-API.md §8 (:func:`check_integration`). Unknown discriminators, types and actions are
-kept and reported, never an error. A NUL character (raw, or a ``\\u0000`` escape in any JSON
-string) is always refused: PostgreSQL can store it neither as text nor as jsonb.
+docs/MEWS.md#integration-webhooks (:func:`check_integration`). Unknown discriminators, types
+and actions are kept and reported, never an error. A NUL character (raw, or a ``\\u0000``
+escape in any JSON string) is always refused: PostgreSQL can store it neither as text nor as
+jsonb.
 """
 
 from __future__ import annotations
@@ -66,7 +67,8 @@ class MalformedBody(ValueError):  # noqa: N818 - a reason, shown to the sender
 
 @dataclass(frozen=True)
 class IntegrationEvent:
-    """A checked Integration Webhook (CONNECTOR-API.md §8), ready to apply to ``connections``.
+    """A checked Integration Webhook (docs/MEWS.md#integration-webhooks), ready to apply to
+    ``connections``.
 
     ``integration_id`` is None only for an unknown action without a usable ``Integration.Id``
     (stored and reported, not applied). ``token`` is the AccessToken (IntegrationCreated) or the
@@ -151,7 +153,8 @@ def _load(raw: bytes | str, kind: str) -> Any:
 
 
 def _general(body: dict[str, Any]) -> Parsed:
-    """A General Webhook (CONNECTOR-API.md §7): an EnterpriseId and events with a Value.Id."""
+    """A General Webhook (docs/MEWS.md#general-webhooks): an EnterpriseId and events with a
+    Value.Id."""
     events = body.get("Events")
     if not isinstance(events, list):
         raise MalformedBody("General Webhook without an Events array")
@@ -170,7 +173,7 @@ def _general(body: dict[str, Any]) -> Parsed:
 
 
 def check_integration(body: dict[str, Any]) -> IntegrationEvent:
-    """Check an Integration Webhook against CONNECTOR-API.md §8 (pure).
+    """Check an Integration Webhook against docs/MEWS.md#integration-webhooks (pure).
 
     Every known action needs ``Data.Integration`` with a UUID ``Id``; IntegrationCreated also
     ``Data.Enterprise`` with a UUID ``Id`` and a non-empty ``Data.AccessToken``;

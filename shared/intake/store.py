@@ -1,6 +1,6 @@
 """Store-and-acknowledge: the webhook's whole job while Mews waits (≤ 5 s, we take ms).
 
-Answers (CONNECTOR-API.md §9: any non-2xx makes Mews re-send later):
+Answers (docs/MEWS.md#webhook-delivery: any non-2xx makes Mews re-send later):
 
 - 202 ``{"stored": id}`` — stored for processing (``id`` may be an identical body stored
   earlier: the database deduplicates, this code passes its id through).

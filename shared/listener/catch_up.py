@@ -1,5 +1,5 @@
 """The catch-up after a (re)connect: Mews has no replay, so what a connection's socket missed is
-read back by polling from where its polls stand (CONNECTOR-API.md §10).
+read back by polling from where its polls stand (docs/MEWS.md#websocket).
 
 One recorded run (``listener_catch_up``) per catch-up of a connection; inside it, each
 enterprise the token covers (a portfolio token covers several; none known yet: the token's own

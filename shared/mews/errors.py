@@ -1,4 +1,4 @@
-"""One error tree for every Mews failure, decided by status code (CONNECTOR-API.md §5).
+"""One error tree for every Mews failure, decided by status code (docs/MEWS.md#errors).
 
 - :class:`MewsFatalError` — our bug or configuration (400, 404, 413): do not retry unchanged.
 - :class:`MewsAuthError` — 401: the connection is unusable; stop its jobs, alert, no retry loop.
@@ -102,7 +102,7 @@ class MewsResponseError(MewsFatalError):
     """2xx with a body that is not the JSON object the operation returns."""
 
 
-# Every status CONNECTOR-API.md §5 documents as an error. Other 5xx map to MewsServerError and
+# Every status docs/MEWS.md#errors lists as an error. Other 5xx map to MewsServerError and
 # other 4xx to MewsFatalError.
 STATUS_ERRORS: dict[int, type[MewsError]] = {
     400: MewsBadRequestError,

@@ -1,4 +1,4 @@
-"""Cursor paging (CONNECTOR-API.md §3.2) as a pure state machine.
+"""Cursor paging (docs/MEWS.md#paging) as a pure state machine.
 
 The first request has no cursor; each response's ``Cursor`` (the id of the page's last item)
 is sent back for the next page. The walk ends on a null cursor or a page shorter than ``Count``;

@@ -329,7 +329,7 @@ def generate(
 
 def portfolio_enterprise(data: SimData, seed: int, name: str) -> dict[str, Any]:
     """The dummy enterprise a portfolio token's ``configuration/get`` describes when no
-    ``EnterpriseId`` is sent (``IsPortfolio: true``, CONNECTOR-API.md §11)."""
+    ``EnterpriseId`` is sent (``IsPortfolio: true``, docs/MEWS.md#portfolio)."""
     record = _enterprise(data, 0, _Ids(random.Random(seed)), data.now, 730, name)
     record.update(ShortName="PORTFOLIO", IsPortfolio=True)
     return record

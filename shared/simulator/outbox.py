@@ -1,5 +1,6 @@
 """What the simulator sends out, built from what changed (pure): General Webhook events and
-messages (CONNECTOR-API.md §7), Integration Webhooks (§8) and WebSocket events (§10)."""
+messages, Integration Webhooks and WebSocket events (docs/MEWS.md#general-webhooks,
+#integration-webhooks, #websocket)."""
 
 from __future__ import annotations
 

@@ -27,7 +27,8 @@ class RequestError(Exception):
 
 @dataclass(frozen=True)
 class ReadSpec:
-    """One getAll operation: its collection, filters and limits (CONNECTOR-API.md §4.3–4.4)."""
+    """One getAll operation: its collection, filters and limits (docs/MEWS.md#item-caps,
+    #window-limits)."""
 
     result_key: str
     records: Callable[[SimData], Iterable[dict[str, Any]]]
@@ -161,7 +162,8 @@ def _activity(data: SimData, body: dict[str, Any], record: dict[str, Any]) -> bo
 
 
 def _customers_extra(data: SimData, body: dict[str, Any], record: dict[str, Any]) -> bool:
-    # Extent is documented as required, yet clients that omit it receive customers (§6.3)
+    # Extent is documented as required, yet clients that omit it receive customers
+    # (docs/MEWS.md#customers)
     extent = body.get("Extent")
     if isinstance(extent, dict) and not extent.get("Customers"):
         return False

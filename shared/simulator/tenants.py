@@ -2,14 +2,14 @@
 
 A :class:`Tenant` is what one connection covers: an independent property (one chain, its
 enterprise, its customers) or the portfolio (one chain of several enterprises behind one
-portfolio AccessToken, CONNECTOR-API.md §11). Property 0 is today's single dataset with its
+portfolio AccessToken, docs/MEWS.md#portfolio). Property 0 is today's single dataset with its
 well-known tokens; every other tenant's data, token and integration id derive from the seed
 and the tenant's label, so the same config serves the same world.
 
-Webhook routing (§7, §11): a General Webhook message carries one ``EnterpriseId`` and the
-tenant's one ``IntegrationId``. A portfolio is one integration (one AccessToken, delivered by
-one IntegrationCreated), so all its messages share its IntegrationId while the EnterpriseId
-names the enterprise the record belongs to: the reservation's or resource's enterprise, and
+Webhook routing (docs/MEWS.md#general-webhooks, #portfolio): a General Webhook message
+carries one ``EnterpriseId`` and the tenant's one ``IntegrationId``. A portfolio is one
+integration (one AccessToken, delivered by one IntegrationCreated), so all its messages share
+its IntegrationId while the EnterpriseId names the enterprise the record belongs to: the reservation's or resource's enterprise, and
 the chain's first enterprise for customers (chain-level records).
 """
 
@@ -50,7 +50,7 @@ def derived_seed(seed: int, label: str) -> int:
 
 
 def derived_token(seed: int, label: str) -> str:
-    """A token of the documented shape: 32 hex, ``-``, 31 hex (CONNECTOR-API.md §2)."""
+    """A token of the documented shape: 32 hex, ``-``, 31 hex (docs/MEWS.md#authentication)."""
     digest = hashlib.sha256(f"guesthub-simulator:{seed}:{label}:token".encode()).hexdigest()
     return f"{digest[:32]}-{digest[32:63]}".upper()
 
@@ -125,7 +125,7 @@ class Tenant:
             )
 
     def check_write(self, body: dict[str, Any]) -> None:
-        """Writes with a portfolio token name the chain (§6.5–6.7, §11)."""
+        """Writes with a portfolio token name the chain (docs/MEWS.md#portfolio)."""
         if not self.is_portfolio:
             return
         chain_id = body.get("ChainId")

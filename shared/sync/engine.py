@@ -4,7 +4,7 @@ refreshes by id (webhooks, WebSocket), and a reconciling full compare.
 Generic over the entity specs (:mod:`shared.sync.entities`): every method takes an entity's
 name, and an unknown name is an :class:`~shared.sync.entities.UnknownEntityError`.
 
-Rules it keeps (DESIGN.md "Sync rules", CONNECTOR-API.md §14):
+Rules it keeps (docs/MEWS.md#sync-rules):
 - windows are half-open, chained, ≤ 31 days; independent windows run concurrently, all inside
   the token's shared request budget (the client's rate limiter);
 - a checkpoint moves only after its window's rows are committed (a crash re-reads at most the

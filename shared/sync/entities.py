@@ -1,5 +1,5 @@
 """Every Mews entity we mirror, declared once: what the engine, the commands, the listener and
-the functions loop over (STYLE.md 16).
+the functions loop over.
 
 An :class:`EntitySpec` says where an entity's records go (the mirror table and its guarded
 upsert ``upsert_<table>``), which model reads them and which mapping turns them into rows for
@@ -7,8 +7,8 @@ the rows API, whose scope they belong to (a chain or an enterprise), how they ar
 filter (the client's ``getAll`` and the time field of the first load's windows, or a sweep by
 the ids of their owners when Mews gives them no time filter), how they are read by id (for
 webhooks and WebSocket events), and whether staff edits are pushed back or Mews sends them over
-the WebSocket (CONNECTOR-API.md §6, §10). Adding an entity is one spec here, a migration with
-its table and upsert, and their tests.
+the WebSocket (docs/MEWS.md#endpoints, #websocket). Adding an entity is one spec here, a
+migration with its table and upsert, and their tests.
 
 A name that is not an entity is an error (:class:`UnknownEntityError`), wherever it is named.
 """
@@ -125,7 +125,7 @@ _SPECS = (
         lambda item, raw, _: mapping.guest_row(item, raw),
         read=lambda c: c.customers,
         first_load="created_utc",
-        # deletions: DeletedUtc with ActivityStates Deleted (§6.3, §14)
+        # deletions: DeletedUtc with ActivityStates Deleted (docs/MEWS.md#customers)
         poll_also=(PollAlso("deleted_utc", (("activity_states", ("Deleted",)),)),),
         by_id=ById(lambda c: c.customers, "customer_ids", 1000),
         pushed=True,
@@ -136,7 +136,8 @@ _SPECS = (
         Address,
         mapping.address_row,
         read=lambda c: c.addresses,
-        first_load="updated_utc",  # addresses/getAll has no CreatedUtc filter (§6.9)
+        # addresses/getAll has no CreatedUtc filter (docs/MEWS.md#addresses)
+        first_load="updated_utc",
     ),
     _chain(
         "companies",
@@ -161,7 +162,8 @@ _SPECS = (
         "resources",
         Resource,
         lambda item, raw, _: mapping.resource_row(item, raw),
-        read=lambda c: c.resources,  # few, rarely changed (§6.13): a first load reads all
+        # few, rarely changed (docs/MEWS.md#resources): a first load reads all
+        read=lambda c: c.resources,
         by_id=ById(lambda c: c.resources, "resource_ids", 1000),
         on_websocket=True,
     ),
@@ -170,7 +172,7 @@ _SPECS = (
         "guest_identity_documents",
         IdentityDocument,
         mapping.document_row,
-        # no time filter (§6.10): read by CustomerIds, ≤ 100 a request
+        # no time filter (docs/MEWS.md#identity-documents): read by CustomerIds, ≤ 100 a request
         sweep=Sweep(
             "customers", "guest_ids_page", ById(lambda c: c.identity_documents, "customer_ids", 100)
         ),

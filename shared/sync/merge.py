@@ -16,8 +16,9 @@ Per changed field:
 
 So a staff edit is never lost to a Mews change of *another* field. Blank and null are one value
 (``customers/update`` cannot tell them apart either). Mews stamps ``UpdatedUtc`` in whole
-seconds, so times are compared by the second and a tie goes to Mews (CONNECTOR-API §14.9): a
-Mews stamp of 10:00:00 may stand for any moment up to 10:00:00.999.
+seconds, so times are compared by the second and a tie goes to Mews
+(docs/MEWS.md#last-write-wins): a Mews stamp of 10:00:00 may stand for any moment up to
+10:00:00.999.
 
 A field with no recorded base (an edit queued before bases were kept, or by a writer that does
 not record one) falls back to the record clock: if Mews' ``UpdatedUtc`` has not moved past the

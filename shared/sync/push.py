@@ -55,7 +55,7 @@ FIELDS: dict[str, tuple[str, str]] = {
     "dietary_requirements": ("DietaryRequirements", "DietaryRequirements"),
 }
 
-# 409 (CONNECTOR-API §5): re-read, re-merge and resubmit at most this many times in all
+# 409 (docs/MEWS.md#errors): re-read, re-merge and resubmit at most this many times in all
 MAX_ATTEMPTS = 3
 
 MERGED_AWAY = "the profile was deleted or merged in Mews; edit the surviving profile"

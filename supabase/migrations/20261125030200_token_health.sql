@@ -1,5 +1,5 @@
 -- A 401 from Mews marks the AccessToken unauthorized for every process (invalid or expired
--- token, disabled enterprise or integration, missing permission: CONNECTOR-API.md §5). Its jobs
+-- token, disabled enterprise or integration, missing permission: docs/MEWS.md#errors). Its jobs
 -- then pause: the shared budget grants no slot for it, so no process keeps calling Mews with a
 -- refused token, until the token changes (a new token is a new key) or an operator clears it
 -- (public.token_authorized). Other tokens carry on. Keys are hashes of tokens, never tokens.

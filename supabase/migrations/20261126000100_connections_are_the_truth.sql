@@ -1,7 +1,7 @@
 -- Many properties, one deployment: `connections` is the one source of truth for what is synced.
 --
--- A connection is one Mews AccessToken: a property, or a portfolio of properties (CONNECTOR-API.md
--- §11). Tokens arrive by Integration webhooks (kept encrypted), by `guesthub connections add`
+-- A connection is one Mews AccessToken: a property, or a portfolio of properties (docs/MEWS.md
+-- #portfolio). Tokens arrive by Integration webhooks (kept encrypted), by `guesthub connections add`
 -- (encrypted), or from the environment's MEWS_ACCESS_TOKEN (then only its hash is kept: the token
 -- stays in the environment). What a token covers is asked of Mews and recorded here.
 --

@@ -11,6 +11,7 @@ from shared.db.migrations import (
     GLOBAL_STATEMENT_TIMEOUT,
     ROLE_STATEMENT_TIMEOUTS,
     MigrationError,
+    MigrationsMissingError,
     discover,
     migrate,
     status,
@@ -91,6 +92,21 @@ def test_a_badly_named_migration_file_is_an_error(tmp_path: Path) -> None:
     (tmp_path / "create_guests.sql").write_text("select 1;")
     with pytest.raises(ValueError, match="YYYYMMDDHHMMSS"):
         discover(tmp_path)
+
+
+def test_a_missing_or_empty_migrations_folder_is_an_error_naming_it(
+    tmp_path: Path, empty_database_url: str
+) -> None:
+    # an install that left its migrations behind must not look up to date ("0 pending")
+    missing = tmp_path / "migrations"
+    with pytest.raises(MigrationsMissingError, match=f"no migrations folder at {missing}"):
+        discover(missing)
+    missing.mkdir()
+    (missing / "README.md").write_text("not a migration")
+    with pytest.raises(MigrationsMissingError, match=f"no migration files .* in {missing}"):
+        discover(missing)
+    with psycopg.connect(empty_database_url) as conn, pytest.raises(MigrationsMissingError):
+        status(conn, missing)
 
 
 def role_settings(conn: psycopg.Connection) -> dict[str, str]:

@@ -1,5 +1,6 @@
 """Parsing and checking bodies (pure): NUL and bad bytes are refused with where they are,
-Integration Webhooks are checked against CONNECTOR-API.md §8, General Webhooks as before."""
+Integration Webhooks are checked against docs/MEWS.md#integration-webhooks, General Webhooks as
+before."""
 
 from __future__ import annotations
 

@@ -1,9 +1,5 @@
-"""The Mews fixtures: exact request/response shapes from the Connector API documentation.
-
-A copy lives in tests/fixtures/mews so the suite runs from a clean clone alone; when the team's
-reference folder (../shared/mews beside the repository) is present, a test checks the copy is
-identical.
-"""
+"""The Mews fixtures in tests/fixtures/mews: request and response bodies in the Connector API's
+documented shapes, every value invented (docs/MEWS.md#fixtures)."""
 
 from __future__ import annotations
 
@@ -12,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "mews"
-REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "mews"
 
 
 def load(name: str) -> Any:
