@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 44 migrations applied; the last: 20261126030300_quality_rescore_analyzes.sql
+-- 45 migrations applied; the last: 20261206010100_quality_rule_set_bounds.sql
 
 
 -- ================================================================================================
@@ -1407,6 +1407,72 @@ $function$;
 grant execute on function app.quality_pattern_quantifier(text,integer) to authenticated;
 grant execute on function app.quality_pattern_quantifier(text,integer) to service_role;
 
+-- app.quality_pattern_size(text)
+CREATE OR REPLACE FUNCTION app.quality_pattern_size(p_pattern text)
+ RETURNS integer
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_totals integer[] := '{}';
+  v_total integer := 0;
+  v_last integer := 0;
+  v_i integer := 1;
+  v_n integer := char_length(p_pattern);
+  v_char text;
+  v_end integer;
+  v_body text;
+  v_times integer;
+begin
+  while v_i <= v_n loop
+    v_char := substr(p_pattern, v_i, 1);
+    if v_char = '(' then
+      v_totals := v_totals || v_total;
+      v_total := 0;
+      v_last := 0;
+    elsif v_char = ')' then
+      v_last := v_total;
+      v_total := v_totals[cardinality(v_totals)] + v_total;
+      v_totals := v_totals[1:cardinality(v_totals) - 1];
+    elsif v_char in ('|', '^', '$', '?') then
+      v_last := 0;
+    elsif v_char in ('*', '+') then
+      v_total := v_total + v_last;
+      v_last := 0;
+    elsif v_char = '{' then
+      v_end := v_i + strpos(substr(p_pattern, v_i), '}') - 1;
+      v_body := substr(p_pattern, v_i + 1, v_end - v_i - 1);
+      v_times := case
+        when strpos(v_body, ',') = 0 then v_body::integer
+        when split_part(v_body, ',', 2) = '' then split_part(v_body, ',', 1)::integer + 2
+        else 2 * split_part(v_body, ',', 2)::integer - split_part(v_body, ',', 1)::integer end;
+      v_total := v_total + v_last * (v_times - 1);
+      v_last := 0;
+      v_i := v_end;
+    else
+      if v_char = '\' then
+        v_i := v_i + 1;
+      elsif v_char = '[' then
+        v_i := v_i + 1;
+        if substr(p_pattern, v_i, 1) = '^' then
+          v_i := v_i + 1;
+        end if;
+        while v_i <= v_n and substr(p_pattern, v_i, 1) <> ']' loop
+          v_i := v_i + case when substr(p_pattern, v_i, 1) = '\' then 2 else 1 end;
+        end loop;
+      end if;
+      v_total := v_total + 1;
+      v_last := 1;
+    end if;
+    v_i := v_i + 1;
+  end loop;
+  return v_total;
+end
+$function$;
+grant execute on function app.quality_pattern_size(text) to authenticated;
+grant execute on function app.quality_pattern_size(text) to service_role;
+
 -- app.quality_present_sql(text,uuid)
 CREATE OR REPLACE FUNCTION app.quality_present_sql(p_field text, p_enterprise_id uuid)
  RETURNS text
@@ -1465,6 +1531,16 @@ begin
   v_problem := app.quality_rule_problem(new.field, new.kind, new.params);
   if v_problem is not null then
     raise exception '%', v_problem using errcode = '22023';
+  end if;
+  -- an API role's write (a draft copied by the owner from an enabled set saved before the
+  -- bounds is not refused: its admin can then delete rules until it fits, and enable it)
+  if v_api_role then
+    v_problem := app.quality_rule_set_problem(
+      app.quality_rule_set_entries(new.rule_set_id, new.id)
+      || jsonb_build_array(jsonb_build_object('field', new.field, 'kind', new.kind, 'params', new.params)));
+    if v_problem is not null then
+      raise exception '%', v_problem using errcode = '54000';
+    end if;
   end if;
   return new;
 end
@@ -1625,6 +1701,81 @@ end
 $function$;
 grant execute on function app.quality_rule_problem(text,text,jsonb) to authenticated;
 grant execute on function app.quality_rule_problem(text,text,jsonb) to service_role;
+
+-- app.quality_rule_set_enable_check()
+CREATE OR REPLACE FUNCTION app.quality_rule_set_enable_check()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_problem text;
+begin
+  if new.status = 'enabled' and old.status is distinct from 'enabled' then
+    v_problem := app.quality_rule_set_problem(app.quality_rule_set_entries(new.id));
+    if v_problem is not null then
+      raise exception 'rule set version % cannot be enabled: %', new.version, v_problem using errcode = '54000';
+    end if;
+  end if;
+  return new;
+end
+$function$;
+
+-- app.quality_rule_set_entries(uuid,bigint)
+CREATE OR REPLACE FUNCTION app.quality_rule_set_entries(p_rule_set_id uuid, p_without bigint DEFAULT NULL::bigint)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(jsonb_build_object('field', r.field, 'kind', r.kind, 'params', r.params)), '[]'::jsonb)
+  from public.quality_rules r
+  where r.rule_set_id = p_rule_set_id and r.id is distinct from p_without
+$function$;
+grant execute on function app.quality_rule_set_entries(uuid,bigint) to authenticated;
+grant execute on function app.quality_rule_set_entries(uuid,bigint) to service_role;
+
+-- app.quality_rule_set_problem(jsonb)
+CREATE OR REPLACE FUNCTION app.quality_rule_set_problem(p_rules jsonb)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  with r as (
+    select e->>'field' as field, e->>'kind' as kind, coalesce(e->'params', '{}'::jsonb) as params
+    from jsonb_array_elements(p_rules) e
+  ), patterns as (
+    select distinct r.params->>'regex' as regex
+    from r where r.kind = 'pattern' and jsonb_typeof(r.params->'regex') = 'string'
+  ), m as (
+    select
+      (select count(*) from r) as rules,
+      (select count(*) from patterns) as patterns,
+      (select coalesce(sum(app.quality_pattern_size(p.regex)), 0) from patterns p) as size,
+      6 * (select count(distinct f) from r,
+             unnest(case when r.kind = 'cross_field' and jsonb_typeof(r.params->'other') = 'string'
+                         then array[r.field, r.params->>'other'] else array[r.field] end) f)
+        + (select coalesce(sum(case r.kind
+                                 when 'required' then 1 when 'allowed_values' then 2
+                                 when 'email' then 3 when 'phone' then 3 when 'not_ota_email' then 3
+                                 when 'date_range' then 4 when 'length' then 8
+                                 when 'cross_field' then 18 when 'pattern' then 16 else 0 end
+                               + case when r.kind = 'pattern' and jsonb_typeof(r.params->'regex') = 'string'
+                                      then app.quality_pattern_size(r.params->>'regex') / 2 else 0 end), 0)
+           from r) as cost
+  )
+  select case
+    when m.rules > 50 then format('a rule set holds at most 50 rules (this one: %s)', m.rules)
+    when m.patterns > 10 then format('a rule set uses at most 10 distinct patterns (this one: %s)', m.patterns)
+    when m.size > 300 then format('the patterns of a rule set may together be of size 300 at most (this one: %s; a bound {n,m} counts its part m + (m − n) times)', m.size)
+    when m.cost > 200 then format('the rule set costs %s units to score, more than the limit of 200 (the default set costs 94; see docs/QUALITY.md)', m.cost)
+  end
+  from m
+$function$;
+grant execute on function app.quality_rule_set_problem(jsonb) to authenticated;
+grant execute on function app.quality_rule_set_problem(jsonb) to service_role;
 
 -- app.quality_score_changes_seen()
 CREATE OR REPLACE FUNCTION app.quality_score_changes_seen()
@@ -1917,7 +2068,7 @@ CREATE OR REPLACE FUNCTION app.quality_state_bump(p_enterprise_id uuid)
  SET search_path TO ''
 AS $function$
   insert into public.quality_score_state as s (enterprise_id, version) values (p_enterprise_id, 1)
-  on conflict (enterprise_id) do update set version = s.version + 1
+  on conflict (enterprise_id) do update set version = s.version + 1, retry_at = null
 $function$;
 
 -- app.readable_chain_ids()
@@ -2731,6 +2882,7 @@ CREATE UNIQUE INDEX quality_rule_sets_one_enabled ON public.quality_rule_sets US
 alter table public.quality_rule_sets enable row level security;
 create policy quality_rule_sets_read on public.quality_rule_sets as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
+CREATE TRIGGER quality_rule_sets_enable_check BEFORE UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enable_check();
 grant select on table public.quality_rule_sets to authenticated;
 grant select on table public.quality_rule_sets to service_role;
 
@@ -2799,15 +2951,21 @@ create table public.quality_score_state (
     pass_started_at timestamp with time zone,
     pass_finished_at timestamp with time zone,
     snapshot_at timestamp with time zone,
-    snapshot_change bigint
+    snapshot_change bigint,
+    failures integer default 0 not null,
+    failed_at timestamp with time zone,
+    last_failure text,
+    retry_at timestamp with time zone
 );
 alter table public.quality_score_state add constraint quality_score_state_pkey PRIMARY KEY (enterprise_id);
 alter table public.quality_score_state add constraint quality_score_state_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.quality_score_state add constraint quality_score_state_last_failure_check CHECK (char_length(last_failure) <= 500);
 alter table public.quality_score_state enable row level security;
 create policy quality_score_state_read on public.quality_score_state as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
 grant select on table public.quality_score_state to authenticated;
 grant select, insert, update, delete on table public.quality_score_state to service_role;
+comment on column public.quality_score_state.retry_at is 'the score job leaves the enterprise alone until then (it failed `failures` times in a row)';
 
 -- public.quarantine
 create table public.quarantine (
@@ -4053,9 +4211,14 @@ CREATE OR REPLACE FUNCTION public.quality_enterprises()
  STABLE
  SET search_path TO ''
 AS $function$
-  select coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'chain_id', e.chain_id, 'name', e.name)
+  select coalesce(jsonb_agg(jsonb_build_object('id', e.id, 'chain_id', e.chain_id, 'name', e.name,
+                                               'failures', coalesce(s.failures, 0),
+                                               'retry_at', s.retry_at,
+                                               'backing_off', coalesce(s.retry_at > now(), false),
+                                               'last_failure', s.last_failure)
                             order by e.name), '[]'::jsonb)
   from public.enterprises e
+  left join public.quality_score_state s on s.enterprise_id = e.id
 $function$;
 grant execute on function public.quality_enterprises() to service_role;
 
@@ -4674,6 +4837,40 @@ begin
 end
 $function$;
 grant execute on function public.quality_snapshot(uuid) to service_role;
+
+-- public.quality_unit_failed(uuid,text)
+CREATE OR REPLACE FUNCTION public.quality_unit_failed(p_enterprise_id uuid, p_error text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_state public.quality_score_state;
+begin
+  perform app.quality_state(p_enterprise_id);
+  update public.quality_score_state
+     set failures = failures + 1, failed_at = now(), last_failure = left(p_error, 500),
+         -- a minute early, so the scheduled run that comes then tries again
+         retry_at = now() + least(interval '15 minutes' * power(2, least(failures, 7)), interval '24 hours')
+                    - interval '1 minute'
+   where enterprise_id = p_enterprise_id
+  returning * into v_state;
+  return jsonb_build_object('failures', v_state.failures, 'retry_at', v_state.retry_at);
+end
+$function$;
+grant execute on function public.quality_unit_failed(uuid,text) to service_role;
+
+-- public.quality_unit_succeeded(uuid)
+CREATE OR REPLACE FUNCTION public.quality_unit_succeeded(p_enterprise_id uuid)
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  update public.quality_score_state
+     set failures = 0, retry_at = null
+   where enterprise_id = p_enterprise_id and (failures > 0 or retry_at is not null)
+$function$;
+grant execute on function public.quality_unit_succeeded(uuid) to service_role;
 
 -- public.quarantine_add(jsonb,uuid)
 CREATE OR REPLACE FUNCTION public.quarantine_add(p_items jsonb, p_run_id uuid DEFAULT NULL::uuid)

@@ -148,12 +148,15 @@ async def test_an_admin_enabling_a_new_set_has_the_enterprise_scored_at_the_next
     run = await job(store)
     assert run.status == "succeeded"
     assert scored(conn, ENTERPRISE_ID) == 40
-    assert one(
-        conn,
-        "select count(*) from public.guest_scores s join public.quality_rules r"
-        " on r.id = any (s.failed_rules) where s.enterprise_id = %s",
-        ENTERPRISE_ID,
-    ) > 0  # scored by the new set's rules
+    assert (
+        one(
+            conn,
+            "select count(*) from public.guest_scores s join public.quality_rules r"
+            " on r.id = any (s.failed_rules) where s.enterprise_id = %s",
+            ENTERPRISE_ID,
+        )
+        > 0
+    )  # scored by the new set's rules
     assert state(conn, ENTERPRISE_ID)["failures"] == 0
 
 
