@@ -71,10 +71,13 @@ async def accept_webhook(
     URL secret matched and the body is to be stored."""
     if not token_matches(token, secret):
         return IntakeResult(401, {"error": "unauthorized"})
+    url_secret = (token,) if token else ()  # never stored, wherever the body repeats it
     try:
         parsed = parse_body(body)
     except MalformedBody as exc:
-        return await _store_rejected(open_store, exc.kind, body, str(exc))
+        return await _store_rejected(
+            open_store, exc.kind, storable_text(body, url_secret), str(exc)
+        )
     event = parsed.integration
     encrypted: str | None = None
     if event is not None and event.token is not None:
@@ -85,7 +88,7 @@ async def accept_webhook(
         if encrypted is None:
             return IntakeResult(500, {"error": INVALID_ENCRYPTION_KEY_MESSAGE})
     try:
-        return await _store_accepted(open_store, parsed, body, encrypted)
+        return await _store_accepted(open_store, parsed, storable_text(body, url_secret), encrypted)
     except StoreError as exc:
         return database_unavailable(exc)
 
@@ -104,13 +107,13 @@ def _encrypt(token: str, key: str) -> str | None:
 
 
 async def _store_accepted(
-    open_store: OpenStore, parsed: Parsed, body: bytes, token_encrypted: str | None
+    open_store: OpenStore, parsed: Parsed, text: str, token_encrypted: str | None
 ) -> IntakeResult:
     store = await open_store()
     stored = await store.call(
         "inbox_add",
         p_source=parsed.kind,
-        p_body_raw=storable_text(body),
+        p_body_raw=text,
         p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
         p_integration_id=_uuid_or_none(_integration_id(parsed)),
         p_unknown=list(parsed.unknown),
@@ -135,14 +138,10 @@ async def _store_accepted(
     return IntakeResult(202, answer)
 
 
-async def _store_rejected(
-    open_store: OpenStore, kind: str, body: bytes, reason: str
-) -> IntakeResult:
+async def _store_rejected(open_store: OpenStore, kind: str, text: str, reason: str) -> IntakeResult:
     try:
         store = await open_store()
-        stored = await store.call(
-            "inbox_add", p_source=kind, p_body_raw=storable_text(body), p_error=reason
-        )
+        stored = await store.call("inbox_add", p_source=kind, p_body_raw=text, p_error=reason)
     except StoreError as exc:
         return database_unavailable(exc)
     log.warning("webhook rejected", reason=reason, inbox_id=stored["id"])

@@ -306,6 +306,35 @@ def test_a_body_that_is_not_json_keeps_no_token(env: str) -> None:
     )
 
 
+@pytest.mark.parametrize(
+    "template",
+    [
+        b'{"Action": "IntegrationCreated", "Data": {"Access\\u0054oken": "TOKEN", ',
+        b'{"Action": "IntegrationCreated", "Data": {"Access\\u0074oken": "TOKEN"',
+        b'{"Action": "IntegrationApiKeyCreated", "Data": {"Api\\u004Bey": TOKEN, ',
+        b'{"Data": {"Client\\u0054oken": "TOKEN", "Url": "https://x.example/?Token=SECRET"',
+        b"AccessToken=TOKEN&ClientToken=TOKEN&Token=SECRET",
+    ],
+)
+def test_a_body_that_is_not_json_keeps_no_token_under_any_spelling(
+    env: str, template: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit's finding: a token under an escaped key stayed in plain text in the rejected
+    row. Neither it nor the URL secret (?Token=) is stored or logged."""
+    token = load("webhook_integration")["Data"]["AccessToken"]
+    body = template.replace(b"TOKEN", token.encode()).replace(b"SECRET", SECRET.encode())
+    answer = post(body)
+    assert answer.status_code == 400
+    assert "not JSON" in answer.get_json()["error"]
+    assert (columns_holding(env, token), columns_holding(env, SECRET)) == ([], [])
+    [(status, body_raw)] = rows(env, "select status, body_raw from public.event_inbox")
+    assert status == "rejected"
+    assert "[redacted]" in body_raw
+    logged = capsys.readouterr()
+    assert token not in logged.out + logged.err
+    assert SECRET not in logged.out + logged.err
+
+
 @pytest.mark.parametrize("name", ["webhook_integration", "webhook_integration_api_key_created"])
 def test_without_an_encryption_key_a_token_is_503_nothing_is_stored_and_the_retry_succeeds(
     database_url: str, name: str, capsys: pytest.CaptureFixture[str]
