@@ -50,6 +50,9 @@ TOKEN_ACTIONS: dict[str, str] = {
     "IntegrationApiKeyCreated": "ApiKey",
 }
 NUL_REASON = "body contains a NUL character (U+0000)"
+# the longest Enterprise.Name an IntegrationCreated may carry (a hotel's name; the database bounds
+# connections.enterprise_name more loosely, as a portfolio's name lists its hotels)
+ENTERPRISE_NAME_MAX_CHARS = 1000
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
@@ -200,6 +203,11 @@ def check_integration(body: dict[str, Any]) -> IntegrationEvent:
         enterprise_id = _uuid_field(data, "Enterprise")
         name = data["Enterprise"].get("Name")
         enterprise_name = name if isinstance(name, str) else None
+        if enterprise_name is not None and len(enterprise_name) > ENTERPRISE_NAME_MAX_CHARS:
+            raise _integration_error(
+                f"Data.Enterprise.Name is {len(enterprise_name)} characters long"
+                f" (at most {ENTERPRISE_NAME_MAX_CHARS})"
+            )
     else:
         enterprise_id = _uuid_in(data.get("Enterprise"))
     token: str | None = None

@@ -7,6 +7,9 @@ Answers (docs/MEWS.md#webhook-delivery: any non-2xx makes Mews re-send later):
 - 400 ``{"error": reason, "stored": id}`` — the body cannot be accepted; it is stored as
   rejected (secrets removed, NUL replaced) so that it can be inspected.
 - 401 — wrong or missing ``?Token=``; nothing stored.
+- 413 ``{"error": ...}`` — a body over :data:`BODY_MAX_BYTES`: nothing stored (Mews webhooks
+  name ids and are a few KB; a body this large is no webhook of ours, and storing it would let
+  one caller fill the inbox). The refusal is logged with the body's size.
 - 503 ``{"error": ...}`` — the database cannot be reached or failed, or an AccessToken arrived
   and no TOKEN_ENCRYPTION_KEY is configured to keep it: nothing acknowledged, Mews re-sends.
 """
@@ -31,6 +34,7 @@ from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 log = get_logger(__name__)
 
 MISSING_KEY = "TOKEN_ENCRYPTION_KEY is not set: the AccessToken cannot be kept; Mews will retry"
+BODY_MAX_BYTES = 1_048_576  # 1 MiB
 
 OpenStore = Callable[[], Awaitable[Store]]
 
@@ -46,6 +50,23 @@ def token_matches(given: str | None, expected: str | None) -> bool:
     if not given or not expected:
         return False
     return hmac.compare_digest(given.encode(), expected.encode())
+
+
+def refusal(body: bytes, token: str | None, secret: str | None) -> IntakeResult | None:
+    """What to answer a request refused before anything is stored: 401 for a wrong URL secret,
+    413 (logged with the size) for a body over the limit; None for a request to go on with."""
+    if not token_matches(token, secret):
+        return IntakeResult(401, {"error": "unauthorized"})
+    if len(body) > BODY_MAX_BYTES:
+        log.warning("webhook refused: body too large", size=len(body), limit=BODY_MAX_BYTES)
+        return IntakeResult(
+            413,
+            {
+                "error": f"body of {len(body)} bytes is over the limit of {BODY_MAX_BYTES}"
+                " bytes; not stored"
+            },
+        )
+    return None
 
 
 def database_unavailable(exc: StoreError) -> IntakeResult:
@@ -66,15 +87,19 @@ async def accept_webhook(
     secret: str | None,
     encryption_key: str | None = None,
 ) -> IntakeResult:
-    """Check the URL secret, then the body, store it (secrets removed), apply an Integration
+    """Check the URL secret, then the body's size and content, store it (secrets removed), apply an Integration
     Webhook to its connection, and say what to answer. ``open_store`` is called only once the
     URL secret matched and the body is to be stored."""
-    if not token_matches(token, secret):
-        return IntakeResult(401, {"error": "unauthorized"})
+    refused = refusal(body, token, secret)
+    if refused is not None:
+        return refused
+    url_secret = (token,) if token else ()  # never stored, wherever the body repeats it
     try:
         parsed = parse_body(body)
     except MalformedBody as exc:
-        return await _store_rejected(open_store, exc.kind, body, str(exc))
+        return await _store_rejected(
+            open_store, exc.kind, storable_text(body, url_secret), str(exc)
+        )
     event = parsed.integration
     encrypted: str | None = None
     if event is not None and event.token is not None:
@@ -85,7 +110,7 @@ async def accept_webhook(
         if encrypted is None:
             return IntakeResult(500, {"error": INVALID_ENCRYPTION_KEY_MESSAGE})
     try:
-        return await _store_accepted(open_store, parsed, body, encrypted)
+        return await _store_accepted(open_store, parsed, storable_text(body, url_secret), encrypted)
     except StoreError as exc:
         return database_unavailable(exc)
 
@@ -104,13 +129,13 @@ def _encrypt(token: str, key: str) -> str | None:
 
 
 async def _store_accepted(
-    open_store: OpenStore, parsed: Parsed, body: bytes, token_encrypted: str | None
+    open_store: OpenStore, parsed: Parsed, text: str, token_encrypted: str | None
 ) -> IntakeResult:
     store = await open_store()
     stored = await store.call(
         "inbox_add",
         p_source=parsed.kind,
-        p_body_raw=storable_text(body),
+        p_body_raw=text,
         p_enterprise_id=_uuid_or_none(parsed.enterprise_id),
         p_integration_id=_uuid_or_none(_integration_id(parsed)),
         p_unknown=list(parsed.unknown),
@@ -135,14 +160,10 @@ async def _store_accepted(
     return IntakeResult(202, answer)
 
 
-async def _store_rejected(
-    open_store: OpenStore, kind: str, body: bytes, reason: str
-) -> IntakeResult:
+async def _store_rejected(open_store: OpenStore, kind: str, text: str, reason: str) -> IntakeResult:
     try:
         store = await open_store()
-        stored = await store.call(
-            "inbox_add", p_source=kind, p_body_raw=storable_text(body), p_error=reason
-        )
+        stored = await store.call("inbox_add", p_source=kind, p_body_raw=text, p_error=reason)
     except StoreError as exc:
         return database_unavailable(exc)
     log.warning("webhook rejected", reason=reason, inbox_id=stored["id"])

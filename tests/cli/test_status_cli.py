@@ -110,6 +110,12 @@ def supabase(seeded: str) -> Iterator[str]:
 def test_staff_see_their_enterprise_only_and_no_token_hash(seeded: str, supabase: str) -> None:
     with psycopg.connect(seeded, autocommit=True) as conn:
         staff = add_user(conn, enterprise_id=ENTERPRISE_ID, role="staff")
+        # the enterprise's connection, whose token Mews refuses (staff see only their tokens)
+        conn.execute(
+            "select public.connection_apply('IntegrationCreated', gen_random_uuid(), %s,"
+            " 'Alpha', 'gAAAA-alpha', %s)",
+            (ENTERPRISE_ID, token_key(TOKEN)),
+        )
         conn.execute("select public.token_unauthorized(%s, 'Unauthorized')", (token_key(TOKEN),))
         conn.execute(
             "insert into public.event_inbox (source, enterprise_id, body_raw, body_hash, status)"

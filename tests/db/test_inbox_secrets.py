@@ -74,6 +74,17 @@ def add(conn: psycopg.Connection, raw: str, source: str = "integration_webhook")
         json.dumps({"Deep": [{"ClientToken": TOKEN}]}),
         '{"Action": "IntegrationCreated", "Data": {"AccessToken": "' + TOKEN + '", ',  # not JSON
         '{"Data": {"AccessToken": "' + TOKEN,  # cut inside the token
+        # not JSON, the key spelled with escapes (the audit's finding) or in another case
+        '{"Action": "IntegrationCreated", "Data": {"Access\\u0054oken": "' + TOKEN + '", ',
+        '{"Data": {"Access\\u0074oken": "' + TOKEN + '"',
+        '{"Data": {"\\u0041ccess\\u0054oken": "' + TOKEN,
+        '{"Data": {"Api\\u004Bey": "' + TOKEN + '", "Api\\u004bey": "' + TOKEN + '", ',
+        '{"Data": {"Client\\u0054oken": ' + TOKEN + ", ",
+        '{"Data": {"accesstoken": {"Value": "' + TOKEN + '"}, ',
+        json.dumps({"Data": {"ACCESSTOKEN": TOKEN}}),
+        # a query string, not JSON
+        "x=1&AccessToken=" + TOKEN + "&ClientToken=" + TOKEN,
+        "https://hooks.example/mews?Token=" + TOKEN,
     ],
 )
 def test_no_writer_can_store_a_token_in_the_inbox(conn: psycopg.Connection, raw: str) -> None:

@@ -20,7 +20,7 @@ from cryptography.fernet import Fernet
 from functions import runtime
 from functions.runtime import ConfigurationError, preflight
 from shared.intake.events import NUL_REASON
-from shared.intake.store import MISSING_KEY
+from shared.intake.store import BODY_MAX_BYTES, MISSING_KEY
 from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
@@ -304,6 +304,69 @@ def test_a_body_that_is_not_json_keeps_no_token(env: str) -> None:
     assert (
         inbox(env)[0][3] == '{"Action": "IntegrationCreated", "Data": {"AccessToken": "[redacted]"'
     )
+
+
+@pytest.mark.parametrize(
+    "template",
+    [
+        b'{"Action": "IntegrationCreated", "Data": {"Access\\u0054oken": "TOKEN", ',
+        b'{"Action": "IntegrationCreated", "Data": {"Access\\u0074oken": "TOKEN"',
+        b'{"Action": "IntegrationApiKeyCreated", "Data": {"Api\\u004Bey": TOKEN, ',
+        b'{"Data": {"Client\\u0054oken": "TOKEN", "Url": "https://x.example/?Token=SECRET"',
+        b"AccessToken=TOKEN&ClientToken=TOKEN&Token=SECRET",
+    ],
+)
+def test_a_body_that_is_not_json_keeps_no_token_under_any_spelling(
+    env: str, template: bytes, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit's finding: a token under an escaped key stayed in plain text in the rejected
+    row. Neither it nor the URL secret (?Token=) is stored or logged."""
+    token = load("webhook_integration")["Data"]["AccessToken"]
+    body = template.replace(b"TOKEN", token.encode()).replace(b"SECRET", SECRET.encode())
+    answer = post(body)
+    assert answer.status_code == 400
+    assert "not JSON" in answer.get_json()["error"]
+    assert (columns_holding(env, token), columns_holding(env, SECRET)) == ([], [])
+    [(status, body_raw)] = rows(env, "select status, body_raw from public.event_inbox")
+    assert status == "rejected"
+    assert "[redacted]" in body_raw
+    logged = capsys.readouterr()
+    assert token not in logged.out + logged.err
+    assert SECRET not in logged.out + logged.err
+
+
+def test_a_body_over_the_limit_is_413_nothing_stored_and_the_refusal_logged_with_its_size(
+    env: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The audit stored a 5 MB body; now it is refused before anything is stored."""
+    body = {"EnterpriseId": "e", "Events": [], "Padding": "x" * 5_000_000}
+    raw = json.dumps(body).encode()
+    answer = post(raw)
+    assert answer.status_code == 413
+    assert answer.get_json() == {
+        "error": f"body of {len(raw)} bytes is over the limit of {BODY_MAX_BYTES} bytes; not stored"
+    }
+    assert rows(env, "select count(*) from public.event_inbox") == [(0,)]
+    logged = capsys.readouterr().out
+    assert "body too large" in logged
+    assert str(len(raw)) in logged
+    # a body at the limit is a body like any other
+    at_limit = json.dumps({"EnterpriseId": "e", "Events": [], "Padding": ""}).encode()
+    at_limit = at_limit.replace(b'""', b'"' + b"x" * (BODY_MAX_BYTES - len(at_limit)) + b'"')
+    assert (len(at_limit), post(at_limit).status_code) == (BODY_MAX_BYTES, 202)
+
+
+def test_an_enterprise_name_over_the_limit_is_400_and_the_connection_untouched(env: str) -> None:
+    created = load("webhook_integration")
+    created["Data"]["Enterprise"]["Name"] = "Grand Hotel " * 1000
+    answer = post(created)
+    assert answer.status_code == 400
+    assert answer.get_json()["error"] == (
+        "Integration webhook: Data.Enterprise.Name is 12000 characters long (at most 1000)"
+    )
+    assert rows(env, "select status from public.event_inbox") == [("rejected",)]
+    assert rows(env, "select count(*) from public.connections") == [(0,)]
+    assert columns_holding(env, created["Data"]["AccessToken"]) == []
 
 
 @pytest.mark.parametrize("name", ["webhook_integration", "webhook_integration_api_key_created"])

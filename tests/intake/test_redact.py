@@ -56,9 +56,15 @@ def test_secret_keys_are_redacted_at_any_depth_and_in_arrays() -> None:
     }
 
 
-def test_key_names_are_case_sensitive_mews_names() -> None:
-    raw = json.dumps({"accesstoken": "kept", "Accesstoken": "kept"})
-    assert redact_body(raw) == raw
+def test_key_names_are_secret_in_any_letter_case() -> None:
+    """Mews writes AccessToken; a key spelled in another case is no less a secret."""
+    raw = json.dumps({"accesstoken": TOKEN, "APIKEY": TOKEN, "clientToken": TOKEN, "Token": "x"})
+    assert json.loads(redact_body(raw)) == {
+        "accesstoken": REDACTED,
+        "APIKEY": REDACTED,
+        "clientToken": REDACTED,
+        "Token": "x",
+    }
 
 
 def test_an_escaped_key_is_still_a_secret_key() -> None:
@@ -106,10 +112,82 @@ def test_a_body_nested_deeper_than_the_serialiser_goes_is_redacted_textually() -
     assert stored == raw.replace(TOKEN, REDACTED)
 
 
-def test_a_secret_that_cannot_be_redacted_any_other_way_withholds_the_body() -> None:
+def test_a_body_nested_too_deep_with_an_escaped_key_is_redacted_textually() -> None:
+    """It was withheld whole (the textual redaction saw only plain names); now redacted."""
     raw = "[" * 300 + '{"Access\\u0054oken": "' + TOKEN + '"}' + "]" * 300
-    assert redact_body(raw) == WITHHELD
+    assert redact_body(raw) == raw.replace(f'"{TOKEN}"', f'"{REDACTED}"')
     assert orjson.loads(WITHHELD)
+
+
+# -- a token in a body that is not JSON, under a key spelled with escapes (the audit's finding)
+
+NOT_JSON = '{"Action": "IntegrationCreated", "Data": {"Integration": {"Id": "i"}, '
+
+
+@pytest.mark.parametrize(
+    "key",
+    [
+        "Access\\u0054oken",  # the finding: T escaped
+        "Access\\u0074oken",  # t: AccessToken in another case
+        "\\u0041ccess\\u0054oken",
+        "\\u0061\\u0063\\u0063\\u0065\\u0073\\u0073\\u0054\\u006F\\u006b\\u0065\\u006E",  # every letter
+        "Api\\u004Bey",  # hex digits in upper case
+        "Api\\u004bey",  # ... and in lower case
+        "Client\\u0054oken",
+        "Client\\u0074\\u006fken",
+        "ACCESSTOKEN",
+    ],
+)
+@pytest.mark.parametrize(
+    ("before", "after"),
+    [
+        ('"', '", "x": 1'),  # a string, then more text
+        ('"', ""),  # a string cut off by the end of the body
+        ("", ", "),  # a bare word
+        ('{"Value": "', '"}, "x": 1'),  # an object: the rest of the text goes
+    ],
+)
+def test_a_token_under_an_escaped_key_in_text_that_is_not_json_is_redacted(
+    key: str, before: str, after: str
+) -> None:
+    raw = NOT_JSON + f'"{key}": {before}{TOKEN}{after}'
+    stored = storable_text(raw.encode())
+    assert TOKEN not in stored
+    assert TOKEN[:12] not in stored
+    assert stored.startswith(NOT_JSON + f'"{key}": "{REDACTED}"')
+
+
+def test_an_escaped_key_that_is_not_a_secret_keeps_its_value() -> None:
+    raw = NOT_JSON + '"Access\\u0054ype": "kept", "\\u0041piKeyId": "kept too", '
+    assert redact_body(raw) == raw
+
+
+@pytest.mark.parametrize(
+    "query",
+    [
+        f"AccessToken={TOKEN}&x=1",
+        f"x=1&accesstoken={TOKEN}",
+        f"Access%54oken={TOKEN}",  # a percent-encoded name
+        f"ClientToken={TOKEN}&AccessToken={TOKEN}",
+        f"https://hooks.example/mews?Token={TOKEN}",  # the webhook's URL secret
+        f'{{"Url": "https://hooks.example/mews?token={TOKEN}", ',
+    ],
+)
+def test_a_secret_in_a_query_string_of_text_that_is_not_json_is_redacted(query: str) -> None:
+    stored = redact_body(query)
+    assert TOKEN not in stored
+    assert f"={REDACTED}" in stored
+
+
+def test_a_query_string_without_secrets_is_kept() -> None:
+    raw = "a=1&TokenType=x&Tokens=2&b=Token"
+    assert redact_body(raw) == raw
+
+
+def test_the_webhooks_url_secret_is_never_stored_wherever_it_appears() -> None:
+    secret = "wh-secret-0123456789abcdef"
+    stored = storable_text(f'{{"EnterpriseId": "{secret}", "Events": []}}'.encode(), [secret])
+    assert stored == f'{{"EnterpriseId": "{REDACTED}", "Events": []}}'
 
 
 # -- property: a random token placed in such a body never survives redaction ------------------

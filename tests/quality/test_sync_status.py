@@ -148,6 +148,12 @@ def test_staff_see_their_enterprise_only_without_token_hashes_or_foreign_errors(
 ) -> None:
     healthy(conn)
     run(conn, "reconcile", "failed", scope=OTHER_CHAIN_ID)
+    # the enterprise's connection, whose token Mews refuses
+    conn.execute(
+        "select public.connection_apply('IntegrationCreated', gen_random_uuid(), %s, 'Alpha',"
+        " 'gAAAA-alpha', 'mews:abc')",
+        (ENTERPRISE_ID,),
+    )
     conn.execute("select public.token_unauthorized('mews:abc', 'Invalid token 1234')")
     staff = add_user(conn, enterprise_id=ENTERPRISE_ID, role="staff")
     with as_role(conn, "authenticated", staff):
