@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 45 migrations applied; the last: 20261206010100_quality_rule_set_bounds.sql
+-- 48 migrations applied; the last: 20261206050300_size_limits.sql
 
 
 -- ================================================================================================
@@ -34,6 +34,7 @@ create table app.quality_compiled (
 );
 alter table app.quality_compiled add constraint quality_compiled_pkey PRIMARY KEY (rule_set_id);
 alter table app.quality_compiled add constraint quality_compiled_rule_set_id_fkey FOREIGN KEY (rule_set_id) REFERENCES public.quality_rule_sets(id) ON DELETE CASCADE;
+alter table app.quality_compiled add constraint quality_compiled_sql_max_16777216_chars CHECK (char_length(sql) <= 16777216) NOT VALID;
 alter table app.quality_compiled enable row level security;
 
 -- app.quality_duplicate_queue
@@ -44,6 +45,7 @@ create table app.quality_duplicate_queue (
     queued_at timestamp with time zone default now() not null
 );
 alter table app.quality_duplicate_queue add constraint quality_duplicate_queue_pkey PRIMARY KEY (chain_id, guest_mews_id);
+alter table app.quality_duplicate_queue add constraint quality_duplicate_queue_old_keys_max_1048576_bytes CHECK (pg_column_size(old_keys) <= 1048576) NOT VALID;
 alter table app.quality_duplicate_queue enable row level security;
 grant select, insert, update, delete on table app.quality_duplicate_queue to service_role;
 
@@ -493,6 +495,30 @@ AS $function$
               or (i.integration_id = c.integration_id)))
 $function$;
 grant execute on function app.inbox_unrouted() to service_role;
+
+-- app.is_secret_key(text)
+CREATE OR REPLACE FUNCTION app.is_secret_key(p_key text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$ select lower(p_key) = any (select lower(k) from unnest(app.secret_keys()) k) $function$;
+grant execute on function app.is_secret_key(text) to service_role;
+
+-- app.json_string_text(text)
+CREATE OR REPLACE FUNCTION app.json_string_text(p_raw text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+begin
+  return ('"' || p_raw || '"')::jsonb #>> '{}';
+exception when others then
+  return null;
+end
+$function$;
+grant execute on function app.json_string_text(text) to service_role;
 
 -- app.quality_compiled_rules(uuid)
 CREATE OR REPLACE FUNCTION app.quality_compiled_rules(p_rule_set_id uuid)
@@ -2112,14 +2138,13 @@ declare
   v_json jsonb;
   v_redacted jsonb;
 begin
-  if p_raw is null or p_raw !~ '(AccessToken|ApiKey|ClientToken|\\u)' then
+  if p_raw is null or p_raw !~* '(accesstoken|apikey|clienttoken|token=|\\u)' then
     return p_raw;
   end if;
   begin
     v_json := p_raw::jsonb;
   exception when others then
-    return regexp_replace(p_raw, '("(AccessToken|ApiKey|ClientToken)"\s*:\s*)"([^"\\]|\\.)*"?',
-                          '\1"[redacted]"', 'g');
+    return app.redact_text(p_raw);
   end;
   v_redacted := app.redact_jsonb(v_json);
   return case when v_redacted = v_json then p_raw else v_redacted::text end;
@@ -2136,7 +2161,7 @@ CREATE OR REPLACE FUNCTION app.redact_jsonb(p_value jsonb)
 AS $function$
   select case jsonb_typeof(p_value)
     when 'object' then (
-      select coalesce(jsonb_object_agg(e.key, case when e.key = any (app.secret_keys()) then to_jsonb('[redacted]'::text)
+      select coalesce(jsonb_object_agg(e.key, case when app.is_secret_key(e.key) then to_jsonb('[redacted]'::text)
                                                    else app.redact_jsonb(e.value) end), '{}'::jsonb)
       from jsonb_each(p_value) e)
     when 'array' then (
@@ -2145,6 +2170,33 @@ AS $function$
     else p_value end
 $function$;
 grant execute on function app.redact_jsonb(jsonb) to service_role;
+
+-- app.redact_text(text)
+CREATE OR REPLACE FUNCTION app.redact_text(p_raw text)
+ RETURNS text
+ LANGUAGE plpgsql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+declare
+  v_keys text;
+begin
+  -- the member keys of the text, as written, that decode to a secret name: as regex literals
+  select string_agg(distinct regexp_replace(m[1], '([\\^$.|?*+()\[\]{}])', '\\\1', 'g'), '|')
+    into v_keys
+    from regexp_matches(p_raw, '"((?:[^"\\]|\\.)*)"\s*:', 'g') m
+   where app.is_secret_key(coalesce(app.json_string_text(m[1]), m[1]));
+  if v_keys is not null then
+    p_raw := regexp_replace(
+      p_raw,
+      '("(?:' || v_keys || ')"\s*:\s*)(?:"(?:[^"\\]|\\.)*"?|[{\[].*|[^\s,}\]"]+)',
+      '\1"[redacted]"', 'g');
+  end if;
+  return regexp_replace(p_raw, '(^|[^[:alnum:]_%.~-])((?:accesstoken|apikey|clienttoken|token)=)[^&\s"''#<>]+',
+                        '\1\2[redacted]', 'gi');
+end
+$function$;
+grant execute on function app.redact_text(text) to service_role;
 
 -- app.reservations_from_records(uuid,jsonb)
 CREATE OR REPLACE FUNCTION app.reservations_from_records(p_scope_id uuid, p_records jsonb)
@@ -2294,6 +2346,33 @@ $function$;
 grant execute on function app.sync_last_runs(uuid[],boolean) to authenticated;
 grant execute on function app.sync_last_runs(uuid[],boolean) to service_role;
 
+-- app.sync_last_unscoped_runs(uuid[],boolean)
+CREATE OR REPLACE FUNCTION app.sync_last_unscoped_runs(p_connection_ids uuid[], p_with_errors boolean)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with recursive jobs (job) as (
+    (select r.job from public.sync_runs r order by r.job limit 1)
+    union all
+    select (select r.job from public.sync_runs r where r.job > j.job order by r.job limit 1)
+    from jobs j where j.job is not null
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'job', l.job, 'status', l.status, 'started_at', l.started_at, 'finished_at', l.finished_at,
+           'scope_id', null, 'error', case when p_with_errors then l.error end) order by l.job), '[]'::jsonb)
+  from jobs j
+  cross join lateral (
+    select r.job, r.status, r.started_at, r.finished_at, r.error
+    from public.sync_runs r
+    where r.job = j.job and r.scope_id is null
+      and (p_connection_ids is null or r.connection_id is null or r.connection_id = any (p_connection_ids))
+    order by r.started_at desc
+    limit 1) l
+  where j.job is not null
+$function$;
+
 -- app.sync_private_health(uuid)
 CREATE OR REPLACE FUNCTION app.sync_private_health(p_enterprise_id uuid)
  RETURNS jsonb
@@ -2301,7 +2380,12 @@ CREATE OR REPLACE FUNCTION app.sync_private_health(p_enterprise_id uuid)
  STABLE SECURITY DEFINER
  SET search_path TO ''
 AS $function$
-  with caller as (select app.caller_is_trusted() as trusted)
+  with caller as (select app.caller_is_trusted() as trusted),
+  mine as (  -- the connections covering the enterprise, and their tokens' budget keys
+    select coalesce(array_agg(c.integration_id), '{}') as ids,
+           coalesce(array_agg(c.token_key) filter (where c.token_key is not null), '{}') as keys
+    from public.connections c
+    where p_enterprise_id = any (c.enterprise_ids) or c.enterprise_id = p_enterprise_id)
   select case when c.trusted or p_enterprise_id = any (app.readable_enterprise_ids()) then
     jsonb_build_object(
       'inbox', (
@@ -2313,10 +2397,14 @@ AS $function$
                  'dead', count(*) filter (where i.status = 'dead'))
         from public.event_inbox i
         where i.status in ('pending', 'processing', 'failed', 'dead')
-          and (i.enterprise_id = p_enterprise_id or i.enterprise_id is null)),
-      'runs', app.sync_last_runs(null, c.trusted),
-      'quarantine_unscoped', (select count(*) from public.quarantine q
-                              where q.scope_id is null and q.resolved_at is null),
+          and (i.enterprise_id = p_enterprise_id
+               or i.enterprise_id is null and (c.trusted or i.integration_id = any (m.ids)))),
+      'runs', app.sync_last_unscoped_runs(case when not c.trusted then m.ids end, c.trusted),
+      'quarantine_unscoped', (
+        select count(*) from public.quarantine q
+        where q.scope_id is null and q.resolved_at is null
+          and (c.trusted or exists (select 1 from public.sync_runs r
+                                    where r.id = q.run_id and r.connection_id = any (m.ids)))),
       'tokens', (
         select coalesce(jsonb_agg(t.token order by t.unauthorized_at desc nulls last, t.last_request_at desc nulls last), '[]'::jsonb)
         from (
@@ -2324,6 +2412,7 @@ AS $function$
                  jsonb_build_object(
                    'unauthorized_since', s.unauthorized_at,
                    'superseded', s.unauthorized_at is not null
+                                 and s.key <> all (m.keys)
                                  and exists (select 1 from public.rate_limit_hits o
                                              where o.key <> s.key and o.at > s.unauthorized_at),
                    'used_last_30s', h.recent,
@@ -2336,9 +2425,10 @@ AS $function$
             select max(x.at) as last_request_at,
                    count(*) filter (where x.at > now() - interval '30 seconds') as recent
             from public.rate_limit_hits x where x.key = s.key) h
-          where s.unauthorized_at is not null or h.last_request_at > now() - interval '1 day') t))
+          where (c.trusted or s.key = any (m.keys))
+            and (s.unauthorized_at is not null or h.last_request_at > now() - interval '1 day')) t))
   end
-  from caller c
+  from caller c cross join mine m
 $function$;
 grant execute on function app.sync_private_health(uuid) to authenticated;
 grant execute on function app.sync_private_health(uuid) to service_role;
@@ -2415,6 +2505,8 @@ create table public.app_users (
 );
 alter table public.app_users add constraint app_users_pkey PRIMARY KEY (id);
 alter table public.app_users add constraint app_users_id_fkey FOREIGN KEY (id) REFERENCES auth.users(id) ON DELETE CASCADE;
+alter table public.app_users add constraint app_users_display_name_max_200_chars CHECK (char_length(display_name) <= 200) NOT VALID;
+alter table public.app_users add constraint app_users_email_max_1000_chars CHECK (char_length(email) <= 1000) NOT VALID;
 alter table public.app_users enable row level security;
 create policy app_users_read on public.app_users as permissive for select to authenticated
     using (id = (( SELECT auth.uid() AS uid)) OR (EXISTS ( SELECT 1
@@ -2436,6 +2528,7 @@ create table public.chains (
     updated_at timestamp with time zone default now() not null
 );
 alter table public.chains add constraint chains_pkey PRIMARY KEY (id);
+alter table public.chains add constraint chains_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
 alter table public.chains enable row level security;
 create policy chains_read on public.chains as permissive for select to authenticated
     using (id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
@@ -2458,6 +2551,10 @@ create table public.conflict_log (
     created_at timestamp with time zone default now() not null
 );
 alter table public.conflict_log add constraint conflict_log_pkey PRIMARY KEY (id);
+alter table public.conflict_log add constraint conflict_log_detail_max_100000_chars CHECK (char_length(detail) <= 100000) NOT VALID;
+alter table public.conflict_log add constraint conflict_log_field_max_1000_chars CHECK (char_length(field) <= 1000) NOT VALID;
+alter table public.conflict_log add constraint conflict_log_local_value_max_1048576_bytes CHECK (pg_column_size(local_value) <= 1048576) NOT VALID;
+alter table public.conflict_log add constraint conflict_log_mews_value_max_1048576_bytes CHECK (pg_column_size(mews_value) <= 1048576) NOT VALID;
 alter table public.conflict_log add constraint conflict_log_resolution_check CHECK (resolution = ANY (ARRAY['mews_won'::text, 'local_won'::text, 'refused_by_mews'::text]));
 CREATE INDEX conflict_log_guest_idx ON public.conflict_log USING btree (chain_id, guest_mews_id, created_at DESC);
 alter table public.conflict_log enable row level security;
@@ -2480,6 +2577,10 @@ create table public.connection_jobs (
 );
 alter table public.connection_jobs add constraint connection_jobs_pkey PRIMARY KEY (integration_id, job);
 alter table public.connection_jobs add constraint connection_jobs_integration_id_fkey FOREIGN KEY (integration_id) REFERENCES public.connections(integration_id) ON DELETE CASCADE;
+alter table public.connection_jobs add constraint connection_jobs_job_max_1000_chars CHECK (char_length(job) <= 1000) NOT VALID;
+alter table public.connection_jobs add constraint connection_jobs_last_error_max_100000_chars CHECK (char_length(last_error) <= 100000) NOT VALID;
+alter table public.connection_jobs add constraint connection_jobs_last_status_max_1000_chars CHECK (char_length(last_status) <= 1000) NOT VALID;
+alter table public.connection_jobs add constraint connection_jobs_lease_holder_max_1000_chars CHECK (char_length(lease_holder) <= 1000) NOT VALID;
 alter table public.connection_jobs enable row level security;
 grant select, insert, update, delete on table public.connection_jobs to service_role;
 
@@ -2501,12 +2602,16 @@ create table public.connections (
     created_at timestamp with time zone default now() not null
 );
 alter table public.connections add constraint connections_pkey PRIMARY KEY (integration_id);
+alter table public.connections add constraint connections_access_token_encrypted_max_10000_chars CHECK (char_length(access_token_encrypted) <= 10000) NOT VALID;
+alter table public.connections add constraint connections_enterprise_name_max_100000_chars CHECK (char_length(enterprise_name) <= 100000) NOT VALID;
+alter table public.connections add constraint connections_last_action_max_1000_chars CHECK (char_length(last_action) <= 1000) NOT VALID;
 alter table public.connections add constraint connections_source_check CHECK (source = ANY (ARRAY['webhook'::text, 'manual'::text, 'environment'::text]));
 alter table public.connections add constraint connections_status_check CHECK (status = ANY (ARRAY['active'::text, 'disabled'::text, 'canceled'::text, 'deleted'::text]));
+alter table public.connections add constraint connections_token_key_max_1000_chars CHECK (char_length(token_key) <= 1000) NOT VALID;
 CREATE INDEX connections_enterprise_ids_idx ON public.connections USING gin (enterprise_ids);
 alter table public.connections enable row level security;
 create policy connections_read on public.connections as permissive for select to authenticated
-    using (enterprise_ids && (( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids)) OR (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[])));
+    using (enterprise_ids <@ (( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids)) AND (enterprise_id IS NULL OR (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]))) AND (cardinality(enterprise_ids) > 0 OR enterprise_id IS NOT NULL));
 grant select, insert, update, delete on table public.connections to service_role;
 grant select (integration_id, enterprise_id, enterprise_name, status, last_action, updated_at, source, enterprise_ids, is_portfolio, discovered_at, created_at) on table public.connections to authenticated;
 
@@ -2551,6 +2656,10 @@ create table public.enterprises (
 );
 alter table public.enterprises add constraint enterprises_pkey PRIMARY KEY (id);
 alter table public.enterprises add constraint enterprises_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id);
+alter table public.enterprises add constraint enterprises_default_language_code_max_1000_chars CHECK (char_length(default_language_code) <= 1000) NOT VALID;
+alter table public.enterprises add constraint enterprises_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
+alter table public.enterprises add constraint enterprises_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.enterprises add constraint enterprises_time_zone_max_1000_chars CHECK (char_length(time_zone) <= 1000) NOT VALID;
 CREATE INDEX enterprises_chain_idx ON public.enterprises USING btree (chain_id);
 alter table public.enterprises enable row level security;
 create policy enterprises_read on public.enterprises as permissive for select to authenticated
@@ -2578,8 +2687,13 @@ create table public.event_inbox (
     integration_id uuid
 );
 alter table public.event_inbox add constraint event_inbox_pkey PRIMARY KEY (id);
+alter table public.event_inbox add constraint event_inbox_body_hash_max_1000_chars CHECK (char_length(body_hash) <= 1000) NOT VALID;
+alter table public.event_inbox add constraint event_inbox_body_max_16777216_bytes CHECK (pg_column_size(body) <= 16777216) NOT VALID;
+alter table public.event_inbox add constraint event_inbox_body_raw_max_4194304_chars CHECK (char_length(body_raw) <= 4194304) NOT VALID;
+alter table public.event_inbox add constraint event_inbox_error_max_100000_chars CHECK (char_length(error) <= 100000) NOT VALID;
 alter table public.event_inbox add constraint event_inbox_source_check CHECK (source = ANY (ARRAY['general_webhook'::text, 'integration_webhook'::text, 'websocket'::text]));
 alter table public.event_inbox add constraint event_inbox_status_check CHECK (status = ANY (ARRAY['pending'::text, 'processing'::text, 'done'::text, 'failed'::text, 'dead'::text, 'rejected'::text]));
+alter table public.event_inbox add constraint event_inbox_unknown_discriminators_max_2097152_bytes CHECK (pg_column_size(unknown_discriminators) <= 2097152) NOT VALID;
 CREATE INDEX event_inbox_hash_idx ON public.event_inbox USING btree (body_hash);
 CREATE INDEX event_inbox_open_idx ON public.event_inbox USING btree (enterprise_id, received_at) WHERE (status = ANY (ARRAY['pending'::text, 'processing'::text, 'failed'::text, 'dead'::text]));
 CREATE INDEX event_inbox_ready_idx ON public.event_inbox USING btree (available_at, id) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text]));
@@ -2607,6 +2721,14 @@ create table public.guest_addresses (
 );
 alter table public.guest_addresses add constraint guest_addresses_pkey PRIMARY KEY (chain_id, mews_id);
 alter table public.guest_addresses add constraint guest_addresses_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id);
+alter table public.guest_addresses add constraint guest_addresses_city_max_1000_chars CHECK (char_length(city) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_country_code_max_1000_chars CHECK (char_length(country_code) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_country_subdivision_code_max_1000_chars CHECK (char_length(country_subdivision_code) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_line1_max_1000_chars CHECK (char_length(line1) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_line2_max_1000_chars CHECK (char_length(line2) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_postal_code_max_1000_chars CHECK (char_length(postal_code) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.guest_addresses add constraint guest_addresses_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
 CREATE INDEX guest_addresses_guest_idx ON public.guest_addresses USING btree (guest_mews_id);
 alter table public.guest_addresses enable row level security;
 create policy guest_addresses_read on public.guest_addresses as permissive for select to authenticated
@@ -2624,6 +2746,7 @@ create table public.guest_duplicates (
 );
 alter table public.guest_duplicates add constraint guest_duplicates_pkey PRIMARY KEY (chain_id, guest_a, guest_b);
 alter table public.guest_duplicates add constraint guest_duplicates_check CHECK (guest_a < guest_b);
+alter table public.guest_duplicates add constraint guest_duplicates_evidence_max_1048576_bytes CHECK (pg_column_size(evidence) <= 1048576) NOT VALID;
 CREATE INDEX guest_duplicates_b_idx ON public.guest_duplicates USING btree (chain_id, guest_b);
 alter table public.guest_duplicates enable row level security;
 create policy guest_duplicates_read on public.guest_duplicates as permissive for select to authenticated
@@ -2643,6 +2766,10 @@ create table public.guest_enrichments (
     queued_for_push_at timestamp with time zone
 );
 alter table public.guest_enrichments add constraint guest_enrichments_pkey PRIMARY KEY (chain_id, guest_mews_id, field);
+alter table public.guest_enrichments add constraint guest_enrichments_field_max_1000_chars CHECK (char_length(field) <= 1000) NOT VALID;
+alter table public.guest_enrichments add constraint guest_enrichments_rule_max_1000_chars CHECK (char_length(rule) <= 1000) NOT VALID;
+alter table public.guest_enrichments add constraint guest_enrichments_source_max_1000_chars CHECK (char_length(source) <= 1000) NOT VALID;
+alter table public.guest_enrichments add constraint guest_enrichments_value_max_100000_chars CHECK (char_length(value) <= 100000) NOT VALID;
 alter table public.guest_enrichments enable row level security;
 create policy guest_enrichments_read on public.guest_enrichments as permissive for select to authenticated
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
@@ -2672,6 +2799,12 @@ create table public.guest_facts (
     name_key text
 );
 alter table public.guest_facts add constraint guest_facts_pkey PRIMARY KEY (chain_id, guest_mews_id);
+alter table public.guest_facts add constraint guest_facts_document_country_max_1000_chars CHECK (char_length(document_country) <= 1000) NOT VALID;
+alter table public.guest_facts add constraint guest_facts_email_normalized_max_1000_chars CHECK (char_length(email_normalized) <= 1000) NOT VALID;
+alter table public.guest_facts add constraint guest_facts_enriched_language_max_1000_chars CHECK (char_length(enriched_language) <= 1000) NOT VALID;
+alter table public.guest_facts add constraint guest_facts_enriched_nationality_max_1000_chars CHECK (char_length(enriched_nationality) <= 1000) NOT VALID;
+alter table public.guest_facts add constraint guest_facts_name_key_max_10000_chars CHECK (char_length(name_key) <= 10000) NOT VALID;
+alter table public.guest_facts add constraint guest_facts_phone_e164_max_1000_chars CHECK (char_length(phone_e164) <= 1000) NOT VALID;
 CREATE INDEX guest_facts_email_idx ON public.guest_facts USING btree (chain_id, email_normalized) WHERE (email_normalized IS NOT NULL);
 CREATE INDEX guest_facts_name_key_idx ON public.guest_facts USING btree (chain_id, name_key) WHERE (name_key IS NOT NULL);
 CREATE INDEX guest_facts_phone_idx ON public.guest_facts USING btree (chain_id, phone_e164) WHERE (phone_e164 IS NOT NULL);
@@ -2699,6 +2832,11 @@ create table public.guest_identity_documents (
 );
 alter table public.guest_identity_documents add constraint guest_identity_documents_pkey PRIMARY KEY (chain_id, mews_id);
 alter table public.guest_identity_documents add constraint guest_identity_documents_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id);
+alter table public.guest_identity_documents add constraint guest_identity_documents_issuing_country_code_max_1000_chars CHECK (char_length(issuing_country_code) <= 1000) NOT VALID;
+alter table public.guest_identity_documents add constraint guest_identity_documents_number_max_1000_chars CHECK (char_length(number) <= 1000) NOT VALID;
+alter table public.guest_identity_documents add constraint guest_identity_documents_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.guest_identity_documents add constraint guest_identity_documents_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.guest_identity_documents add constraint guest_identity_documents_type_max_1000_chars CHECK (char_length(type) <= 1000) NOT VALID;
 CREATE INDEX guest_identity_documents_guest_idx ON public.guest_identity_documents USING btree (guest_mews_id);
 alter table public.guest_identity_documents enable row level security;
 create policy guest_identity_documents_read on public.guest_identity_documents as permissive for select to authenticated
@@ -2794,7 +2932,34 @@ create table public.guests (
 );
 alter table public.guests add constraint guests_pkey PRIMARY KEY (chain_id, mews_id);
 alter table public.guests add constraint guests_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id);
+alter table public.guests add constraint guests_birth_country_code_max_1000_chars CHECK (char_length(birth_country_code) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_birth_place_max_1000_chars CHECK (char_length(birth_place) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_car_registration_number_max_1000_chars CHECK (char_length(car_registration_number) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_classifications_max_65536_bytes CHECK (pg_column_size(classifications) <= 65536) NOT VALID;
+alter table public.guests add constraint guests_dietary_requirements_max_100000_chars CHECK (char_length(dietary_requirements) <= 100000) NOT VALID;
+alter table public.guests add constraint guests_email_max_1000_chars CHECK (char_length(email) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_first_name_max_1000_chars CHECK (char_length(first_name) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_language_code_max_1000_chars CHECK (char_length(language_code) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_last_name_max_1000_chars CHECK (char_length(last_name) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_local_base_max_1048576_bytes CHECK (pg_column_size(local_base) <= 1048576) NOT VALID;
+alter table public.guests add constraint guests_local_changes_max_1048576_bytes CHECK (pg_column_size(local_changes) <= 1048576) NOT VALID;
+alter table public.guests add constraint guests_loyalty_code_max_1000_chars CHECK (char_length(loyalty_code) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_nationality_code_max_1000_chars CHECK (char_length(nationality_code) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_notes_max_100000_chars CHECK (char_length(notes) <= 100000) NOT VALID;
+alter table public.guests add constraint guests_number_max_1000_chars CHECK (char_length(number) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_occupation_max_1000_chars CHECK (char_length(occupation) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_options_max_65536_bytes CHECK (pg_column_size(options) <= 65536) NOT VALID;
+alter table public.guests add constraint guests_phone_max_1000_chars CHECK (char_length(phone) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_preferred_language_code_max_1000_chars CHECK (char_length(preferred_language_code) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_preferred_space_features_max_65536_bytes CHECK (pg_column_size(preferred_space_features) <= 65536) NOT VALID;
+alter table public.guests add constraint guests_push_error_max_100000_chars CHECK (char_length(push_error) <= 100000) NOT VALID;
 alter table public.guests add constraint guests_push_status_check CHECK (push_status = ANY (ARRAY['pending'::text, 'pushed'::text, 'refused'::text, 'mews_won'::text]));
+alter table public.guests add constraint guests_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.guests add constraint guests_second_last_name_max_1000_chars CHECK (char_length(second_last_name) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_sex_max_1000_chars CHECK (char_length(sex) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_tax_identification_number_max_1000_chars CHECK (char_length(tax_identification_number) <= 1000) NOT VALID;
+alter table public.guests add constraint guests_title_max_1000_chars CHECK (char_length(title) <= 1000) NOT VALID;
 CREATE INDEX guests_email_idx ON public.guests USING btree (lower(email)) WHERE (email IS NOT NULL);
 CREATE UNIQUE INDEX guests_mews_id_key ON public.guests USING btree (mews_id);
 CREATE INDEX guests_push_pending_idx ON public.guests USING btree (local_edited_at) WHERE (push_status = 'pending'::text);
@@ -2877,6 +3042,7 @@ create table public.quality_rule_sets (
 alter table public.quality_rule_sets add constraint quality_rule_sets_pkey PRIMARY KEY (id);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_version_key UNIQUE (enterprise_id, version);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.quality_rule_sets add constraint quality_rule_sets_note_max_10000_chars CHECK (char_length(note) <= 10000) NOT VALID;
 alter table public.quality_rule_sets add constraint quality_rule_sets_status_check CHECK (status = ANY (ARRAY['draft'::text, 'enabled'::text, 'retired'::text]));
 CREATE UNIQUE INDEX quality_rule_sets_one_enabled ON public.quality_rule_sets USING btree (enterprise_id) WHERE (status = 'enabled'::text);
 alter table public.quality_rule_sets enable row level security;
@@ -2902,7 +3068,11 @@ create table public.quality_rules (
 );
 alter table public.quality_rules add constraint quality_rules_pkey PRIMARY KEY (id);
 alter table public.quality_rules add constraint quality_rules_rule_set_id_fkey FOREIGN KEY (rule_set_id) REFERENCES public.quality_rule_sets(id) ON DELETE CASCADE;
+alter table public.quality_rules add constraint quality_rules_field_max_1000_chars CHECK (char_length(field) <= 1000) NOT VALID;
 alter table public.quality_rules add constraint quality_rules_kind_check CHECK (kind = ANY (ARRAY['required'::text, 'email'::text, 'phone'::text, 'not_ota_email'::text, 'pattern'::text, 'allowed_values'::text, 'length'::text, 'date_range'::text, 'cross_field'::text]));
+alter table public.quality_rules add constraint quality_rules_message_max_10000_chars CHECK (char_length(message) <= 10000) NOT VALID;
+alter table public.quality_rules add constraint quality_rules_params_max_262144_bytes CHECK (pg_column_size(params) <= 262144) NOT VALID;
+alter table public.quality_rules add constraint quality_rules_reason_kind_max_1000_chars CHECK (char_length(reason_kind) <= 1000) NOT VALID;
 alter table public.quality_rules add constraint quality_rules_severity_check CHECK (severity = ANY (ARRAY['info'::text, 'warning'::text, 'error'::text]));
 alter table public.quality_rules add constraint quality_rules_weight_check CHECK (weight >= 0 AND weight <= 100);
 CREATE INDEX quality_rules_set_idx ON public.quality_rules USING btree (rule_set_id);
@@ -2986,6 +3156,11 @@ create table public.quarantine (
 );
 alter table public.quarantine add constraint quarantine_pkey PRIMARY KEY (id);
 alter table public.quarantine add constraint quarantine_run_id_fkey FOREIGN KEY (run_id) REFERENCES public.sync_runs(id) ON DELETE SET NULL;
+alter table public.quarantine add constraint quarantine_entity_max_1000_chars CHECK (char_length(entity) <= 1000) NOT VALID;
+alter table public.quarantine add constraint quarantine_mews_id_max_1000_chars CHECK (char_length(mews_id) <= 1000) NOT VALID;
+alter table public.quarantine add constraint quarantine_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.quarantine add constraint quarantine_raw_text_max_4194304_chars CHECK (char_length(raw_text) <= 4194304) NOT VALID;
+alter table public.quarantine add constraint quarantine_reason_max_100000_chars CHECK (char_length(reason) <= 100000) NOT VALID;
 alter table public.quarantine add constraint quarantine_sightings_check CHECK (sightings > 0);
 CREATE INDEX quarantine_open_idx ON public.quarantine USING btree (entity, created_at) WHERE (resolved_at IS NULL);
 CREATE INDEX quarantine_open_record_idx ON public.quarantine USING btree (entity, mews_id) WHERE (resolved_at IS NULL);
@@ -3003,6 +3178,7 @@ create table public.rate_limit_hits (
     at timestamp with time zone not null
 );
 alter table public.rate_limit_hits add constraint rate_limit_hits_key_fkey FOREIGN KEY (key) REFERENCES public.rate_limit_state(key) ON DELETE CASCADE;
+alter table public.rate_limit_hits add constraint rate_limit_hits_key_max_1000_chars CHECK (char_length(key) <= 1000) NOT VALID;
 CREATE INDEX rate_limit_hits_key_at_idx ON public.rate_limit_hits USING btree (key, at);
 alter table public.rate_limit_hits enable row level security;
 grant select, insert, update, delete on table public.rate_limit_hits to service_role;
@@ -3018,6 +3194,8 @@ create table public.rate_limit_state (
     unauthorized_count integer default 0 not null
 );
 alter table public.rate_limit_state add constraint rate_limit_state_pkey PRIMARY KEY (key);
+alter table public.rate_limit_state add constraint rate_limit_state_key_max_1000_chars CHECK (char_length(key) <= 1000) NOT VALID;
+alter table public.rate_limit_state add constraint rate_limit_state_unauthorized_error_max_100000_chars CHECK (char_length(unauthorized_error) <= 100000) NOT VALID;
 alter table public.rate_limit_state enable row level security;
 grant select, insert, update, delete on table public.rate_limit_state to service_role;
 
@@ -3050,6 +3228,13 @@ create table public.reservations (
 );
 alter table public.reservations add constraint reservations_pkey PRIMARY KEY (enterprise_id, mews_id);
 alter table public.reservations add constraint reservations_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id);
+alter table public.reservations add constraint reservations_account_type_max_1000_chars CHECK (char_length(account_type) <= 1000) NOT VALID;
+alter table public.reservations add constraint reservations_number_max_1000_chars CHECK (char_length(number) <= 1000) NOT VALID;
+alter table public.reservations add constraint reservations_origin_max_1000_chars CHECK (char_length(origin) <= 1000) NOT VALID;
+alter table public.reservations add constraint reservations_purpose_max_1000_chars CHECK (char_length(purpose) <= 1000) NOT VALID;
+alter table public.reservations add constraint reservations_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.reservations add constraint reservations_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.reservations add constraint reservations_state_max_1000_chars CHECK (char_length(state) <= 1000) NOT VALID;
 CREATE INDEX reservations_account_idx ON public.reservations USING btree (account_id);
 CREATE INDEX reservations_arrival_idx ON public.reservations USING btree (enterprise_id, scheduled_start_utc);
 alter table public.reservations enable row level security;
@@ -3075,6 +3260,11 @@ create table public.resources (
 );
 alter table public.resources add constraint resources_pkey PRIMARY KEY (enterprise_id, mews_id);
 alter table public.resources add constraint resources_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id);
+alter table public.resources add constraint resources_floor_number_max_1000_chars CHECK (char_length(floor_number) <= 1000) NOT VALID;
+alter table public.resources add constraint resources_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
+alter table public.resources add constraint resources_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.resources add constraint resources_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.resources add constraint resources_state_max_1000_chars CHECK (char_length(state) <= 1000) NOT VALID;
 alter table public.resources enable row level security;
 create policy resources_read on public.resources as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
@@ -3092,7 +3282,9 @@ create table public.sync_checkpoints (
     updated_at timestamp with time zone default now() not null
 );
 alter table public.sync_checkpoints add constraint sync_checkpoints_pkey PRIMARY KEY (scope_id, entity, phase);
+alter table public.sync_checkpoints add constraint sync_checkpoints_entity_max_1000_chars CHECK (char_length(entity) <= 1000) NOT VALID;
 alter table public.sync_checkpoints add constraint sync_checkpoints_phase_check CHECK (phase = ANY (ARRAY['backfill'::text, 'poll'::text, 'reconcile'::text]));
+alter table public.sync_checkpoints add constraint sync_checkpoints_state_max_8388608_bytes CHECK (pg_column_size(state) <= 8388608) NOT VALID;
 alter table public.sync_checkpoints enable row level security;
 create policy sync_checkpoints_read on public.sync_checkpoints as permissive for select to authenticated
     using ((scope_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[])) OR (scope_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[])));
@@ -3108,6 +3300,8 @@ create table public.sync_leases (
     expires_at timestamp with time zone not null
 );
 alter table public.sync_leases add constraint sync_leases_pkey PRIMARY KEY (name);
+alter table public.sync_leases add constraint sync_leases_holder_max_1000_chars CHECK (char_length(holder) <= 1000) NOT VALID;
+alter table public.sync_leases add constraint sync_leases_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
 alter table public.sync_leases enable row level security;
 grant select, insert, update, delete on table public.sync_leases to service_role;
 
@@ -3127,7 +3321,12 @@ create table public.sync_runs (
     connection_id uuid
 );
 alter table public.sync_runs add constraint sync_runs_pkey PRIMARY KEY (id);
+alter table public.sync_runs add constraint sync_runs_abandoned_by_max_1000_chars CHECK (char_length(abandoned_by) <= 1000) NOT VALID;
+alter table public.sync_runs add constraint sync_runs_counts_max_1048576_bytes CHECK (pg_column_size(counts) <= 1048576) NOT VALID;
+alter table public.sync_runs add constraint sync_runs_error_max_100000_chars CHECK (char_length(error) <= 100000) NOT VALID;
 alter table public.sync_runs add constraint sync_runs_finished CHECK ((status = 'running'::text) = (finished_at IS NULL));
+alter table public.sync_runs add constraint sync_runs_job_max_1000_chars CHECK (char_length(job) <= 1000) NOT VALID;
+alter table public.sync_runs add constraint sync_runs_owner_max_1000_chars CHECK (char_length(owner) <= 1000) NOT VALID;
 alter table public.sync_runs add constraint sync_runs_status_check CHECK (status = ANY (ARRAY['running'::text, 'succeeded'::text, 'partial'::text, 'rate_limited'::text, 'failed'::text, 'skipped'::text, 'abandoned'::text]));
 CREATE INDEX sync_runs_connection_idx ON public.sync_runs USING btree (connection_id, job, started_at DESC) WHERE (connection_id IS NOT NULL);
 CREATE INDEX sync_runs_job_idx ON public.sync_runs USING btree (job, started_at DESC);
@@ -3160,6 +3359,14 @@ create table public.vendors (
 );
 alter table public.vendors add constraint vendors_pkey PRIMARY KEY (chain_id, mews_id);
 alter table public.vendors add constraint vendors_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id);
+alter table public.vendors add constraint vendors_contact_person_max_1000_chars CHECK (char_length(contact_person) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_iata_max_1000_chars CHECK (char_length(iata) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_invoicing_email_max_1000_chars CHECK (char_length(invoicing_email) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_raw_hash_max_1000_chars CHECK (char_length(raw_hash) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_raw_max_8388608_bytes CHECK (pg_column_size(raw) <= 8388608) NOT VALID;
+alter table public.vendors add constraint vendors_tax_identifier_max_1000_chars CHECK (char_length(tax_identifier) <= 1000) NOT VALID;
+alter table public.vendors add constraint vendors_telephone_max_1000_chars CHECK (char_length(telephone) <= 1000) NOT VALID;
 CREATE INDEX vendors_updated_idx ON public.vendors USING btree (chain_id, mews_updated_utc);
 alter table public.vendors enable row level security;
 create policy vendors_read on public.vendors as permissive for select to authenticated
@@ -3577,20 +3784,21 @@ CREATE OR REPLACE FUNCTION public.connections_health(p_integration_id uuid DEFAU
  SET search_path TO ''
 AS $function$
   with caller as (select app.caller_is_trusted() as trusted,
-                         (select app.readable_enterprise_ids())::uuid[] as readable)
+                         (select app.readable_enterprise_ids())::uuid[] as readable,
+                         (select app.readable_chain_ids())::uuid[] as readable_chains)
   select coalesce(jsonb_agg(h.health order by h.name nulls last, h.id), '[]'::jsonb)
   from (
-    select c.integration_id as id, c.enterprise_name as name, jsonb_build_object(
+    select c.integration_id as id, v.name, jsonb_build_object(
       'integration_id', c.integration_id,
-      'name', c.enterprise_name,
+      'name', v.name,
       'source', c.source,
       'status', case
         when c.status <> 'active' then c.status
         when c.access_token_encrypted is null and c.source <> 'environment' then 'no_token'
         when s.unauthorized_at is not null then 'unauthorized'
         else 'active' end,
-      'enterprise_ids', to_jsonb(c.enterprise_ids),
-      'chain_ids', to_jsonb(c.chain_ids),
+      'enterprise_ids', to_jsonb(v.enterprise_ids),
+      'chain_ids', to_jsonb(v.chain_ids),
       'is_portfolio', c.is_portfolio,
       'discovered_at', c.discovered_at,
       'last_poll_at', (select max(r.finished_at) from public.sync_runs r
@@ -3598,7 +3806,7 @@ AS $function$
                           and r.status in ('succeeded', 'partial')),
       'lag_seconds', (select floor(extract(epoch from now() - min(k.high_water_utc)))
                         from public.sync_checkpoints k
-                       where k.phase = 'poll' and k.scope_id = any (c.enterprise_ids || c.chain_ids)),
+                       where k.phase = 'poll' and k.scope_id = any (v.enterprise_ids || v.chain_ids)),
       'requests_last_30s', (select count(*) from public.rate_limit_hits x
                              where x.key = c.token_key and x.at > now() - interval '30 seconds'),
       'rate_limited', coalesce(s.pauses, 0),
@@ -3606,7 +3814,7 @@ AS $function$
       'unauthorized_since', s.unauthorized_at,
       'paused_until', case when s.paused_until > now() then s.paused_until end,
       'quarantined', (select count(*) from public.quarantine q
-                       where q.resolved_at is null and q.scope_id = any (c.enterprise_ids || c.chain_ids)),
+                       where q.resolved_at is null and q.scope_id = any (v.enterprise_ids || v.chain_ids)),
       'jobs', (select coalesce(jsonb_object_agg(j.job, jsonb_build_object(
                         'last_status', j.last_status, 'last_started_at', j.last_started_at,
                         'last_finished_at', j.last_finished_at, 'last_succeeded_at', j.last_succeeded_at,
@@ -3618,6 +3826,17 @@ AS $function$
               else '{}'::jsonb end as health
     from public.connections c
     cross join caller k
+    -- what of the connection the caller may see: all of it (the service, or a connection that
+    -- names only the caller's hotels), else its enterprises and chains cut down, and no name
+    cross join lateral (
+      select case when w.whole then c.enterprise_ids
+                  else array(select e from unnest(c.enterprise_ids) e where e = any (k.readable)) end as enterprise_ids,
+             case when w.whole then c.chain_ids
+                  else array(select x from unnest(c.chain_ids) x where x = any (k.readable_chains)) end as chain_ids,
+             case when w.whole then c.enterprise_name end as name
+      from (select k.trusted or (c.enterprise_ids <@ k.readable
+                                 and (c.enterprise_id is null or c.enterprise_id = any (k.readable))
+                                 and c.chain_ids <@ k.readable_chains) as whole) w) v
     left join public.rate_limit_state s on s.key = c.token_key
     where (p_integration_id is null or c.integration_id = p_integration_id)
       and (k.trusted or c.enterprise_ids && k.readable or c.enterprise_id = any (k.readable))
