@@ -5,7 +5,7 @@
 One database of generated guests with facts (bench.score's generator). Each candidate set is the
 most expensive of its kind that the bounds of shared/quality/cost.py accept (the units priced
 there), checked by the database as an admin's write would be; rounds alternate the sets so load
-on the machine falls on all of them alike. Two figures per set, medians over the rounds:
+on the machine falls on all of them alike (each round starts with another set). Two figures per set, medians over the rounds:
 
 * evaluation: the scoring query alone over every guest (what the rules cost, nothing else);
 * full pass: the set enabled, then the full pass the score job runs (writes included).
@@ -151,9 +151,11 @@ def measure(db: str, args: argparse.Namespace) -> None:
             for name, rules in sets.items()
         }
         asyncio.run(pass_seconds(db, draft(conn, sets["default (94 units)"])))  # every score
+        names = list(sets)
         for round_ in range(args.runs):
-            for name, rules in sets.items():
-                rule_set = draft(conn, rules)
+            start = round_ % len(names)  # each round starts with another set
+            for name in names[start:] + names[:start]:
+                rule_set = draft(conn, sets[name])
                 evaluated[name].append(evaluation(conn, rule_set))
                 passed[name].append(asyncio.run(pass_seconds(db, rule_set)))
             print(f"round {round_ + 1} of {args.runs} done")
