@@ -4,15 +4,16 @@
 
 One database of generated guests with facts (bench.score's generator). Each candidate set is the
 most expensive of its kind that the bounds of shared/quality/cost.py accept (the units priced
-there), checked by the database as an admin's write would be; rounds alternate the sets so load
-on the machine falls on all of them alike (each round starts with another set). Two figures per set, medians over the rounds:
+there), checked by the database (``app.quality_rule_set_problem``); rounds alternate the sets so
+load on the machine falls on all of them alike, each round starting with another set. Two
+figures per set, medians over the rounds:
 
 * evaluation: the scoring query alone over every guest (what the rules cost, nothing else);
 * full pass: the set enabled, then the full pass the score job runs (writes included).
 
-The issue's attack, 300 distinct patterns, is refused now; it is measured once by writing it
-around the bounds, on ``--attack-guests`` guests (at full size it runs for minutes), and
-scaled to the whole.
+The attack the bounds stop, the default set plus 300 distinct patterns (each accepted on its
+own), is refused now; it is measured once, written around the bounds, on the first
+``--attack-guests`` guests (at full size it runs for minutes), and scaled to the whole.
 """
 
 from __future__ import annotations
