@@ -89,6 +89,16 @@ class Settings(BaseSettings):
     job_time_budget_seconds: float = Field(default=240.0, gt=0)
     job_concurrency: int = Field(default=4, ge=1, le=64)
 
+    # runs prove they are alive: a heartbeat this often (it also extends the run's leases, which
+    # last lease_seconds); a run without one for run_stale_seconds is hung and the next job marks
+    # it abandoned. A run whose process died is seen at once on a direct connection (its session
+    # lock is gone); over the Supabase API alone, only by these two. A command that finds work
+    # held by a live run waits for it, asking again every lease_poll_seconds.
+    run_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    run_stale_seconds: int = Field(default=90, ge=1)
+    lease_seconds: int = Field(default=120, ge=1)
+    lease_poll_seconds: float = Field(default=1.0, gt=0)
+
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
 

@@ -37,7 +37,7 @@ from shared.mews.client import MewsClient, RetryPolicy
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
-from shared.sync.liveness import HEARTBEAT_SECONDS, STALE_SECONDS, live_run, process_name
+from shared.sync.liveness import DEFAULT, Liveness, live_run, process_name
 from shared.sync.runs import FINAL_STATUSES, Run
 
 log = get_logger(__name__)
@@ -50,6 +50,7 @@ class ConnectionPass:
     connection: Connection
     engines: list[SyncEngine]
     run: Run
+    liveness: Liveness = DEFAULT  # how its units treat those held by other runs
 
 
 ConnectionWork = Callable[[Store, ConnectionPass], Awaitable[None]]
@@ -71,6 +72,7 @@ class FleetOptions:
     retry: RetryPolicy | None = None
     connect_timeout: float | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
+    liveness: Liveness = DEFAULT  # heartbeat, staleness, leases; wait for held units or skip
 
 
 @dataclass(frozen=True)
@@ -165,7 +167,7 @@ class _Invocation:
         self.holder = f"{process_name()}:{uuid.uuid4()}"
         # renewed while the invocation works (its heartbeat); a dead instance's leases expire
         # when its runs are found dead, so that the reaping run can take its connections over
-        self.lease_seconds = STALE_SECONDS
+        self.lease_seconds = options.liveness.stale_seconds
         self.served: set[str] = set()  # each connection once per invocation
         self.waiting: list[dict[str, Any]] | None = None  # not exclusive: the rest to serve
 
@@ -181,7 +183,7 @@ class _Invocation:
     async def renew_leases(self) -> None:
         """The invocation's heartbeat: extend the leases it holds."""
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.options.liveness.heartbeat_seconds)
             try:
                 await self.store.call(
                     "connection_renew", p_holder=self.holder, p_lease_seconds=self.lease_seconds
@@ -248,7 +250,9 @@ class _Invocation:
         run: Run | None = None
         failure: BaseException | None = None
         try:
-            async with live_run(self.store, self.job, connection_id=connection.id) as run:
+            async with live_run(
+                self.store, self.job, connection_id=connection.id, liveness=self.options.liveness
+            ) as run:
                 try:
                     async with (
                         asyncio.timeout_at(self.deadline),
@@ -263,7 +267,10 @@ class _Invocation:
                         connection, engines = await _engines(
                             self.store, connection, client, self.options
                         )
-                        await self.work(self.store, ConnectionPass(connection, engines, run))
+                        await self.work(
+                            self.store,
+                            ConnectionPass(connection, engines, run, self.options.liveness),
+                        )
                 except TimeoutError:
                     completed = False
                     run.degrade("partial", BUDGET_SPENT)
