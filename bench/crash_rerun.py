@@ -5,8 +5,9 @@ is missing after the rerun, and what the rerun and ``guesthub status`` say.
 
 Against the simulator in its own process (the real limit, 50 ms latency) and a fresh database:
 ``guesthub sync backfill`` starts, is killed (``kill -9`` of its process group) once
-``--kill-at`` of the customers are stored, then is run again. Printed: the rerun's exit code,
-seconds and last lines, the customers missing after it, ``guesthub status``'s exit code, and
+``--kill-at`` of the customers are stored, then is run again. Printed: ``guesthub status``'s
+exit code after the kill, the rerun's exit code, seconds and what it said about the killed
+load, the customers missing after it, ``guesthub status``'s exit code after it, and
 (when the rerun left the load incomplete) the seconds until further reruns completed it.
 """
 
@@ -72,6 +73,7 @@ def scenario(total: int, kill_at: float) -> dict[str, Any]:
         env.pop("SUPABASE_URL", None)
         killed_after = killed_load(env, url, int(total * kill_at))
         stored_at_kill = customers(url)
+        status_after_kill, _, _ = command(env, "status")
         started = time.monotonic()
         code, seconds, output = command(env, "sync", "backfill")
         missing = total - customers(url)
@@ -85,6 +87,7 @@ def scenario(total: int, kill_at: float) -> dict[str, Any]:
             "customers": total,
             "killed after seconds": round(killed_after, 1),
             "stored at kill": stored_at_kill,
+            "status exit code after the kill": status_after_kill,
             "rerun exit code": code,
             "rerun seconds": round(seconds, 1),
             "missing after rerun": missing,
@@ -93,7 +96,11 @@ def scenario(total: int, kill_at: float) -> dict[str, Any]:
             "seconds from the rerun's start to a complete load": round(
                 time.monotonic() - started, 1
             ),
-            "rerun said": [line for line in output.splitlines() if line.strip()][-4:],
+            "rerun said": [
+                line
+                for line in output.splitlines()
+                if any(word in line for word in ("held", " over ", "Mews requests", "customers:"))
+            ],
         }
 
 

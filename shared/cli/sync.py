@@ -139,11 +139,13 @@ def held_line(held: Held) -> str:
     if held.owner:
         run += f" on {held.owner}"
     since = f" since {held.since[:19].replace('T', ' ')} UTC" if held.since else ""
+    detail = (held.detail or "").removeprefix("abandoned: ")
     lines = {
         "waiting": f"{what}: held by {run}{since}; waiting for it (--no-wait skips)",
         "skipped": f"{what}: held by {run}{since}; skipped (--no-wait)",
         "done": f"{what}: done by {run}, which this command waited for",
-        "taken_over": f"{what}: {run}{since} is over ({held.detail}); this command does it",
+        "taken_over": f"{what}: {run}{since} is over ({detail}); this command does it",
+        "reaped": f"{run} died ({detail}): marked abandoned, its work is free again",
     }
     return lines.get(held.event, f"{what}: {held.event} ({run})")
 

@@ -48,7 +48,8 @@ class Held:
     """A unit of work another run held: who (``holder``: its run id; ``job``, ``owner``: its
     process, host:pid), since when, and what this run did about it (``event``): ``skipped``,
     ``waiting``, ``done`` (the holder did it), ``taken_over`` (the holder died or failed, so
-    this run does it)."""
+    this run does it); or ``reaped``: a dead run (``unit``: its job) this run marked abandoned,
+    its units free again."""
 
     unit: str
     event: str
@@ -100,7 +101,7 @@ class Liveness:
         )
 
     def tell(self, held: Held) -> None:
-        log.info("unit held by another run", unit=held.unit, holder=held.holder, what=held.event)
+        log.info("another run's work", unit=held.unit, holder=held.holder, what=held.event)
         if self.on_held is not None:
             self.on_held(held)
 
@@ -132,6 +133,8 @@ async def live_run(
         if reaped["abandoned"]:
             run.count(runs_abandoned=int(reaped["abandoned"]))
             log.warning("dead runs marked abandoned", jobs=reaped["jobs"])
+            for dead in reaped.get("runs") or []:
+                liveness.tell(Held.of(dead["job"], "reaped", dead, dead["why"]))
         beat = asyncio.create_task(_heartbeat(store, run, liveness))
         try:
             yield run

@@ -93,7 +93,8 @@ end
 $$;
 
 -- Runs that are dead (session gone) or hung (heartbeat older than p_stale_seconds) are over:
--- abandoned, their leases freed, their claimed inbox rows claimable again.
+-- abandoned, their leases freed, their claimed inbox rows claimable again; each named (job,
+-- process, why) so that the job that found them can say so.
 create or replace function public.runs_reap(p_stale_seconds integer default 90, p_by text default null)
 returns jsonb
 language sql set search_path = ''
@@ -106,7 +107,7 @@ as $$
        set status = 'abandoned', finished_at = now(), abandoned_by = p_by, error = d.why
       from dead d
      where s.id = d.id and d.why is not null and s.status = 'running'
-    returning s.id, s.job
+    returning s.id, s.job, s.owner, s.error, s.heartbeat_at
   ), freed as (
     delete from public.sync_leases l using reaped r where l.holder = r.id::text
     returning 1
@@ -117,6 +118,9 @@ as $$
   )
   select jsonb_build_object('abandoned', (select count(*) from reaped),
                             'jobs', coalesce((select jsonb_agg(job) from reaped), '[]'::jsonb),
+                            'runs', coalesce((select jsonb_agg(jsonb_build_object(
+                                       'holder', id, 'job', job, 'owner', owner, 'why', error,
+                                       'since', heartbeat_at)) from reaped), '[]'::jsonb),
                             'leases_freed', (select count(*) from freed),
                             'inbox_unclaimed', (select count(*) from unclaimed))
 $$;
