@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The public demo environment (CONNECTOR-API.md §1). Its tokens are published by Mews for
@@ -104,6 +104,15 @@ class Settings(BaseSettings):
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal
+
+    @model_validator(mode="after")
+    def _liveness(self) -> Settings:
+        """A run must heartbeat more often than it is found hung or its leases expire."""
+        if min(self.run_stale_seconds, self.lease_seconds) <= self.run_heartbeat_seconds:
+            raise ValueError(
+                "RUN_STALE_SECONDS and LEASE_SECONDS must exceed RUN_HEARTBEAT_SECONDS"
+            )
+        return self
 
     @field_validator("token_encryption_key")
     @classmethod
