@@ -177,6 +177,23 @@ begin
 end
 $$;
 
+-- Still alive (as before): the heartbeat extends the leases the run holds, not those it released.
+create or replace function public.run_heartbeat(p_id uuid, p_owner text default null,
+                                                p_lease_seconds integer default 120)
+returns jsonb
+language sql set search_path = ''
+as $$
+  with beat as (
+    update public.sync_runs set heartbeat_at = now(), owner = coalesce(p_owner, owner)
+     where id = p_id and status = 'running'
+    returning 1
+  ), leases as (
+    update public.sync_leases set expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1))
+     where holder = p_id::text and released_at is null
+    returning 1
+  ) select jsonb_build_object('running', exists (select 1 from beat), 'leases', (select count(*) from leases))
+$$;
+
 -- The holder is done with the unit: the lease is free, and keeps the unit's outcome (done or
 -- failed) for whoever waited for it.
 drop function public.lease_release(text, text);

@@ -292,3 +292,17 @@ async def wait_for_async(predicate: Any, limit: float = 20.0) -> None:
     while not predicate():
         assert loop.time() < deadline, "timed out"
         await asyncio.sleep(0.01)
+
+
+async def test_a_released_unit_stays_free_while_its_run_heartbeats(
+    database_url: str, store: Store
+) -> None:
+    """The heartbeat extends the leases a run holds, never one it released."""
+    async with live_run(store, "poll_changes", liveness=Liveness(heartbeat_seconds=0.05)) as run:
+        async with unit(store, run, "u") as mine:
+            assert mine
+        beats = await store.call("run_heartbeat", p_id=str(run.id), p_lease_seconds=600)
+        assert beats["leases"] == 0
+        assert rows(
+            database_url, "select outcome, expires_at <= now() from public.sync_leases"
+        ) == [("done", True)]
