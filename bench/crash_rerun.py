@@ -99,7 +99,7 @@ def scenario(total: int, kill_at: float) -> dict[str, Any]:
             "rerun said": [
                 line
                 for line in output.splitlines()
-                if any(word in line for word in ("held", " over ", "Mews requests", "customers:"))
+                if any(w in line for w in ("held", " over ", "died", "Mews requests", "customers:"))
             ],
         }
 
