@@ -165,13 +165,15 @@ class _Invocation:
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + options.budget_seconds
         self.holder = f"{process_name()}:{uuid.uuid4()}"
-        # renewed while the invocation works (its heartbeat); a dead instance's leases expire
-        # when its runs are found dead, so that the reaping run can take its connections over
+        # renewed while the invocation works (its heartbeat); a dead instance's connections are
+        # due again at once when its holder names its session lock (serve_all), else on expiry
         self.lease_seconds = options.liveness.stale_seconds
         self.served: set[str] = set()  # each connection once per invocation
         self.waiting: list[dict[str, Any]] | None = None  # not exclusive: the rest to serve
 
     async def serve_all(self) -> FleetResult:
+        if self.options.exclusive:
+            self.holder += await _session_mark(self.store)
         renewing = asyncio.create_task(self.renew_leases())
         try:
             return await self.claim_and_serve()
@@ -315,6 +317,18 @@ class _Invocation:
             )
         except Exception as exc:
             log.warning("lease not released", connection=connection.id, error=str(exc))
+
+
+async def _session_mark(store: Store) -> str:
+    """``@<session id>`` when this process holds its session lock: the connections it claims
+    are then due again the moment it dies (``app.holder_gone``); else nothing (their leases'
+    expiry)."""
+    try:
+        session = await store.session()
+    except StoreError as exc:
+        log.warning("no session lock: claimed connections are freed by expiry only", error=str(exc))
+        return ""
+    return f"@{session}" if session is not None else ""
 
 
 async def _engines(

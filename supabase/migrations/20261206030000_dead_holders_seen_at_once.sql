@@ -243,6 +243,69 @@ as $$
   select coalesce(jsonb_agg(to_jsonb(claimed) order by claimed.id), '[]'::jsonb) from claimed
 $$;
 
+-- Connections claimed by an invocation whose process died are due again at once: a holder that
+-- names its process's session (`...@<session id>`, only when it holds the session lock) is gone
+-- when that lock is free. Otherwise (the Supabase API) the lease's expiry, as before.
+create function app.holder_gone(p_holder text) returns boolean
+language sql volatile set search_path = ''
+as $$
+  select case when p_holder ~ '@[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then pg_catalog.pg_try_advisory_xact_lock(
+                     app.session_key(substring(p_holder from '@([0-9a-f-]{36})$')::uuid))
+              else false end
+$$;
+
+-- As before, and: a connection whose lease holder is gone is due (see app.holder_gone).
+create or replace function public.connection_claim(
+  p_job text, p_holder text, p_limit integer default 1, p_lease_seconds integer default 600,
+  p_every_seconds integer default 0, p_integration_id uuid default null,
+  p_exclude jsonb default '[]'
+) returns jsonb
+language plpgsql set search_path = ''
+as $$
+declare
+  v_claimed jsonb;
+begin
+  insert into public.connection_jobs (integration_id, job)
+  select c.integration_id, p_job from public.connections c where c.status = 'active'
+  on conflict do nothing;
+  with due as (
+    select j.integration_id
+      from public.connection_jobs j
+      join public.connections c on c.integration_id = j.integration_id
+     where j.job = p_job
+       and (p_integration_id is null or j.integration_id = p_integration_id)
+       and not j.integration_id = any (app.uuids(p_exclude))  -- served by this invocation
+       and c.status = 'active'
+       and (c.access_token_encrypted is not null or c.source = 'environment')
+       and c.token_key is not null
+       and not exists (select 1 from public.rate_limit_state s
+                        where s.key = c.token_key and s.unauthorized_at is not null)
+       and (j.lease_expires_at is null or j.lease_expires_at < now() or app.holder_gone(j.lease_holder))
+       and (j.last_started_at is null
+            or j.last_started_at <= now() - make_interval(secs => greatest(p_every_seconds, 0)))
+     order by j.last_started_at nulls first, j.integration_id
+     limit least(greatest(p_limit, 0), 1000)
+     for update of j skip locked
+  ), leased as (
+    update public.connection_jobs j
+       set lease_holder = p_holder,
+           lease_expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1)),
+           last_started_at = now()
+      from due where j.integration_id = due.integration_id and j.job = p_job
+    returning j.integration_id
+  )
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'integration_id', c.integration_id, 'source', c.source, 'name', c.enterprise_name,
+           'token_encrypted', c.access_token_encrypted, 'token_key', c.token_key,
+           'enterprise_ids', to_jsonb(c.enterprise_ids), 'is_portfolio', c.is_portfolio,
+           'discovered_at', c.discovered_at) order by c.integration_id), '[]'::jsonb)
+    into v_claimed
+    from leased l join public.connections c on c.integration_id = l.integration_id;
+  return v_claimed;
+end
+$$;
+
 -- The last run of each job (as before) with, for a run still `running`, its last heartbeat and
 -- whether its process is known gone (its session lock free); the process (host:pid) with the
 -- error texts, for the service only.
@@ -341,12 +404,13 @@ as $$
   ) a
 $$;
 
-revoke all on function app.session_key(uuid), app.session_alive(uuid),
+revoke all on function app.session_key(uuid), app.session_alive(uuid), app.holder_gone(text),
   app.run_gone(public.sync_runs, integer), app.holder_run(text), public.session_hold(uuid),
   public.run_session(uuid, uuid), public.lease_release(text, text, text),
   public.inbox_claim(integer, integer, jsonb, uuid, uuid), app.sync_first_loads_open(uuid, uuid)
   from public, anon, authenticated;
 grant execute on function app.session_key(uuid), app.run_gone(public.sync_runs, integer),
+  app.holder_gone(text),
   app.holder_run(text), public.session_hold(uuid), public.run_session(uuid, uuid),
   public.lease_release(text, text, text), public.inbox_claim(integer, integer, jsonb, uuid, uuid)
   to service_role;
