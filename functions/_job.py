@@ -19,13 +19,15 @@ from shared.connections import runner
 from shared.connections.fleet import OK, ConnectionWork
 from shared.db.store import Store
 from shared.logs import redact_text
+from shared.sync.liveness import Liveness
 
 
 def run_job(job: str, work: runner.DatabaseWork) -> tuple[dict[str, Any], int]:
     """A database job (no Mews): one live run."""
 
     async def main(store: Store) -> dict[str, Any]:
-        return (await runner.run_database_job(store, job, work)).summary()
+        liveness = Liveness.of(runtime().settings)
+        return (await runner.run_database_job(store, job, work, liveness)).summary()
 
     return _answer(main)
 

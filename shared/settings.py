@@ -12,7 +12,7 @@ import os
 from pathlib import Path
 
 from cryptography.fernet import Fernet
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 # The public demo environment (docs/MEWS.md#environments). Its tokens are published by Mews for
@@ -89,11 +89,30 @@ class Settings(BaseSettings):
     job_time_budget_seconds: float = Field(default=240.0, gt=0)
     job_concurrency: int = Field(default=4, ge=1, le=64)
 
+    # runs prove they are alive: a heartbeat this often (it also extends the run's leases, which
+    # last lease_seconds); a run without one for run_stale_seconds is hung and the next job marks
+    # it abandoned. A run whose process died is seen at once on a direct connection (its session
+    # lock is gone); over the Supabase API alone, only by these two. A command that finds work
+    # held by a live run waits for it, asking again every lease_poll_seconds.
+    run_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    run_stale_seconds: int = Field(default=90, ge=1)
+    lease_seconds: int = Field(default=120, ge=1)
+    lease_poll_seconds: float = Field(default=1.0, gt=0)
+
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal
+
+    @model_validator(mode="after")
+    def _liveness(self) -> Settings:
+        """A run must heartbeat more often than it is found hung or its leases expire."""
+        if min(self.run_stale_seconds, self.lease_seconds) <= self.run_heartbeat_seconds:
+            raise ValueError(
+                "RUN_STALE_SECONDS and LEASE_SECONDS must exceed RUN_HEARTBEAT_SECONDS"
+            )
+        return self
 
     @field_validator("token_encryption_key")
     @classmethod

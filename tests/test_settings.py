@@ -96,3 +96,25 @@ def test_every_invalid_setting_is_named_on_one_line(monkeypatch: pytest.MonkeyPa
         "MEWS_RATE_LIMIT: Input should be greater than or equal to 1; "
         + INVALID_ENCRYPTION_KEY_MESSAGE
     )
+
+
+def test_the_liveness_settings_reach_runs_and_must_leave_room_for_a_heartbeat(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from shared.sync.liveness import Liveness
+
+    monkeypatch.setenv("RUN_HEARTBEAT_SECONDS", "0.5")
+    monkeypatch.setenv("RUN_STALE_SECONDS", "3")
+    monkeypatch.setenv("LEASE_SECONDS", "4")
+    monkeypatch.setenv("LEASE_POLL_SECONDS", "0.1")
+    liveness = Liveness.of(load_settings(), wait=True)
+    assert (
+        liveness.heartbeat_seconds,
+        liveness.stale_seconds,
+        liveness.lease_seconds,
+        liveness.poll_seconds,
+        liveness.wait,
+    ) == (0.5, 3, 4, 0.1, True)
+    monkeypatch.setenv("RUN_HEARTBEAT_SECONDS", "5")
+    with pytest.raises(SettingsError, match="must exceed RUN_HEARTBEAT_SECONDS"):
+        load_settings()

@@ -15,6 +15,7 @@ Exit codes (README "Exit codes"):
 4     the database is unreachable or not migrated
 5     Mews is unreachable or refused the request
 6     needs attention (reserved for ``status``)
+7     skipped: the work is held by another live run (``--no-wait``)
 ====  ===========================================================================
 
 Foreign exception types are matched by module and class name through ``sys.modules``: an
@@ -48,6 +49,7 @@ class ExitCode(IntEnum):
     DATABASE = 4
     MEWS = 5
     ATTENTION = 6
+    SKIPPED = 7
 
 
 class CommandError(Exception):

@@ -6,7 +6,8 @@ job, the inbox (depth, oldest waiting event, dead letters), open quarantined rec
 of the last 7 days, the Mews request budget and refused tokens, the lag behind Mews, the score
 average, and ``attention`` — what the database judged needs someone (dead letters, a refused
 token, a failed last run, more than 30 min behind Mews, an inbox event waiting more than
-15 min). As the service every enterprise is shown; as a user (``GUESTHUB_USER_JWT``) the
+15 min, a first load begun and not completed — the data is incomplete —, a run recorded running
+whose process is gone). As the service every enterprise is shown; as a user (``GUESTHUB_USER_JWT``) the
 enterprises they may read, through row-level security, without token hashes or error texts.
 ``--json`` prints the same data for monitoring.
 """
@@ -49,6 +50,19 @@ def _when(value: str | None) -> str:
     return (value or "—")[:19].replace("T", " ")
 
 
+def run_word(run: dict[str, Any]) -> str:
+    """A run's status; a run still running says whether its process is gone, or its last
+    heartbeat, and where it runs (host:pid, the service only)."""
+    word = str(run["status"])
+    if word != "running":
+        return word
+    if run.get("gone"):
+        word += " (process gone)"
+    elif run.get("heartbeat_at"):
+        word += f" (heartbeat {_when(run['heartbeat_at'])[11:]})"
+    return word + (f" on {run['owner']}" if run.get("owner") else "")
+
+
 def runs_table(runs: list[dict[str, Any]]) -> Table:
     table = Table(show_edge=False, pad_edge=False, box=None)
     for column in ("job", "last run", "started (UTC)", "finished (UTC)", "error"):
@@ -56,7 +70,9 @@ def runs_table(runs: list[dict[str, Any]]) -> Table:
     for run in runs:
         table.add_row(
             run["job"],
-            Text(run["status"], style=RUN_STYLES.get(run["status"], "")),
+            Text(
+                run_word(run), style="red" if run.get("gone") else RUN_STYLES.get(run["status"], "")
+            ),
             _when(run.get("started_at")),
             _when(run.get("finished_at")),
             Text((run.get("error") or "")[:70]),

@@ -38,6 +38,7 @@ from shared.sync.connect import (
 from shared.sync.engine import Counts, SyncEngine
 from shared.sync.entities import ENTITIES, UnknownEntityError, entity
 from shared.sync.entities import entities as checked
+from shared.sync.liveness import Held
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -76,11 +77,14 @@ async def run_backfill(
     restart: bool = False,
     show_progress: bool = True,
     connection: str | None = None,
+    wait: bool = True,
 ) -> dict[str, Any]:
     """The first load of each entity of every active connection (or of ``connection``): the
     job runner with a command's options, a progress bar per entity and enterprise (rows,
-    rows/s, ETA by windows). Raises the failure when no connection could be loaded; the
-    summary names the connections that failed (``failures``)."""
+    rows/s, ETA by windows; full only once the entity's first load is complete). A load held
+    by another live backfill is waited for (or, without ``wait``, skipped); each is said as it
+    happens. Raises the failure when no connection could be loaded; the summary names the
+    connections that failed (``failures``)."""
     progress = Progress(
         TextColumn("{task.fields[label]:<30}"),
         BarColumn(bar_width=20),
@@ -94,7 +98,9 @@ async def run_backfill(
     store = await open_store(settings)
     try:
         chosen = await _chosen_connections(store, settings, connection)
-        options = runner.interactive(settings, only=chosen[0].id if connection else None)
+        options = runner.interactive(
+            settings, only=chosen[0].id if connection else None, wait=wait, on_held=say_held
+        )
         work = bars.around(jobs.backfill(entities, restart=restart))
         with progress:
             result = await runner.run_connections_job(store, settings, "backfill", work, options)
@@ -108,6 +114,7 @@ async def run_backfill(
     for name in entities:
         summary[name] = Counts(*(counts[f"{name}_{k}"] for k in COUNTED))
     summary["skipped"] = counts["units_skipped"]
+    summary["waited"] = counts["units_waited"]
     summary["waiting"] = {
         name: sweep.owner
         for name in entities
@@ -118,6 +125,40 @@ async def run_backfill(
 
 
 COUNTED = ("fetched", "inserted", "updated", "unchanged", "quarantined")
+NO_WAIT_HELP = (
+    "Skip work another live run holds (exit 7) instead of waiting for it and reporting its outcome."
+)
+WaitOption = Annotated[bool, typer.Option("--wait/--no-wait", help=NO_WAIT_HELP)]
+
+
+def held_line(held: Held) -> str:
+    """One line about a unit of work another run held: who, since when, what this run did."""
+    kind, _, rest = held.unit.partition(":")
+    what = f"{kind} of {rest.rpartition(':')[2]}" if rest else kind
+    run = f"{held.job or 'run'} run {held.holder or '?'}"
+    if held.owner:
+        run += f" on {held.owner}"
+    since = f" since {held.since[:19].replace('T', ' ')} UTC" if held.since else ""
+    detail = (held.detail or "").removeprefix("abandoned: ")
+    lines = {
+        "waiting": f"{what}: held by {run}{since}; waiting for it (--no-wait skips)",
+        "skipped": f"{what}: held by {run}{since}; skipped (--no-wait)",
+        "done": f"{what}: done by {run}, which this command waited for",
+        "taken_over": f"{what}: {run}{since} is over ({detail}); this command does it",
+        "reaped": f"{run} died ({detail}): marked abandoned, its work is free again",
+    }
+    return lines.get(held.event, f"{what}: {held.event} ({run})")
+
+
+def say_held(held: Held) -> None:
+    console.print(held_line(held), style="yellow" if held.event != "done" else None)
+
+
+def skipped_exit(skipped: int, what: str) -> None:
+    """Work held elsewhere was skipped (--no-wait): said, and exit 7, never 0."""
+    if skipped:
+        console.print(f"{skipped} {what} held by another live run; skipped (--no-wait)")
+        raise typer.Exit(code=ExitCode.SKIPPED)
 
 
 class _Bars:
@@ -134,19 +175,23 @@ class _Bars:
         """``work`` with the bars of the pass's enterprises, completed when it succeeds."""
 
         async def tracked(store: Store, p: ConnectionPass) -> None:
-            bars = [bar for engine in p.engines for bar in await self._follow(p.connection, engine)]
+            bars = {engine: await self._follow(p.connection, engine) for engine in p.engines}
             try:
                 await work(store, p)
             finally:
                 for client in {id(e.client): e.client for e in p.engines}.values():
                     self.requests += client.stats.requests
                     self.rate_limited += client.stats.rate_limited
-            for task, total in bars:
-                self.progress.update(task, completed=total)
+            for engine, tasks in bars.items():  # full only when the first load is complete
+                for name, (task, total) in tasks.items():
+                    if await engine.loaded(name):
+                        self.progress.update(task, completed=total)
 
         return tracked
 
-    async def _follow(self, connection: Connection, engine: SyncEngine) -> list[tuple[TaskID, int]]:
+    async def _follow(
+        self, connection: Connection, engine: SyncEngine
+    ) -> dict[str, tuple[TaskID, int]]:
         scope = await engine.scope()
         tasks: dict[str, tuple[TaskID, int]] = {}
         for name in self.entities:
@@ -168,7 +213,7 @@ class _Bars:
             self.progress.update(tasks[name][0], advance=windows, rows=rows[name], rate=rate)
 
         engine.progress = on_progress
-        return list(tasks.values())
+        return tasks
 
 
 def _raise_when_all_failed(result: FleetResult) -> None:
@@ -208,20 +253,20 @@ def backfill(
     entity: EntityOption = None,
     restart: Annotated[bool, typer.Option(help="Load again from scratch.")] = False,
     connection: ConnectionOption = None,
+    wait: WaitOption = True,
 ) -> None:
     """First load from Mews of every active connection: CreatedUtc windows, concurrent,
-    resumable."""
+    resumable. A load another live backfill holds is waited for, then carried on if it was
+    not finished."""
     settings = command_settings()
     summary = asyncio.run(
-        run_backfill(settings, _entities(entity), restart=restart, connection=connection)
+        run_backfill(settings, _entities(entity), restart=restart, connection=connection, wait=wait)
     )
     for name, counts in summary.items():
         if isinstance(counts, Counts):
             console.print(
                 f"{name}: {counts.fetched} fetched, {counts.inserted} new, {counts.updated} updated, {counts.quarantined} quarantined"
             )
-    if summary["skipped"]:
-        console.print(f"{summary['skipped']} load(s) held by another backfill; skipped")
     for name, owner in summary["waiting"].items():
         console.print(
             f"{name}: not loaded yet: it is read by the ids of {owner}, whose first load has not"
@@ -233,21 +278,23 @@ def backfill(
         console.print(f"[red]{outcome.name or outcome.connection_id}: {error}[/red]")
     if summary["failures"]:
         raise typer.Exit(code=1)
+    skipped_exit(summary["skipped"], "load(s)")
 
 
 def run_connections_command(
-    job: str, work: ConnectionWork, connection: str | None = None
+    job: str, work: ConnectionWork, connection: str | None = None, *, wait: bool = True
 ) -> FleetResult:
     """A Mews job now, over every active connection (or one): the job runner the scheduled
     functions use, with a command's options (:func:`shared.connections.runner.interactive`).
-    A table per connection; exit 1 unless all went well."""
+    A table per connection; exit 1 unless all went well, 7 when work held elsewhere was
+    skipped (``wait`` off)."""
     settings = command_settings()
 
     async def main() -> FleetResult:
         store = await open_store(settings)
         try:
             only = await _connection_id(store, settings, connection)
-            options = runner.interactive(settings, only=only)
+            options = runner.interactive(settings, only=only, wait=wait, on_held=say_held)
             return await runner.run_connections_job(store, settings, job, work, options)
         finally:
             await store.aclose()
@@ -267,6 +314,7 @@ def run_connections_command(
         console.print(f"{job}: no connection was due (another run holds them, or none is active)")
     if not result.ok:
         raise typer.Exit(code=1)
+    skipped_exit(sum(o.counts.get("units_skipped", 0) for o in result.outcomes), "unit(s)")
     return result
 
 
@@ -277,13 +325,15 @@ async def _connection_id(store: Store, settings: Settings, only: str | None) -> 
 
 
 @app.command("poll")
-def poll(entity: EntityOption = None, connection: ConnectionOption = None) -> None:
+def poll(
+    entity: EntityOption = None, connection: ConnectionOption = None, wait: WaitOption = True
+) -> None:
     """One incremental pass (UpdatedUtc windows from the checkpoint, with an overlap)."""
-    run_connections_command("poll_changes", jobs.poll(_entities(entity)), connection)
+    run_connections_command("poll_changes", jobs.poll(_entities(entity)), connection, wait=wait)
 
 
 @app.command("push")
-def push(connection: ConnectionOption = None) -> None:
+def push(connection: ConnectionOption = None, wait: WaitOption = True) -> None:
     """Send pending staff edits to Mews (field-level three-way merge; conflicts logged)."""
     bar = Progress(
         TextColumn("push"),
@@ -295,14 +345,19 @@ def push(connection: ConnectionOption = None) -> None:
     with bar:
         task = bar.add_task("push", total=None)
         run_connections_command(
-            "push_changes", jobs.push(progress=lambda n: bar.update(task, advance=n)), connection
+            "push_changes",
+            jobs.push(progress=lambda n: bar.update(task, advance=n)),
+            connection,
+            wait=wait,
         )
 
 
 @app.command("reconcile")
-def reconcile(entity: EntityOption = None, connection: ConnectionOption = None) -> None:
+def reconcile(
+    entity: EntityOption = None, connection: ConnectionOption = None, wait: WaitOption = True
+) -> None:
     """Compare everything window by window and report what was corrected."""
-    run_connections_command("reconcile", jobs.reconcile(_entities(entity)), connection)
+    run_connections_command("reconcile", jobs.reconcile(_entities(entity)), connection, wait=wait)
 
 
 app.command("conflicts")(conflicts_command)

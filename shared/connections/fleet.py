@@ -37,7 +37,7 @@ from shared.mews.client import MewsClient, RetryPolicy
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
-from shared.sync.liveness import HEARTBEAT_SECONDS, STALE_SECONDS, live_run, process_name
+from shared.sync.liveness import DEFAULT, Liveness, live_run, process_name
 from shared.sync.runs import FINAL_STATUSES, Run
 
 log = get_logger(__name__)
@@ -50,6 +50,7 @@ class ConnectionPass:
     connection: Connection
     engines: list[SyncEngine]
     run: Run
+    liveness: Liveness = DEFAULT  # how its units treat those held by other runs
 
 
 ConnectionWork = Callable[[Store, ConnectionPass], Awaitable[None]]
@@ -72,6 +73,7 @@ class FleetOptions:
     retry: RetryPolicy | None = None
     connect_timeout: float | None = None
     engine_options: dict[str, Any] = field(default_factory=dict)
+    liveness: Liveness = DEFAULT  # heartbeat, staleness, leases; wait for held units or skip
 
 
 @dataclass(frozen=True)
@@ -164,13 +166,15 @@ class _Invocation:
         self.loop = asyncio.get_running_loop()
         self.deadline = self.loop.time() + options.budget_seconds
         self.holder = f"{process_name()}:{uuid.uuid4()}"
-        # renewed while the invocation works (its heartbeat); a dead instance's leases expire
-        # when its runs are found dead, so that the reaping run can take its connections over
-        self.lease_seconds = STALE_SECONDS
+        # renewed while the invocation works (its heartbeat); a dead instance's connections are
+        # due again at once when its holder names its session lock (serve_all), else on expiry
+        self.lease_seconds = options.liveness.stale_seconds
         self.served: set[str] = set()  # each connection once per invocation
         self.waiting: list[dict[str, Any]] | None = None  # not exclusive: the rest to serve
 
     async def serve_all(self) -> FleetResult:
+        if self.options.exclusive:
+            self.holder += await _session_mark(self.store)
         renewing = asyncio.create_task(self.renew_leases())
         try:
             return await self.claim_and_serve()
@@ -182,7 +186,7 @@ class _Invocation:
     async def renew_leases(self) -> None:
         """The invocation's heartbeat: extend the leases it holds."""
         while True:
-            await asyncio.sleep(HEARTBEAT_SECONDS)
+            await asyncio.sleep(self.options.liveness.heartbeat_seconds)
             try:
                 await self.store.call(
                     "connection_renew", p_holder=self.holder, p_lease_seconds=self.lease_seconds
@@ -249,7 +253,9 @@ class _Invocation:
         run: Run | None = None
         failure: BaseException | None = None
         try:
-            async with live_run(self.store, self.job, connection_id=connection.id) as run:
+            async with live_run(
+                self.store, self.job, connection_id=connection.id, liveness=self.options.liveness
+            ) as run:
                 try:
                     async with (
                         asyncio.timeout_at(self.deadline),
@@ -264,7 +270,10 @@ class _Invocation:
                         connection, engines = await _engines(
                             self.store, connection, client, self.options
                         )
-                        await self.work(self.store, ConnectionPass(connection, engines, run))
+                        await self.work(
+                            self.store,
+                            ConnectionPass(connection, engines, run, self.options.liveness),
+                        )
                 except TimeoutError:
                     completed = False
                     run.degrade("partial", BUDGET_SPENT)
@@ -309,6 +318,18 @@ class _Invocation:
             )
         except Exception as exc:
             log.warning("lease not released", connection=connection.id, error=str(exc))
+
+
+async def _session_mark(store: Store) -> str:
+    """``@<session id>`` when this process holds its session lock: the connections it claims
+    are then due again the moment it dies (``app.holder_gone``); else nothing (their leases'
+    expiry)."""
+    try:
+        session = await store.session()
+    except StoreError as exc:
+        log.warning("no session lock: claimed connections are freed by expiry only", error=str(exc))
+        return ""
+    return f"@{session}" if session is not None else ""
 
 
 async def _engines(

@@ -32,7 +32,13 @@ def _each_entity(
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
             await engine_units(
-                engine, p.run, kind, chosen, action(engine), side_by_side=side_by_side
+                engine,
+                p.run,
+                kind,
+                chosen,
+                action(engine),
+                side_by_side=side_by_side,
+                liveness=p.liveness,
             )
 
     return work
@@ -48,9 +54,17 @@ def poll(entities: Iterable[str] | None = None) -> ConnectionWork:
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
             fresh = [e for e in chosen if not await engine.loaded(e)]
-            await engine_units(engine, p.run, "backfill", fresh, engine.backfill, side_by_side=True)
+            await engine_units(
+                engine,
+                p.run,
+                "backfill",
+                fresh,
+                engine.backfill,
+                side_by_side=True,
+                liveness=p.liveness,
+            )
             loaded = [e for e in chosen if e not in fresh]
-            await engine_units(engine, p.run, "poll", loaded, engine.poll)
+            await engine_units(engine, p.run, "poll", loaded, engine.poll, liveness=p.liveness)
 
     return work
 
@@ -89,7 +103,7 @@ def push(progress: Callable[[int], None] | None = None) -> ConnectionWork:
             if chain_id in chains:
                 continue
             chains.add(chain_id)
-            async with unit(store, p.run, f"push_changes:{chain_id}") as mine:
+            async with unit(store, p.run, f"push_changes:{chain_id}", p.liveness) as mine:
                 if mine:
                     await push_changes(
                         store, engine, p.run, progress=progress, chain_ids=[chain_id]

@@ -33,7 +33,7 @@ from shared.connections.fleet import (
 from shared.db.store import Store
 from shared.settings import Settings
 from shared.sync.connect import INTERACTIVE_CONNECT_SECONDS, INTERACTIVE_RETRY
-from shared.sync.liveness import live_run
+from shared.sync.liveness import DEFAULT, Held, Liveness, live_run
 from shared.sync.runs import Run
 
 DatabaseWork = Callable[[Store, Run], Awaitable[object]]
@@ -49,11 +49,19 @@ def scheduled(
         concurrency=settings.job_concurrency,
         every_seconds=every_seconds,
         exclusive=exclusive,
+        liveness=Liveness.of(settings),
     )
 
 
-def interactive(settings: Settings, *, only: str | None = None) -> FleetOptions:
-    """The options of a command (see the module); ``only``: one connection's id."""
+def interactive(
+    settings: Settings,
+    *,
+    only: str | None = None,
+    wait: bool = True,
+    on_held: Callable[[Held], None] | None = None,
+) -> FleetOptions:
+    """The options of a command (see the module); ``only``: one connection's id. A unit held
+    by another live run is waited for (``wait``), or skipped; ``on_held`` is told of each."""
     return FleetOptions(
         budget_seconds=A_DAY,
         concurrency=settings.job_concurrency,
@@ -61,6 +69,7 @@ def interactive(settings: Settings, *, only: str | None = None) -> FleetOptions:
         retry=INTERACTIVE_RETRY,
         connect_timeout=INTERACTIVE_CONNECT_SECONDS,
         exclusive=False,
+        liveness=Liveness.of(settings, wait=wait, on_held=on_held),
     )
 
 
@@ -90,8 +99,10 @@ class JobResult:
         return summary | ({"error": self.error} if self.error else {})
 
 
-async def run_database_job(store: Store, job: str, work: DatabaseWork) -> JobResult:
+async def run_database_job(
+    store: Store, job: str, work: DatabaseWork, liveness: Liveness = DEFAULT
+) -> JobResult:
     """``work`` in one live run (a database job: no Mews)."""
-    async with live_run(store, job) as run:
+    async with live_run(store, job, liveness=liveness) as run:
         await work(store, run)
     return JobResult(job, str(run.id), run.status, dict(run.counts), run.error)

@@ -17,12 +17,14 @@ import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol
+from uuid import UUID
 
 import httpx
 import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call, check_name
+from shared.db.session import SessionLock
 from shared.logs import redact_text
 
 
@@ -38,6 +40,8 @@ class StoreError(RuntimeError):
 class Transport(Protocol):
     async def call(self, fn: str, args: Mapping[str, Any]) -> Any: ...
 
+    async def session(self) -> UUID | None: ...
+
     async def aclose(self) -> None: ...
 
 
@@ -48,6 +52,7 @@ class PsycopgTransport:
         self._pool = pool
         self._role = role
         self._signatures: dict[str, dict[str, str]] = {}
+        self._session: SessionLock | None = None
 
     @classmethod
     async def connect(
@@ -115,7 +120,20 @@ class PsycopgTransport:
             self._signatures[fn] = dict(rows)
         return self._signatures[fn]
 
+    async def session(self) -> UUID:
+        """The process's session lock (:mod:`shared.db.session`), held; its id."""
+        if self._session is None:
+            conninfo = self._pool.conninfo if isinstance(self._pool.conninfo, str) else ""
+            kwargs = self._pool.kwargs if isinstance(self._pool.kwargs, dict) else {}
+            self._session = SessionLock(conninfo, self._role, dict(kwargs))
+        try:
+            return await self._session.hold()
+        except psycopg.Error as exc:
+            raise StoreError("session_hold", exc.sqlstate, str(exc)) from exc
+
     async def aclose(self) -> None:
+        if self._session is not None:
+            await self._session.aclose()
         await self._pool.close()
 
 
@@ -166,6 +184,10 @@ class SupabaseTransport:
             raise StoreError(fn, None, f"Supabase unreachable: {type(exc).__name__}") from exc
         return response.data
 
+    async def session(self) -> None:
+        """No session over REST: this process's runs are known dead by their heartbeat and
+        their leases' expiry only."""
+
     async def aclose(self) -> None:
         await self._http.aclose()
 
@@ -192,6 +214,11 @@ class Store:
 
     async def call(self, fn: str, /, **args: Any) -> Any:
         return await self.transport.call(fn, args)
+
+    async def session(self) -> UUID | None:
+        """The id of this process's session lock (:mod:`shared.db.session`), held while the
+        store is open; None over the Supabase API, which has no session."""
+        return await self.transport.session()
 
     async def upsert(self, table: str, rows: list[dict[str, Any]]) -> UpsertResult:
         """Guarded upsert of one page (≤ 1000 rows) into a mirror table, e.g. ``guests``."""

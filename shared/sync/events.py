@@ -66,7 +66,8 @@ async def process_events(
     until it is empty or the time budget is spent."""
     deadline = time.monotonic() + time_budget_seconds
     retry = {"p_max_attempts": max_attempts, "p_backoff_seconds": backoff_seconds}
-    routed = route.claim_arguments() if route else {}
+    # a routed claim records the run that holds the rows: a dead run's rows are claimable at once
+    routed = {**route.claim_arguments(), "p_holder": str(run.id)} if route else {}
     while time.monotonic() < deadline:
         claimed = await store.call("inbox_claim", p_limit=batch_size, p_lock_seconds=300, **routed)
         if not claimed:

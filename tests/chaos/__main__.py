@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--no-kill-push",
         action="store_true",
-        help="do not kill push (a killed push holds its lease for two minutes)",
+        help="do not kill push",
     )
     parser.add_argument("--workdir", type=Path, help="keep logs and data here")
     parser.add_argument("--quiet", action="store_true", help="no progress lines")

@@ -51,11 +51,10 @@ from shared.db.connect import ensure_database
 from shared.db.embedded import database_url, stop_embedded
 from shared.db.migrations import migrate
 from shared.mews.windows import plan_windows
-from shared.settings import DEMO_ACCESS_TOKEN
+from shared.settings import DEMO_ACCESS_TOKEN, Settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import FIXTURE_ACCESS_TOKEN, FIXTURE_CLIENT_TOKEN, SimulatorConfig
 from shared.sync.engine import SyncEngine
-from shared.sync.liveness import STALE_SECONDS
 from tests.chaos import truth
 
 REPO = Path(__file__).resolve().parents[2]
@@ -65,6 +64,12 @@ LAG = inspect.signature(SyncEngine.__init__).parameters["lag"].default
 DATABASE = "chaos"
 WORKER_SECONDS = 180.0  # a worker that runs longer is hung: killed and reported
 STATUS_FAULTS = (408, 500, 502, 503, 504)
+# a run the next job cannot take over yet: its process is alive (its session lock held), or it
+# has no session lock (the Supabase API) and its heartbeat is younger than the staleness (%s)
+LIVE_RUN = (
+    "r.status = 'running' and ((r.session_id is not null and app.session_alive(r.session_id))"
+    " or (r.session_id is null and r.heartbeat_at > now() - make_interval(secs => %s)))"
+)
 PLAIN_COLUMNS = ("notes", "loyalty_code", "car_registration_number", "dietary_requirements")
 
 # fault kinds: the rows of the table
@@ -163,7 +168,12 @@ class ChaosConfig:
     latency_ms: float = 30.0
     per_item_ms: float = 0.05
     rate_limit: int = 1000  # the simulator's and the workers' budget per token per 30 s
-    kill_push: bool = False  # a killed push holds its lease for LEASE_SECONDS: the soak does it
+    kill_push: bool = False  # the push round makes staff edits first: the soak does it
+    # the workers' liveness settings (RUN_HEARTBEAT_SECONDS, RUN_STALE_SECONDS, LEASE_SECONDS):
+    # a killed worker is seen dead at once by its session lock; these bound only hung ones
+    heartbeat_seconds: float = Settings.model_fields["run_heartbeat_seconds"].default
+    stale_seconds: int = Settings.model_fields["run_stale_seconds"].default
+    lease_seconds: int = Settings.model_fields["lease_seconds"].default
     strict: bool = True  # count known gaps (bugs already reported) as lost; none is open now
     converge_seconds: float = 420.0
     workdir: Path | None = None
@@ -450,6 +460,9 @@ class Chaos:
             MEWS_WEBSOCKET_URL=self.simulator.ws_url,
             MEWS_RATE_LIMIT=str(self.config.rate_limit),
             MEWS_TIMEOUT_SECONDS="30",
+            RUN_HEARTBEAT_SECONDS=str(self.config.heartbeat_seconds),
+            RUN_STALE_SECONDS=str(self.config.stale_seconds),
+            LEASE_SECONDS=str(self.config.lease_seconds),
             LOG_LEVEL="INFO",
             LOG_JSON="true",
             NO_PROXY="127.0.0.1,localhost",
@@ -948,16 +961,11 @@ class Chaos:
         for _ in range(4):  # the first load, until it is complete (faults may still be pending)
             if self.run_workers("backfill") == [0] and self._first_load_state() == "complete":
                 break
-            # an entity still held by the killed backfill is skipped ("another backfill is
-            # loading it") until that run is found dead and its lease freed: wait for that
+            # a backfill still held by a live worker is waited for; a killed one's is taken
+            # over at once: nothing to wait for but live holders
             wait_for(
-                "the killed backfill's leases to be freed",
-                lambda: (
-                    not self.sql(
-                        "select 1 from public.sync_leases"
-                        " where name like 'backfill:%%' and expires_at > now()"
-                    )
-                ),
+                "live backfills to end",
+                lambda: self.live_leases("l.name like 'backfill:%%'") == 0,
                 WORKER_SECONDS,
                 interval=1.0,
             )
@@ -1238,32 +1246,39 @@ class Chaos:
         )
 
     def wait_leases(self, deadline: float) -> None:
-        """Until no dead worker holds a unit a clean pass needs (push, reconcile); a killed
-        run's lease expires on its own (LEASE_SECONDS after its last heartbeat)."""
+        """Until no live worker holds a unit a clean pass needs (push, reconcile); a killed
+        worker's units are taken over at once (its session lock is gone)."""
         wait_for(
-            "leases of killed runs to expire",
+            "live workers to release push and reconcile",
             lambda: (
-                self.sql_value(
-                    "select count(*) from public.sync_leases where expires_at > now()"
-                    " and (name = 'push_changes' or name like 'reconcile:%%')",
-                    default=1,
-                )
-                == 0
+                self.live_leases("l.name like 'push_changes%%' or l.name like 'reconcile:%%'") == 0
             ),
             max(1.0, deadline - time.monotonic()),
             interval=0.5,
         )
 
+    def live_leases(self, names: str) -> int:
+        """Leases among ``names`` (a condition on ``l.name``) that a live run holds."""
+        return int(
+            self.sql_value(
+                "select count(*) from public.sync_leases l"
+                " join public.sync_runs r on r.id::text = l.holder"
+                f" where l.released_at is null and l.expires_at > now() and ({names})"
+                f" and {LIVE_RUN}",
+                (self.config.stale_seconds + 1,),
+                default=1,
+            )
+        )
+
     def wait_runs_reapable(self, deadline: float) -> None:
-        """Until every run still `running` has a heartbeat older than the staleness the next
-        job allows (its process is gone; the next job marks it abandoned)."""
+        """Until every run still `running` is dead (its session lock free) or, without a
+        session, has a heartbeat older than the staleness: the next job marks it abandoned."""
         wait_for(
-            "dead runs' heartbeats to go stale",
+            "dead runs to be known dead",
             lambda: (
                 self.sql_value(
-                    "select count(*) from public.sync_runs where status = 'running'"
-                    " and heartbeat_at > now() - make_interval(secs => %s)",
-                    (STALE_SECONDS + 1,),
+                    f"select count(*) from public.sync_runs r where {LIVE_RUN}",
+                    (self.config.stale_seconds + 1,),
                     default=1,
                 )
                 == 0
@@ -1496,8 +1511,8 @@ class Chaos:
 
     def schedule(self) -> list[str]:
         kinds = [k for k in STEADY_KINDS if k != KILL_PUSH or self.config.kill_push]
-        # kills and restarts leave dead runs (reaped STALE_SECONDS after their last heartbeat):
-        # first, so the scenario's wait for them overlaps the rest
+        # kills and restarts leave dead runs (hung ones reaped stale_seconds after their last
+        # heartbeat; killed ones at once): first, so any wait for them overlaps the rest
         orphaning = [k for k in kinds if k.startswith("kill") or k == PG_RESTART]
         # then the changes only a poll can bring (no webhook told us): the engine's lag
         # runs out for them while the other rounds go on

@@ -205,3 +205,27 @@ def test_a_holder_renews_only_its_own_live_leases(conn: psycopg.Connection) -> N
     assert {mine, theirs} == {
         r[0] for r in conn.execute("select integration_id::text from public.connection_jobs")
     }
+
+
+def test_a_connection_whose_claiming_process_died_is_due_again_at_once(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """A holder that names its process's session lock (`...@<session>`) loses its claims the
+    moment that lock is free; a live one keeps them; one naming no session keeps them until
+    the lease expires (the Supabase API)."""
+    live_session, dead_session = str(uuid.uuid4()), str(uuid.uuid4())
+    alive, dead, plain = (add_connection(conn, name) for name in ("alive", "dead", "plain"))
+    with psycopg.connect(database_url, autocommit=True) as process:
+        process.execute("select pg_advisory_lock(app.session_key(%s))", (live_session,))
+        for connection_id, holder in (
+            (alive, f"host:1:{uuid.uuid4()}@{live_session}"),
+            (dead, f"host:2:{uuid.uuid4()}@{dead_session}"),
+            (plain, f"host:3:{uuid.uuid4()}"),
+        ):
+            row = conn.execute(
+                "select public.connection_claim('poll_changes', %s, 1, 600, 0, %s)",
+                (holder, connection_id),
+            ).fetchone()
+            assert row is not None
+            assert [c["integration_id"] for c in row[0]] == [connection_id]
+        assert [c["integration_id"] for c in claim(conn, "next", 10)] == [dead]

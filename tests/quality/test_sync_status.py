@@ -188,3 +188,73 @@ def test_the_private_part_is_nothing_for_an_enterprise_the_caller_cannot_read(
     with as_role(conn, "authenticated", staff):
         row = conn.execute("select app.sync_private_health(%s)", (OTHER_ENTERPRISE_ID,)).fetchone()
     assert row == (None,)
+
+
+def first_load_begun(conn: psycopg.Connection, scope: str, entity: str) -> None:
+    conn.execute(
+        "insert into public.sync_checkpoints (scope_id, entity, phase, low_water_utc, state)"
+        " values (%s, %s, 'backfill', now() - interval '2 years', '{\"done\": [\"a\", \"b\"]}')",
+        (scope, entity),
+    )
+
+
+def running(
+    conn: psycopg.Connection, job: str, *, heartbeat: str, session: str | None = None
+) -> None:
+    conn.execute(
+        "insert into public.sync_runs (job, scope_id, heartbeat_at, owner, session_id)"
+        " values (%s, null, now() - %s::interval, 'host:42', %s)",
+        (job, heartbeat, session),
+    )
+
+
+def test_a_first_load_that_has_not_completed_needs_attention(conn: psycopg.Connection) -> None:
+    """The data is incomplete while a first load that began has not finished: said with the
+    entity and the windows done, for staff too (it is their chain's checkpoint)."""
+    healthy(conn)
+    first_load_begun(conn, CHAIN_ID, "customers")
+    assert checks(conn) == ["first_load"]
+    [item] = of(status(conn), ENTERPRISE_ID)["attention"]
+    assert "first load of customers has not completed" in item["message"]
+    assert "2 window(s) done" in item["message"]
+    assert checks(conn, OTHER_ENTERPRISE_ID) == []
+    staff = add_user(conn, enterprise_id=ENTERPRISE_ID, role="staff")
+    with as_role(conn, "authenticated", staff):
+        assert [a["check"] for a in status(conn)["enterprises"][0]["attention"]] == ["first_load"]
+    conn.execute(
+        "update public.sync_checkpoints set high_water_utc = now() where phase = 'backfill'"
+    )
+    assert checks(conn) == []
+
+
+def test_a_run_recorded_running_whose_process_is_gone_needs_attention(
+    conn: psycopg.Connection,
+) -> None:
+    """A run whose session lock nobody holds died: said at once, with its process for the
+    service; a live one (its lock held, or a fresh heartbeat) is shown running, nothing more."""
+    healthy(conn)
+    running(conn, "reconcile", heartbeat="1 second", session="00000000-0000-4000-8000-000000000001")
+    assert checks(conn) == ["dead_run"]
+    [item] = of(status(conn), ENTERPRISE_ID)["attention"]
+    assert "its process is gone (host:42)" in item["message"]
+    runs = {r["job"]: r for r in of(status(conn), ENTERPRISE_ID)["runs"]}
+    assert (runs["reconcile"]["status"], runs["reconcile"]["gone"]) == ("running", True)
+
+    with psycopg.connect(conn.info.dsn, autocommit=True) as holder:
+        holder.execute(
+            "select pg_advisory_lock(app.session_key('00000000-0000-4000-8000-000000000001'))"
+        )
+        assert checks(conn) == []
+    assert checks(conn) == ["dead_run"]
+
+
+def test_a_run_without_a_session_whose_heartbeat_stopped_needs_attention(
+    conn: psycopg.Connection,
+) -> None:
+    healthy(conn)
+    running(conn, "push_changes", heartbeat="10 seconds")
+    assert checks(conn) == []
+    conn.execute("update public.sync_runs set heartbeat_at = now() - interval '6 minutes'")
+    assert checks(conn) == ["dead_run"]
+    [item] = of(status(conn), ENTERPRISE_ID)["attention"]
+    assert "has not heartbeat since" in item["message"]
