@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 48 migrations applied; the last: 20261206050300_size_limits.sql
+-- 49 migrations applied; the last: 20261206050300_size_limits.sql
 
 
 -- ================================================================================================
@@ -474,6 +474,32 @@ begin
   return new;
 end
 $function$;
+
+-- app.holder_gone(text)
+CREATE OR REPLACE FUNCTION app.holder_gone(p_holder text)
+ RETURNS boolean
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  select case when p_holder ~ '@[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+              then pg_catalog.pg_try_advisory_xact_lock(
+                     app.session_key(substring(p_holder from '@([0-9a-f-]{36})$')::uuid))
+              else false end
+$function$;
+grant execute on function app.holder_gone(text) to service_role;
+
+-- app.holder_run(text)
+CREATE OR REPLACE FUNCTION app.holder_run(p_holder text)
+ RETURNS public.sync_runs
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select r.* from public.sync_runs r
+   where p_holder ~ '^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$'
+     and r.id = p_holder::uuid
+$function$;
+grant execute on function app.holder_run(text) to service_role;
 
 -- app.inbox_unrouted()
 CREATE OR REPLACE FUNCTION app.inbox_unrouted()
@@ -1786,7 +1812,7 @@ AS $function$
         + (select coalesce(sum(case r.kind
                                  when 'required' then 1 when 'allowed_values' then 2
                                  when 'email' then 3 when 'phone' then 3 when 'not_ota_email' then 3
-                                 when 'date_range' then 4 when 'length' then 8
+                                 when 'date_range' then 4 when 'length' then 10
                                  when 'cross_field' then 18 when 'pattern' then 16 else 0 end
                                + case when r.kind = 'pattern' and jsonb_typeof(r.params->'regex') = 'string'
                                       then app.quality_pattern_size(r.params->>'regex') / 2 else 0 end), 0)
@@ -2270,6 +2296,27 @@ AS $function$
 $function$;
 grant execute on function app.resources_from_records(uuid,jsonb) to service_role;
 
+-- app.run_gone(public.sync_runs,integer)
+CREATE OR REPLACE FUNCTION app.run_gone(p_run public.sync_runs, p_stale_seconds integer)
+ RETURNS text
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  select case
+    when p_run.status <> 'running' then 'over: ' || p_run.status
+    when p_run.session_id is not null and pg_catalog.pg_try_advisory_xact_lock(app.session_key(p_run.session_id))
+      then format('abandoned: its process (%s) ended; its database session is gone (last heartbeat %s)',
+                  coalesce(p_run.owner, 'unknown'),
+                  to_char(p_run.heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'))
+    when p_stale_seconds is not null
+         and p_run.heartbeat_at < now() - make_interval(secs => greatest(p_stale_seconds, 1))
+      then format('abandoned: no heartbeat since %s (process %s)',
+                  to_char(p_run.heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
+                  coalesce(p_run.owner, 'unknown'))
+  end
+$function$;
+grant execute on function app.run_gone(public.sync_runs,integer) to service_role;
+
 -- app.secret_keys()
 CREATE OR REPLACE FUNCTION app.secret_keys()
  RETURNS text[]
@@ -2278,6 +2325,32 @@ CREATE OR REPLACE FUNCTION app.secret_keys()
  SET search_path TO ''
 AS $function$ select array['AccessToken', 'ApiKey', 'ClientToken'] $function$;
 grant execute on function app.secret_keys() to service_role;
+
+-- app.session_alive(uuid)
+CREATE OR REPLACE FUNCTION app.session_alive(p_session uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select exists (
+    select 1 from pg_catalog.pg_locks l
+     where l.locktype = 'advisory' and l.granted and l.objsubid = 1
+       and l.database = (select d.oid from pg_catalog.pg_database d where d.datname = current_database())
+       and ((l.classid::bigint << 32) | l.objid::bigint) = app.session_key(p_session))
+$function$;
+grant execute on function app.session_alive(uuid) to authenticated;
+grant execute on function app.session_alive(uuid) to service_role;
+
+-- app.session_key(uuid)
+CREATE OR REPLACE FUNCTION app.session_key(p_session uuid)
+ RETURNS bigint
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$ select pg_catalog.hashtextextended('guesthub.session:' || p_session::text, 0) $function$;
+grant execute on function app.session_key(uuid) to authenticated;
+grant execute on function app.session_key(uuid) to service_role;
 
 -- app.sync_attention(jsonb)
 CREATE OR REPLACE FUNCTION app.sync_attention(p_status jsonb)
@@ -2312,10 +2385,45 @@ AS $function$
              'the oldest inbox event has waited ' || round((p_status->'inbox'->>'oldest_waiting_seconds')::numeric / 60)
              || ' min (more than 15 min)')
      where (p_status->'inbox'->>'oldest_waiting_seconds')::numeric > 900
+    union all
+    select 6, jsonb_build_object('check', 'first_load', 'message',
+             'the first load of ' || (f->>'entity') || ' has not completed (begun '
+             || to_char((f->>'updated_at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI "UTC"')
+             || ', ' || (f->>'windows_done') || ' window(s) done): the data is incomplete'
+             || ' (guesthub sync backfill)')
+      from jsonb_array_elements(app.sync_first_loads_open((p_status->>'id')::uuid,
+                                                          (p_status->>'chain_id')::uuid)) f
+    union all
+    select 7, jsonb_build_object('check', 'dead_run', 'message',
+             'the last ' || (r->>'job') || ' run is still recorded running but '
+             || case when (r->>'gone')::boolean then 'its process is gone'
+                     else 'has not heartbeat since '
+                          || to_char((r->>'heartbeat_at')::timestamptz at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS "UTC"') end
+             || coalesce(' (' || (r->>'owner') || ')', '') || ': the next job marks it abandoned')
+      from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
+     where r->>'status' = 'running'
+       and ((r->>'gone')::boolean or (r->>'heartbeat_at')::timestamptz < now() - interval '5 minutes')
   ) a
 $function$;
 grant execute on function app.sync_attention(jsonb) to authenticated;
 grant execute on function app.sync_attention(jsonb) to service_role;
+
+-- app.sync_first_loads_open(uuid,uuid)
+CREATE OR REPLACE FUNCTION app.sync_first_loads_open(p_enterprise_id uuid, p_chain_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'entity', k.entity, 'since', k.low_water_utc, 'updated_at', k.updated_at,
+           'windows_done', jsonb_array_length(coalesce(k.state->'done', '[]'::jsonb)))
+           order by k.entity), '[]'::jsonb)
+  from public.sync_checkpoints k
+  where k.phase = 'backfill' and k.high_water_utc is null and k.scope_id in (p_enterprise_id, p_chain_id)
+$function$;
+grant execute on function app.sync_first_loads_open(uuid,uuid) to authenticated;
+grant execute on function app.sync_first_loads_open(uuid,uuid) to service_role;
 
 -- app.sync_last_runs(uuid[],boolean)
 CREATE OR REPLACE FUNCTION app.sync_last_runs(p_scope_ids uuid[], p_with_errors boolean)
@@ -2332,10 +2440,16 @@ AS $function$
   )
   select coalesce(jsonb_agg(jsonb_build_object(
            'job', l.job, 'status', l.status, 'started_at', l.started_at, 'finished_at', l.finished_at,
-           'scope_id', l.scope_id, 'error', case when p_with_errors then l.error end) order by l.job), '[]'::jsonb)
+           'scope_id', l.scope_id, 'error', case when p_with_errors then l.error end)
+           || case when l.status = 'running' then jsonb_build_object(
+                'heartbeat_at', l.heartbeat_at,
+                'gone', l.session_id is not null and not app.session_alive(l.session_id),
+                'owner', case when p_with_errors then l.owner end) else '{}'::jsonb end
+           order by l.job), '[]'::jsonb)
   from jobs j
   cross join lateral (
-    select r.job, r.status, r.started_at, r.finished_at, r.scope_id, r.error
+    select r.job, r.status, r.started_at, r.finished_at, r.scope_id, r.error, r.heartbeat_at,
+           r.session_id, r.owner
     from public.sync_runs r
     where r.job = j.job
       and case when p_scope_ids is null then r.scope_id is null else r.scope_id = any (p_scope_ids) end
@@ -2684,7 +2798,8 @@ create table public.event_inbox (
     available_at timestamp with time zone default now() not null,
     locked_until timestamp with time zone,
     processed_at timestamp with time zone,
-    integration_id uuid
+    integration_id uuid,
+    locked_by uuid
 );
 alter table public.event_inbox add constraint event_inbox_pkey PRIMARY KEY (id);
 alter table public.event_inbox add constraint event_inbox_body_hash_max_1000_chars CHECK (char_length(body_hash) <= 1000) NOT VALID;
@@ -3297,11 +3412,14 @@ create table public.sync_leases (
     name text not null,
     holder text not null,
     acquired_at timestamp with time zone default now() not null,
-    expires_at timestamp with time zone not null
+    expires_at timestamp with time zone not null,
+    released_at timestamp with time zone,
+    outcome text
 );
 alter table public.sync_leases add constraint sync_leases_pkey PRIMARY KEY (name);
 alter table public.sync_leases add constraint sync_leases_holder_max_1000_chars CHECK (char_length(holder) <= 1000) NOT VALID;
 alter table public.sync_leases add constraint sync_leases_name_max_1000_chars CHECK (char_length(name) <= 1000) NOT VALID;
+alter table public.sync_leases add constraint sync_leases_outcome_check CHECK (outcome = ANY (ARRAY['done'::text, 'failed'::text]));
 alter table public.sync_leases enable row level security;
 grant select, insert, update, delete on table public.sync_leases to service_role;
 
@@ -3318,7 +3436,8 @@ create table public.sync_runs (
     heartbeat_at timestamp with time zone default now() not null,
     owner text,
     abandoned_by text,
-    connection_id uuid
+    connection_id uuid,
+    session_id uuid
 );
 alter table public.sync_runs add constraint sync_runs_pkey PRIMARY KEY (id);
 alter table public.sync_runs add constraint sync_runs_abandoned_by_max_1000_chars CHECK (char_length(abandoned_by) <= 1000) NOT VALID;
@@ -3610,7 +3729,7 @@ begin
        and c.token_key is not null
        and not exists (select 1 from public.rate_limit_state s
                         where s.key = c.token_key and s.unauthorized_at is not null)
-       and (j.lease_expires_at is null or j.lease_expires_at < now())
+       and (j.lease_expires_at is null or j.lease_expires_at < now() or app.holder_gone(j.lease_holder))
        and (j.last_started_at is null
             or j.last_started_at <= now() - make_interval(secs => greatest(p_every_seconds, 0)))
      order by j.last_started_at nulls first, j.integration_id
@@ -3937,17 +4056,21 @@ AS $function$
 $function$;
 grant execute on function public.inbox_claim(integer,integer) to service_role;
 
--- public.inbox_claim(integer,integer,jsonb,uuid)
-CREATE OR REPLACE FUNCTION public.inbox_claim(p_limit integer, p_lock_seconds integer, p_enterprise_ids jsonb, p_integration_id uuid DEFAULT NULL::uuid)
+-- public.inbox_claim(integer,integer,jsonb,uuid,uuid)
+CREATE OR REPLACE FUNCTION public.inbox_claim(p_limit integer, p_lock_seconds integer, p_enterprise_ids jsonb, p_integration_id uuid DEFAULT NULL::uuid, p_holder uuid DEFAULT NULL::uuid)
  RETURNS jsonb
  LANGUAGE sql
  SET search_path TO ''
 AS $function$
   with routed as (select app.uuids(p_enterprise_ids) as ids),
   ready as (
-    select id from public.event_inbox
+    select id from public.event_inbox i
      where ((status in ('pending', 'failed') and available_at <= now())
-            or (status = 'processing' and locked_until < now()))
+            or (status = 'processing'
+                and (locked_until < now()
+                     or (locked_by is not null
+                         and not exists (select 1 from public.sync_runs r
+                                          where r.id = i.locked_by and r.status = 'running')))))
        and (enterprise_id = any ((select ids from routed)::uuid[])
             or (p_integration_id is not null and integration_id = p_integration_id
                 and (enterprise_id is null or not enterprise_id = any ((select ids from routed)::uuid[])))
@@ -3957,14 +4080,14 @@ AS $function$
      for update skip locked
   ), claimed as (
     update public.event_inbox e
-       set status = 'processing', attempts = e.attempts + 1,
+       set status = 'processing', attempts = e.attempts + 1, locked_by = p_holder,
            locked_until = now() + make_interval(secs => p_lock_seconds)
       from ready where e.id = ready.id
     returning e.id, e.source, e.enterprise_id, e.integration_id, e.body, e.attempts
   )
   select coalesce(jsonb_agg(to_jsonb(claimed) order by claimed.id), '[]'::jsonb) from claimed
 $function$;
-grant execute on function public.inbox_claim(integer,integer,jsonb,uuid) to service_role;
+grant execute on function public.inbox_claim(integer,integer,jsonb,uuid,uuid) to service_role;
 
 -- public.inbox_complete(jsonb)
 CREATE OR REPLACE FUNCTION public.inbox_complete(p_ids jsonb)
@@ -4057,34 +4180,66 @@ grant execute on function public.inbox_stats() to service_role;
 -- public.lease_acquire(text,text,integer)
 CREATE OR REPLACE FUNCTION public.lease_acquire(p_name text, p_holder text, p_seconds integer DEFAULT 120)
  RETURNS jsonb
- LANGUAGE sql
+ LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
-  with taken as (
-    insert into public.sync_leases as l (name, holder, expires_at)
-    values (p_name, p_holder, now() + make_interval(secs => greatest(p_seconds, 1)))
-    on conflict (name) do update
-      set holder = excluded.holder, expires_at = excluded.expires_at,
-          acquired_at = case when l.holder = excluded.holder then l.acquired_at else now() end
-      where l.holder = excluded.holder or l.expires_at < now()
-    returning holder
-  )
-  select jsonb_build_object('acquired', exists (select 1 from taken),
-                            'holder', coalesce((select holder from taken),
-                                               (select holder from public.sync_leases where name = p_name)))
+declare
+  v_lease public.sync_leases;
+  v_run public.sync_runs;
+  v_gone text;
+  v_until timestamptz := now() + make_interval(secs => greatest(p_seconds, 1));
+begin
+  insert into public.sync_leases (name, holder, expires_at) values (p_name, p_holder, v_until)
+  on conflict (name) do nothing;
+  if found then
+    return jsonb_build_object('acquired', true, 'holder', p_holder, 'previous', null);
+  end if;
+  select * into v_lease from public.sync_leases where name = p_name for update;
+  v_run := app.holder_run(v_lease.holder);
+  if v_lease.holder <> p_holder and v_lease.released_at is null and v_lease.expires_at >= now() then
+    v_gone := case when v_run.id is not null then app.run_gone(v_run, null) end;
+    if v_gone is null then
+      return jsonb_build_object(
+        'acquired', false, 'holder', v_lease.holder, 'since', v_lease.acquired_at,
+        'expires_at', v_lease.expires_at, 'job', v_run.job, 'owner', v_run.owner,
+        'run_started_at', v_run.started_at, 'heartbeat_at', v_run.heartbeat_at,
+        'session', v_run.session_id is not null);
+    end if;
+    update public.sync_runs
+       set status = 'abandoned', finished_at = now(), abandoned_by = p_holder, error = v_gone
+     where id = v_run.id and status = 'running';
+    delete from public.sync_leases where holder = v_lease.holder and name <> p_name;
+    update public.event_inbox set locked_until = now()
+     where locked_by = v_run.id and status = 'processing';
+  end if;
+  update public.sync_leases
+     set holder = p_holder, expires_at = v_until, released_at = null, outcome = null,
+         acquired_at = case when holder = p_holder and released_at is null then acquired_at else now() end
+   where name = p_name;
+  return jsonb_build_object(
+    'acquired', true, 'holder', p_holder,
+    'previous', case when v_lease.holder <> p_holder or v_lease.released_at is not null then
+      jsonb_build_object('holder', v_lease.holder, 'since', v_lease.acquired_at,
+                         'released_at', v_lease.released_at, 'outcome', v_lease.outcome,
+                         'expired', v_lease.released_at is null and v_lease.expires_at < now(),
+                         'dead', v_gone, 'job', v_run.job, 'owner', v_run.owner) end);
+end
 $function$;
 grant execute on function public.lease_acquire(text,text,integer) to service_role;
 
--- public.lease_release(text,text)
-CREATE OR REPLACE FUNCTION public.lease_release(p_name text, p_holder text)
+-- public.lease_release(text,text,text)
+CREATE OR REPLACE FUNCTION public.lease_release(p_name text, p_holder text, p_outcome text DEFAULT 'done'::text)
  RETURNS jsonb
  LANGUAGE sql
  SET search_path TO ''
 AS $function$
-  with gone as (delete from public.sync_leases where name = p_name and holder = p_holder returning 1)
-  select jsonb_build_object('released', exists (select 1 from gone))
+  with gone as (
+    update public.sync_leases set released_at = now(), expires_at = now(), outcome = p_outcome
+     where name = p_name and holder = p_holder and released_at is null
+    returning 1
+  ) select jsonb_build_object('released', exists (select 1 from gone))
 $function$;
-grant execute on function public.lease_release(text,text) to service_role;
+grant execute on function public.lease_release(text,text,text) to service_role;
 
 -- public.push_pending(integer)
 CREATE OR REPLACE FUNCTION public.push_pending(p_limit integer DEFAULT 100)
@@ -5294,11 +5449,28 @@ AS $function$
     returning 1
   ), leases as (
     update public.sync_leases set expires_at = now() + make_interval(secs => greatest(p_lease_seconds, 1))
-     where holder = p_id::text
+     where holder = p_id::text and released_at is null
     returning 1
   ) select jsonb_build_object('running', exists (select 1 from beat), 'leases', (select count(*) from leases))
 $function$;
 grant execute on function public.run_heartbeat(uuid,text,integer) to service_role;
+
+-- public.run_session(uuid,uuid)
+CREATE OR REPLACE FUNCTION public.run_session(p_id uuid, p_session uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if pg_catalog.pg_try_advisory_xact_lock(app.session_key(p_session)) then
+    raise exception 'no process holds session %: its runs could not be known alive', p_session
+      using errcode = '55000';
+  end if;
+  update public.sync_runs set session_id = p_session where id = p_id and status = 'running';
+  return jsonb_build_object('running', found);
+end
+$function$;
+grant execute on function public.run_session(uuid,uuid) to service_role;
 
 -- public.run_start(text,uuid,uuid)
 CREATE OR REPLACE FUNCTION public.run_start(p_job text, p_scope_id uuid DEFAULT NULL::uuid, p_connection_id uuid DEFAULT NULL::uuid)
@@ -5317,23 +5489,45 @@ CREATE OR REPLACE FUNCTION public.runs_reap(p_stale_seconds integer DEFAULT 90, 
  LANGUAGE sql
  SET search_path TO ''
 AS $function$
-  with reaped as (
-    update public.sync_runs
-       set status = 'abandoned', finished_at = now(), abandoned_by = p_by,
-           error = format('abandoned: no heartbeat since %s (process %s)',
-                          to_char(heartbeat_at at time zone 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"'),
-                          coalesce(owner, 'unknown'))
-     where status = 'running' and heartbeat_at < now() - make_interval(secs => greatest(p_stale_seconds, 1))
-    returning id, job
+  with dead as (
+    select r.id, app.run_gone(r, p_stale_seconds) as why
+      from public.sync_runs r where r.status = 'running'
+  ), reaped as (
+    update public.sync_runs s
+       set status = 'abandoned', finished_at = now(), abandoned_by = p_by, error = d.why
+      from dead d
+     where s.id = d.id and d.why is not null and s.status = 'running'
+    returning s.id, s.job, s.owner, s.error, s.heartbeat_at
   ), freed as (
     delete from public.sync_leases l using reaped r where l.holder = r.id::text
+    returning 1
+  ), unclaimed as (
+    update public.event_inbox e set locked_until = now()
+      from reaped r where e.locked_by = r.id and e.status = 'processing'
     returning 1
   )
   select jsonb_build_object('abandoned', (select count(*) from reaped),
                             'jobs', coalesce((select jsonb_agg(job) from reaped), '[]'::jsonb),
-                            'leases_freed', (select count(*) from freed))
+                            'runs', coalesce((select jsonb_agg(jsonb_build_object(
+                                       'holder', id, 'job', job, 'owner', owner, 'why', error,
+                                       'since', heartbeat_at)) from reaped), '[]'::jsonb),
+                            'leases_freed', (select count(*) from freed),
+                            'inbox_unclaimed', (select count(*) from unclaimed))
 $function$;
 grant execute on function public.runs_reap(integer,text) to service_role;
+
+-- public.session_hold(uuid)
+CREATE OR REPLACE FUNCTION public.session_hold(p_session uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  perform pg_catalog.pg_advisory_lock(app.session_key(p_session));
+  return jsonb_build_object('session', p_session, 'held', true);
+end
+$function$;
+grant execute on function public.session_hold(uuid) to service_role;
 
 -- public.sync_status(uuid)
 CREATE OR REPLACE FUNCTION public.sync_status(p_enterprise_id uuid DEFAULT NULL::uuid)

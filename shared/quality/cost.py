@@ -39,7 +39,7 @@ KIND_COST: dict[str, int] = {
     "phone": 3,
     "not_ota_email": 3,
     "date_range": 4,
-    "length": 8,
+    "length": 10,
     "cross_field": 18,
     "pattern": 16,
 }

@@ -99,7 +99,7 @@ as $$
         + (select coalesce(sum(case r.kind
                                  when 'required' then 1 when 'allowed_values' then 2
                                  when 'email' then 3 when 'phone' then 3 when 'not_ota_email' then 3
-                                 when 'date_range' then 4 when 'length' then 8
+                                 when 'date_range' then 4 when 'length' then 10
                                  when 'cross_field' then 18 when 'pattern' then 16 else 0 end
                                + case when r.kind = 'pattern' and jsonb_typeof(r.params->'regex') = 'string'
                                       then app.quality_pattern_size(r.params->>'regex') / 2 else 0 end), 0)

@@ -26,6 +26,7 @@ A_MARKERS = (ENTERPRISE_ID, CHAIN_ID, "Alpha Prague", "Alpha Hotels", A_ERROR, "
 # every function an API login may call that tells the health or status of the sync: the attack
 # calls each (a new one fails test_every_health_function_is_attacked until it is added here)
 HEALTH_FUNCTIONS = {
+    "app.sync_first_loads_open(uuid,uuid)",
     "app.sync_last_runs(uuid[],boolean)",
     "app.sync_private_health(uuid)",
     "public.connections_health(uuid)",
@@ -163,6 +164,11 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
         quarantined(conn, OTHER_CHAIN_ID)
         checkpoint(conn, CHAIN_ID, "3 hours")
         checkpoint(conn, OTHER_CHAIN_ID, "1 minute")
+        conn.execute(  # A's first load of reservations, begun and not finished
+            "insert into public.sync_checkpoints (scope_id, entity, phase, low_water_utc)"
+            " values (%s, 'reservations', 'backfill', now() - interval '1 day')",
+            (ENTERPRISE_ID,),
+        )
         yield conn
 
 
@@ -199,6 +205,10 @@ def everything_seen(conn: psycopg.Connection, user: str) -> dict[str, Any]:
             seen[f"sync_last_runs({scopes})"] = scalar(
                 conn, "select app.sync_last_runs(%s::uuid[], true)", (scopes,)
             )
+        for pair in ((ENTERPRISE_ID, CHAIN_ID), (OTHER_ENTERPRISE_ID, OTHER_CHAIN_ID)):
+            seen[f"sync_first_loads_open{pair}"] = scalar(
+                conn, "select app.sync_first_loads_open(%s, %s)", pair
+            )
         seen["connections_health()"] = scalar(conn, "select public.connections_health()")
         for connection_id in (
             scalar(conn, "select array_agg(integration_id::text) from public.connections") or []
@@ -216,6 +226,16 @@ def everything_seen(conn: psycopg.Connection, user: str) -> dict[str, Any]:
 @pytest.fixture(params=["staff", "admin"])
 def beta_user(request: pytest.FixtureRequest, conn: psycopg.Connection) -> str:
     return add_user(conn, enterprise_id=OTHER_ENTERPRISE_ID, role=request.param)
+
+
+def test_a_login_of_hotel_b_sees_no_first_load_of_hotel_a(
+    conn: psycopg.Connection, beta_user: str
+) -> None:
+    seen = everything_seen(conn, beta_user)
+    assert seen[f"sync_first_loads_open{(ENTERPRISE_ID, CHAIN_ID)}"] == []
+    with as_role(conn, "authenticated", add_user(conn, enterprise_id=ENTERPRISE_ID)):
+        opened = scalar(conn, "select app.sync_first_loads_open(%s, %s)", (ENTERPRISE_ID, CHAIN_ID))
+    assert [load["entity"] for load in opened] == ["reservations"]  # A's own staff see it
 
 
 def test_every_health_function_is_attacked(conn: psycopg.Connection) -> None:
@@ -300,5 +320,6 @@ def test_the_service_still_sees_every_hotel(conn: psycopg.Connection) -> None:
         "failed_run",
         "lag",
         "inbox_waiting",
+        "first_load",  # A's reservations, begun and not finished
     }
     assert alpha["quarantine_unscoped"] == 2
