@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 49 migrations applied; the last: 20261206050300_size_limits.sql
+-- 50 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
 
 
 -- ================================================================================================
@@ -2475,10 +2475,15 @@ AS $function$
   )
   select coalesce(jsonb_agg(jsonb_build_object(
            'job', l.job, 'status', l.status, 'started_at', l.started_at, 'finished_at', l.finished_at,
-           'scope_id', null, 'error', case when p_with_errors then l.error end) order by l.job), '[]'::jsonb)
+           'scope_id', null, 'error', case when p_with_errors then l.error end)
+           || case when l.status = 'running' then jsonb_build_object(
+                'heartbeat_at', l.heartbeat_at,
+                'gone', l.session_id is not null and not app.session_alive(l.session_id),
+                'owner', case when p_with_errors then l.owner end) else '{}'::jsonb end
+           order by l.job), '[]'::jsonb)
   from jobs j
   cross join lateral (
-    select r.job, r.status, r.started_at, r.finished_at, r.error
+    select r.job, r.status, r.started_at, r.finished_at, r.error, r.heartbeat_at, r.session_id, r.owner
     from public.sync_runs r
     where r.job = j.job and r.scope_id is null
       and (p_connection_ids is null or r.connection_id is null or r.connection_id = any (p_connection_ids))

@@ -140,14 +140,21 @@ def test_a_backfill_finding_a_live_backfill_waits_for_it_and_reports_its_outcome
     database_url: str, sim: Simulator, tmp_path: Path
 ) -> None:
     env = env_for(database_url, sim)
+    latency = sim.app.config.latency_ms
+    sim.app.config = replace(sim.app.config, latency_ms=3000)  # the first holds on until below
     first = start(env, tmp_path, "first", "sync", "backfill")
     holder = "select holder from public.sync_leases where name like 'backfill:%%:customers'"
     wait_until("the first backfill to hold the customers", lambda: value(database_url, holder))
     first_run = str(value(database_url, holder))
-    second = run(env, "sync", "backfill")
+    second = start(env, tmp_path, "second", "sync", "backfill")
+    wait_until(
+        "the second backfill to wait for the first",
+        lambda: "waiting for it" in output(tmp_path, "second"),
+    )
+    sim.app.config = replace(sim.app.config, latency_ms=latency)
     assert first.wait(DEADLINE) == 0, output(tmp_path, "first")
-    text = " ".join((second.stdout + second.stderr).split())
-    assert second.returncode == 0, text
+    assert second.wait(DEADLINE) == 0, output(tmp_path, "second")
+    text = output(tmp_path, "second")
     assert f"backfill of customers: held by backfill run {first_run} on " in text
     assert "waiting for it (--no-wait skips)" in text
     assert f"backfill of customers: done by backfill run {first_run}" in text
