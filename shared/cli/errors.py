@@ -140,6 +140,13 @@ def _store(exc: BaseException) -> Failure:
     code = getattr(exc, "code", None)
     fn = getattr(exc, "fn", "")
     message = str(exc).removeprefix(f"{fn}: ").removesuffix(f" [{code}]")
+    if _is(exc, "shared.db.store", "ConnectionLostError"):
+        where = getattr(exc, "where", None) or _database()
+        return Failure(
+            f"lost the connection to {where} during {fn}: {getattr(exc, 'reason', message)};"
+            " check that the server is running, then run the command again",
+            ExitCode.DATABASE,
+        )
     if code in NOT_MIGRATED_CODES:
         return _not_migrated(message)
     if _caused_by(exc, "httpx", "TransportError"):
