@@ -114,6 +114,7 @@ async def run_backfill(
         if (sweep := entity(name).sweep) is not None and counts[f"{name}_waiting_for_{sweep.owner}"]
     }
     summary["failures"] = [o for o in result.outcomes if o.status not in OK]
+    summary["partial"] = [o for o in result.outcomes if o.status == "partial"]
     return summary
 
 
@@ -228,11 +229,21 @@ def backfill(
             f" finished; load {owner} first (`guesthub sync backfill --entity {owner}`)"
         )
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
+    for outcome in summary["partial"]:
+        console.print(f"[yellow]{outcome.name or outcome.connection_id}: {outcome.error}[/yellow]")
     for outcome in summary["failures"]:
         error = explain(outcome.exception).message if outcome.exception else outcome.error
         console.print(f"[red]{outcome.name or outcome.connection_id}: {error}[/red]")
     if summary["failures"]:
         raise typer.Exit(code=1)
+    _exit_when_partial(bool(summary["partial"]))
+
+
+def _exit_when_partial(partial: bool) -> None:
+    """Work left for the next run (named above) is not "done": exit 6, and say how to finish."""
+    if partial:
+        console.print("work was left for the next run (above): run the command again to carry on")
+        raise typer.Exit(code=int(ExitCode.ATTENTION))
 
 
 def run_connections_command(
@@ -240,7 +251,7 @@ def run_connections_command(
 ) -> FleetResult:
     """A Mews job now, over every active connection (or one): the job runner the scheduled
     functions use, with a command's options (:func:`shared.connections.runner.interactive`).
-    A table per connection; exit 1 unless all went well."""
+    A table per connection; exit 1 when one failed, 6 when one left work for the next run."""
     settings = command_settings()
 
     async def main() -> FleetResult:
@@ -267,6 +278,7 @@ def run_connections_command(
         console.print(f"{job}: no connection was due (another run holds them, or none is active)")
     if not result.ok:
         raise typer.Exit(code=1)
+    _exit_when_partial(result.status == "partial")
     return result
 
 
