@@ -12,9 +12,9 @@ Exit codes (README "Exit codes"):
 1     the work failed (a command that found nothing to do says so with 1, too)
 2     usage: an unknown command or a bad option (click's own)
 3     configuration: an invalid setting, missing Google credentials
-4     the database is unreachable or not migrated
+4     the database is unreachable, not migrated, or its connection was lost for good
 5     Mews is unreachable or refused the request
-6     needs attention (reserved for ``status``)
+6     needs attention: ``status`` found something, or work was left for the next run
 ====  ===========================================================================
 
 Foreign exception types are matched by module and class name through ``sys.modules``: an
