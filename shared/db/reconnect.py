@@ -27,6 +27,7 @@ inbox claim, a push recorded) is not repeated once sent: the caller gets
 from __future__ import annotations
 
 import psycopg
+from psycopg_pool import PoolClosed
 
 LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P05"})
 IDEMPOTENT_PREFIXES = ("upsert_",)
@@ -48,10 +49,11 @@ IDEMPOTENT = frozenset(
 
 
 def connection_lost(exc: psycopg.Error) -> bool:
-    """Whether ``exc`` says the connection is gone (not that the database refused the call)."""
+    """Whether ``exc`` says the connection is gone (not that the database refused the call,
+    nor that the store itself was closed)."""
     code = exc.sqlstate
     if code is None:
-        return isinstance(exc, psycopg.OperationalError)
+        return isinstance(exc, psycopg.OperationalError) and not isinstance(exc, PoolClosed)
     return code.startswith("08") or code in LOST_SQLSTATES
 
 

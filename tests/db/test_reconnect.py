@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator
 import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import PoolTimeout
+from psycopg_pool import PoolClosed, PoolTimeout
 
 from shared.cli.errors import ExitCode, explain
 from shared.db.reconnect import connection_lost, safe_to_repeat
@@ -29,6 +29,7 @@ pytestmark = pytest.mark.anyio
         (psycopg.errors.ConnectionFailure("connection failure"), True),
         (psycopg.OperationalError("server closed the connection unexpectedly"), True),
         (PoolTimeout("couldn't get a connection after 30.00 sec"), True),
+        (PoolClosed("the pool 'pool-1' is already closed"), False),
         (psycopg.errors.QueryCanceled("canceling statement due to statement timeout"), False),
         (psycopg.errors.UniqueViolation("duplicate key value"), False),
         (psycopg.errors.InsufficientPrivilege("permission denied"), False),
