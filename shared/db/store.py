@@ -55,10 +55,11 @@ class ConnectionLostError(StoreError):
     """The connection to the database (``where``: host, port and name, never a password) was
     lost during ``fn`` and the call could not be completed: either no connection could be
     reopened in time, or the call was under way and is not safe to repeat (it may or may not
-    have been applied)."""
+    have been applied). Its text (recorded in runs, which staff may read) does not name the
+    host; the command line's message does."""
 
     def __init__(self, fn: str, code: str | None, reason: str, *, where: str) -> None:
-        super().__init__(fn, code, f"connection to {where} lost: {reason}")
+        super().__init__(fn, code, f"connection to the database lost: {reason}")
         self.where = where
         self.reason = redact_text(reason)
 

@@ -533,7 +533,7 @@ class SyncEngine:
 
 
 def _record(run: Run | None, entity: str, counts: Counts) -> None:
-    """Add a page's counts to the run; quarantined records make it partial, with the totals."""
+    """Add a page's counts to the run (its quarantined records counted: the run still succeeds)."""
     if run is None:
         return
     names = ("fetched", "inserted", "updated", "unchanged")
