@@ -141,10 +141,12 @@ def _store(exc: BaseException) -> Failure:
     fn = getattr(exc, "fn", "")
     message = str(exc).removeprefix(f"{fn}: ").removesuffix(f" [{code}]")
     if _is(exc, "shared.db.store", "ConnectionLostError"):
-        where = getattr(exc, "where", None) or _database()
+        # the call that lost it first (a cleanup's call may have failed the same way after it)
+        first = [e for e in _chain(exc) if _is(e, "shared.db.store", "ConnectionLostError")][-1]
         return Failure(
-            f"lost the connection to {where} during {fn}: {getattr(exc, 'reason', message)};"
-            " check that the server is running, then run the command again",
+            f"lost the connection to {getattr(first, 'where', None) or _database()} during"
+            f" {getattr(first, 'fn', fn)}: {getattr(first, 'reason', message)}; check that the"
+            " server is running, then run the command again",
             ExitCode.DATABASE,
         )
     if code in NOT_MIGRATED_CODES:

@@ -119,11 +119,12 @@ async def test_a_database_that_stays_away_fails_the_call_saying_the_connection_w
     await quick_store.call("register_enterprise", p_enterprise=ENTERPRISE)
     rows = [guest_row()["raw"]]
     dbname = conninfo_to_dict(database_url)["dbname"]
-    with (
-        terminated_in(database_url, "upsert_guests", table="guests", refuse_new=True),
-        pytest.raises(ConnectionLostError) as raised,
-    ):
-        await quick_store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=rows)
+    with terminated_in(database_url, "upsert_guests", table="guests", refuse_new=True):
+        with pytest.raises(ConnectionLostError) as raised:
+            await quick_store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=rows)
+        # a cleanup that then fails the same way (a lease released, as a unit of work does)
+        with pytest.raises(ConnectionLostError) as cleanup:
+            await released_after(quick_store, raised.value)
     lost = raised.value
     assert isinstance(lost, StoreError)  # what callers catching store errors see
     assert lost.where == f"the database at 127.0.0.1:5432/{dbname}"
@@ -135,6 +136,17 @@ async def test_a_database_that_stays_away_fails_the_call_saying_the_connection_w
         f"lost the connection to the database at 127.0.0.1:5432/{dbname} during upsert_guests:"
     )
     assert "refused" not in failure.message
+    # the cleanup's failure does not hide the call that lost the connection first
+    assert cleanup.value.fn == "lease_release"
+    assert explain(cleanup.value) == failure
+
+
+async def released_after(store: Store, failure: BaseException) -> None:
+    """A unit of work's end: ``failure`` under way, its lease released."""
+    try:
+        raise failure
+    finally:
+        await store.call("lease_release", p_name="unit", p_holder="run")
 
 
 async def test_once_the_database_is_back_the_store_reopens_a_connection_by_itself(
