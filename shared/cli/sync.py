@@ -179,6 +179,14 @@ def _raise_when_all_failed(result: FleetResult) -> None:
         raise failures[0]
 
 
+def _exit_when_partial(partial: bool) -> None:
+    """Work left for the next run (named above) is not "done": exit 6 (needs attention), and
+    say how to finish it. A command that failed exits 1 instead."""
+    if partial:
+        console.print("work was left for the next run (above): run the command again to carry on")
+        raise typer.Exit(code=int(ExitCode.ATTENTION))
+
+
 async def _chosen_connections(
     store: Store, settings: Settings, only: str | None
 ) -> list[Connection]:
@@ -231,19 +239,12 @@ def backfill(
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
     for outcome in summary["partial"]:
         console.print(f"[yellow]{outcome.name or outcome.connection_id}: {outcome.error}[/yellow]")
+    _exit_when_partial(bool(summary["partial"]) and not summary["failures"])  # a failure: 1
     for outcome in summary["failures"]:
         error = explain(outcome.exception).message if outcome.exception else outcome.error
         console.print(f"[red]{outcome.name or outcome.connection_id}: {error}[/red]")
     if summary["failures"]:
         raise typer.Exit(code=1)
-    _exit_when_partial(bool(summary["partial"]))
-
-
-def _exit_when_partial(partial: bool) -> None:
-    """Work left for the next run (named above) is not "done": exit 6, and say how to finish."""
-    if partial:
-        console.print("work was left for the next run (above): run the command again to carry on")
-        raise typer.Exit(code=int(ExitCode.ATTENTION))
 
 
 def run_connections_command(
@@ -251,7 +252,7 @@ def run_connections_command(
 ) -> FleetResult:
     """A Mews job now, over every active connection (or one): the job runner the scheduled
     functions use, with a command's options (:func:`shared.connections.runner.interactive`).
-    A table per connection; exit 1 when one failed, 6 when one left work for the next run."""
+    A table per connection; exit 1 unless all went well."""
     settings = command_settings()
 
     async def main() -> FleetResult:
@@ -276,9 +277,9 @@ def run_connections_command(
         console.print(f"{job}: {result.status} ({len(result.outcomes)} connection(s))")
     else:
         console.print(f"{job}: no connection was due (another run holds them, or none is active)")
+    _exit_when_partial(result.status == "partial")  # the worst outcome: none failed
     if not result.ok:
         raise typer.Exit(code=1)
-    _exit_when_partial(result.status == "partial")
     return result
 
 

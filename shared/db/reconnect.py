@@ -29,6 +29,17 @@ from __future__ import annotations
 import psycopg
 from psycopg_pool import PoolClosed
 
+from shared.logs import get_logger, redact_text
+
+log = get_logger("shared.db.store")
+RECONNECT_SECONDS = 30.0  # how long a lost connection is tried again before the call fails
+# once a call has given up, the next ones try this long, until one succeeds (a database that
+# is gone fails a run's remaining calls in seconds, not 30 s each)
+GIVEN_UP_SECONDS = 1.0
+READ_ONLY_QUERY = """
+select coalesce(bool_and(p.provolatile <> 'v'), false)
+from pg_proc p where p.pronamespace = 'public'::regnamespace and p.proname = %s
+"""
 LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P05"})
 IDEMPOTENT_PREFIXES = ("upsert_",)
 IDEMPOTENT = frozenset(
@@ -60,6 +71,16 @@ def connection_lost(exc: psycopg.Error) -> bool:
 def safe_to_repeat(fn: str, *, read_only: bool) -> bool:
     """Whether the API function ``fn`` may run again after a run whose outcome is unknown."""
     return read_only or fn.startswith(IDEMPOTENT_PREFIXES) or fn in IDEMPOTENT
+
+
+def reopening(fn: str, attempt: int, exc: BaseException) -> None:
+    """Say that the connection ``fn`` ran on was lost and is being reopened."""
+    log.warning(
+        "database connection lost; reopening it",
+        fn=fn,
+        attempt=attempt,
+        error=redact_text(reason(exc)),
+    )
 
 
 def reason(exc: BaseException) -> str:

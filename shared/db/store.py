@@ -27,19 +27,17 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
-from shared.db.reconnect import connection_lost, reason, safe_to_repeat
+from shared.db.reconnect import (
+    GIVEN_UP_SECONDS,
+    READ_ONLY_QUERY,
+    RECONNECT_SECONDS,
+    connection_lost,
+    reason,
+    reopening,
+    safe_to_repeat,
+)
 from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call, check_name
-from shared.logs import get_logger, redact_text
-
-log = get_logger(__name__)
-RECONNECT_SECONDS = 30.0  # how long a lost connection is tried again before the call fails
-# once a call has given up, the next ones try this long, until one succeeds (a database that
-# is gone fails a run's remaining calls in seconds, not 30 s each)
-GIVEN_UP_SECONDS = 1.0
-READ_ONLY_QUERY = """
-select coalesce(bool_and(p.provolatile <> 'v'), false)
-from pg_proc p where p.pronamespace = 'public'::regnamespace and p.proname = %s
-"""
+from shared.logs import redact_text
 
 
 class StoreError(RuntimeError):
@@ -94,9 +92,9 @@ class PsycopgTransport:
         self._reconnect_seconds = reconnect_seconds
         conninfo = pool.conninfo
         self._conninfo = conninfo if isinstance(conninfo, str) else ""
-        self._signatures: dict[str, dict[str, str]] = {}
         self._read_only: dict[str, bool] = {}
         self._given_up = False
+        self._signatures: dict[str, dict[str, str]] = {}
 
     @classmethod
     async def connect(
@@ -168,12 +166,7 @@ class PsycopgTransport:
                         fn, lost, f"not reopened within {self._reconnect_seconds:g} s"
                     ) from lost.cause
                 attempt += 1
-                log.warning(
-                    "database connection lost; reopening it",
-                    fn=fn,
-                    attempt=attempt,
-                    error=redact_text(reason(lost.cause)),
-                )
+                reopening(fn, attempt, lost.cause)
                 await asyncio.sleep(min(0.05 * 2**attempt, 1.0, left))
             else:
                 self._given_up = False
