@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 50 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
+-- 51 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
 
 
 -- ================================================================================================
@@ -3832,7 +3832,7 @@ AS $function$
     update public.connection_jobs set
       lease_holder = null, lease_expires_at = null, last_finished_at = now(), last_status = p_status,
       last_error = left(p_error, 1000),
-      last_succeeded_at = case when p_completed and p_status in ('succeeded', 'partial')
+      last_succeeded_at = case when p_completed and p_status = 'succeeded'
                                then now() else last_succeeded_at end,
       last_started_at = case when p_completed then last_started_at end
      where integration_id = p_integration_id and job = p_job and lease_holder = p_holder

@@ -14,12 +14,13 @@ Exit codes (README "Exit codes"):
 3     configuration: an invalid setting, missing Google credentials
 4     the database is unreachable, not migrated, or its connection was lost for good
 5     Mews is unreachable or refused the request
-6     needs attention (reserved for ``status``)
+6     needs attention: ``status``, or a command that left work for its next run
 7     skipped: the work is held by another live run (``--no-wait``)
 ====  ===========================================================================
 
-A command that left work for its next run (a ``partial`` run: a window Mews kept failing, named
-on stderr) exits 6 as well: its data is not complete yet.
+A command that left work for its next run (a ``partial`` run: a window Mews kept failing, an
+enterprise's scoring refused or backing off; named on stderr) exits 6 as well: its data is not
+complete yet.
 
 Foreign exception types are matched by module and class name through ``sys.modules``: an
 exception of a package that was never imported cannot occur, and the boundary imports nothing

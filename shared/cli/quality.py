@@ -10,7 +10,7 @@ import typer
 from rich.console import Console
 
 from shared.cli.common import command_settings, counts_table
-from shared.cli.errors import CommandError
+from shared.cli.errors import CommandError, ExitCode
 from shared.db.connect import describe_database, open_store
 from shared.db.store import Store
 from shared.settings import Settings
@@ -87,7 +87,9 @@ def score(
         console.print(NO_ENTERPRISES.format(where=describe_database(settings)))
         return
     console.print(counts_table("Scored", result.counts))
-    if result.status != "succeeded":  # an enterprise failed or backs off: named, exit 1
+    if result.status == "partial":  # an enterprise failed or backs off: named, exit 6
+        raise CommandError(f"scoring left work for later: {result.error}", ExitCode.ATTENTION)
+    if result.status != "succeeded":
         raise CommandError(f"scoring {result.status}: {result.error}")
 
 

@@ -160,12 +160,12 @@ async def test_an_admin_enabling_a_new_set_has_the_enterprise_scored_at_the_next
     assert state(conn, ENTERPRISE_ID)["failures"] == 0
 
 
-def test_the_score_command_names_what_it_left_and_exits_1(
+def test_the_score_command_names_what_it_left_and_exits_6(
     conn: psycopg.Connection, database_url: str
 ) -> None:
     result = CliRunner().invoke(app, ["score"], env={"DATABASE_URL": database_url})
-    assert result.exit_code == 1
-    assert "error: scoring partial: Alpha Prague: quality_rescore_pass: invalid regular" in (
+    assert result.exit_code == 6
+    assert "error: scoring left work for later: Alpha Prague: quality_rescore_pass: invalid" in (
         " ".join(result.output.split())
     )
     assert scored(conn, OTHER_ENTERPRISE_ID) == 40
