@@ -24,8 +24,9 @@
 -- Requests already on the wire when a token meets its very first 429 cannot be called back;
 -- every later one is waited for.
 -- A slot that is never answered (its process died) is given up after its lease (the window,
--- at least 30 s); a probe given up so makes the next request the probe. The arithmetic is in pure functions
--- (app.rate_limit_decreased, app.rate_limit_increased), tested with hand-built sequences.
+-- at least 30 s); a probe given up so makes the next request the probe. The arithmetic is in
+-- pure functions (app.rate_limit_decreased, app.rate_limit_increased), tested with hand-built
+-- sequences.
 
 alter table public.rate_limit_state
   add column adapted_limit integer check (adapted_limit >= 1),  -- null: the caller's limit
