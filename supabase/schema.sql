@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 51 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
+-- 52 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
 
 
 -- ================================================================================================
@@ -2123,6 +2123,28 @@ AS $function$
   on conflict (enterprise_id) do update set version = s.version + 1, retry_at = null
 $function$;
 
+-- app.rate_limit_decreased(integer,integer)
+CREATE OR REPLACE FUNCTION app.rate_limit_decreased(p_limit integer, p_used integer)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select greatest(1, floor(least(p_limit, p_used) * 0.9)::integer)
+$function$;
+grant execute on function app.rate_limit_decreased(integer,integer) to service_role;
+
+-- app.rate_limit_increased(integer,integer)
+CREATE OR REPLACE FUNCTION app.rate_limit_increased(p_limit integer, p_ceiling integer)
+ RETURNS integer
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select nullif(least(p_ceiling, p_limit + greatest(1, ceil(p_ceiling * 0.05)::integer)), p_ceiling)
+$function$;
+grant execute on function app.rate_limit_increased(integer,integer) to service_role;
+
 -- app.readable_chain_ids()
 CREATE OR REPLACE FUNCTION app.readable_chain_ids()
  RETURNS uuid[]
@@ -3295,11 +3317,14 @@ grant select, insert, update, delete on table public.quarantine to service_role;
 -- public.rate_limit_hits
 create table public.rate_limit_hits (
     key text not null,
-    at timestamp with time zone not null
+    at timestamp with time zone not null,
+    id bigint generated always as identity not null,
+    open_until timestamp with time zone
 );
 alter table public.rate_limit_hits add constraint rate_limit_hits_key_fkey FOREIGN KEY (key) REFERENCES public.rate_limit_state(key) ON DELETE CASCADE;
 alter table public.rate_limit_hits add constraint rate_limit_hits_key_max_1000_chars CHECK (char_length(key) <= 1000) NOT VALID;
 CREATE INDEX rate_limit_hits_key_at_idx ON public.rate_limit_hits USING btree (key, at);
+CREATE INDEX rate_limit_hits_open_idx ON public.rate_limit_hits USING btree (key) WHERE (open_until IS NOT NULL);
 alter table public.rate_limit_hits enable row level security;
 grant select, insert, update, delete on table public.rate_limit_hits to service_role;
 
@@ -3311,9 +3336,19 @@ create table public.rate_limit_state (
     updated_at timestamp with time zone default now() not null,
     unauthorized_at timestamp with time zone,
     unauthorized_error text,
-    unauthorized_count integer default 0 not null
+    unauthorized_count integer default 0 not null,
+    adapted_limit integer,
+    adapted_at timestamp with time zone,
+    limited_at timestamp with time zone,
+    confirmed integer,
+    probe_due boolean default false not null,
+    probe_until timestamp with time zone,
+    event_refusals integer default 0 not null,
+    event_limit integer,
+    probe_ticket bigint
 );
 alter table public.rate_limit_state add constraint rate_limit_state_pkey PRIMARY KEY (key);
+alter table public.rate_limit_state add constraint rate_limit_state_adapted_limit_check CHECK (adapted_limit >= 1);
 alter table public.rate_limit_state add constraint rate_limit_state_key_max_1000_chars CHECK (char_length(key) <= 1000) NOT VALID;
 alter table public.rate_limit_state add constraint rate_limit_state_unauthorized_error_max_100000_chars CHECK (char_length(unauthorized_error) <= 100000) NOT VALID;
 alter table public.rate_limit_state enable row level security;
@@ -5330,11 +5365,16 @@ CREATE OR REPLACE FUNCTION public.rate_limit_acquire(p_key text, p_limit integer
  SET search_path TO ''
 AS $function$
 declare
-  v_now timestamptz := clock_timestamp();
+  v_now timestamptz;
   v_window interval := make_interval(secs => p_window_ms / 1000.0);
+  v_lease interval := make_interval(secs => greatest(p_window_ms, 30000) / 1000.0);
   v_state public.rate_limit_state;
+  v_limit integer;
   v_used integer;
   v_oldest timestamptz;
+  v_probe boolean;
+  v_tracked boolean;
+  v_ticket bigint;
 begin
   if p_limit < 1 or p_window_ms < 1 then
     raise exception 'limit and window must be positive' using errcode = '22023';
@@ -5347,20 +5387,73 @@ begin
   end if;
   v_now := clock_timestamp();  -- after the lock: waiting for it took time
   if v_state.paused_until is not null and v_state.paused_until > v_now then
-    return jsonb_build_object('granted', false, 'used', null,
+    return jsonb_build_object('granted', false, 'used', null, 'probe', false,
       'wait_ms', ceil(extract(epoch from v_state.paused_until - v_now) * 1000)::integer);
   end if;
+  if v_state.probe_until > v_now then  -- a probe is out: wait for its answer
+    return jsonb_build_object('granted', false, 'used', null, 'probe', false,
+      'wait_ms', least(100, ceil(extract(epoch from v_state.probe_until - v_now) * 1000))::integer);
+  end if;
+  v_limit := least(p_limit, coalesce(v_state.adapted_limit, p_limit));
   delete from public.rate_limit_hits where key = p_key and at <= v_now - v_window;
   select count(*), min(at) into v_used, v_oldest from public.rate_limit_hits where key = p_key;
-  if v_used < p_limit then
-    insert into public.rate_limit_hits (key, at) values (p_key, v_now);
-    return jsonb_build_object('granted', true, 'wait_ms', 0, 'used', v_used + 1);
+  if v_used >= v_limit and v_state.adapted_limit is not null and not v_state.probe_due
+     and greatest(v_state.adapted_at, v_state.limited_at, v_state.paused_until) + v_window <= v_now then
+    -- the lowered limit holds a request back after a quiet window: raise it a step
+    v_state.adapted_limit := app.rate_limit_increased(v_state.adapted_limit, p_limit);
+    if v_state.adapted_limit is null then  -- back at the ceiling: trusted up to it again
+      v_state.confirmed := null;
+    end if;
+    update public.rate_limit_state
+       set adapted_limit = v_state.adapted_limit, confirmed = v_state.confirmed,
+           adapted_at = v_now, updated_at = now()
+     where key = p_key;
+    v_limit := least(p_limit, coalesce(v_state.adapted_limit, p_limit));
   end if;
-  return jsonb_build_object('granted', false, 'used', v_used,
-    'wait_ms', greatest(1, ceil(extract(epoch from v_oldest + v_window - v_now) * 1000))::integer);
+  if v_used >= v_limit then
+    return jsonb_build_object('granted', false, 'used', v_used, 'probe', false, 'limit', v_limit,
+      'wait_ms', greatest(1, ceil(extract(epoch from v_oldest + v_window - v_now) * 1000))::integer);
+  end if;
+  v_probe := coalesce(v_state.probe_due or v_used >= v_state.confirmed, false);
+  v_tracked := v_state.probe_due or v_state.confirmed is not null;
+  if v_probe and exists (select 1 from public.rate_limit_hits
+                          where key = p_key and open_until > v_now) then
+    -- a probe goes alone: wait until every request on the wire has its answer
+    return jsonb_build_object('granted', false, 'used', v_used, 'probe', false, 'limit', v_limit,
+      'wait_ms', 100);
+  end if;
+  insert into public.rate_limit_hits (key, at, open_until)
+  values (p_key, v_now, case when v_tracked then v_now + v_lease end)
+  returning case when v_tracked then id end into v_ticket;
+  if v_probe then
+    update public.rate_limit_state
+       set probe_until = v_now + v_lease, probe_ticket = v_ticket,
+           updated_at = now()
+     where key = p_key;
+  end if;
+  return jsonb_build_object('granted', true, 'wait_ms', 0, 'used', v_used + 1,
+    'probe', v_probe, 'limit', v_limit, 'ticket', v_ticket);
 end
 $function$;
 grant execute on function public.rate_limit_acquire(text,integer,integer) to service_role;
+
+-- public.rate_limit_answered(text,bigint)
+CREATE OR REPLACE FUNCTION public.rate_limit_answered(p_key text, p_ticket bigint)
+ RETURNS jsonb
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  with closed as (
+    update public.rate_limit_hits set open_until = null where key = p_key and id = p_ticket
+  ), probe as (
+    update public.rate_limit_state
+       set probe_due = false, probe_until = null, probe_ticket = null, updated_at = now()
+     where key = p_key and probe_ticket = p_ticket
+    returning 1
+  )
+  select jsonb_build_object('probe', exists (select 1 from probe))
+$function$;
+grant execute on function public.rate_limit_answered(text,bigint) to service_role;
 
 -- public.rate_limit_pause(text,double precision)
 CREATE OR REPLACE FUNCTION public.rate_limit_pause(p_key text, p_seconds double precision)
@@ -5380,6 +5473,52 @@ begin
 end
 $function$;
 grant execute on function public.rate_limit_pause(text,double precision) to service_role;
+
+-- public.rate_limit_refused(text,double precision,integer,integer,bigint)
+CREATE OR REPLACE FUNCTION public.rate_limit_refused(p_key text, p_seconds double precision, p_limit integer, p_window_ms integer, p_ticket bigint DEFAULT NULL::bigint)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_now timestamptz;
+  v_state public.rate_limit_state;
+  v_used integer;
+begin
+  if p_limit < 1 or p_window_ms < 1 then
+    raise exception 'limit and window must be positive' using errcode = '22023';
+  end if;
+  insert into public.rate_limit_state (key) values (p_key) on conflict (key) do nothing;
+  select * into v_state from public.rate_limit_state where key = p_key for update;
+  v_now := clock_timestamp();
+  update public.rate_limit_hits set open_until = null where key = p_key and id = p_ticket;
+  if v_state.paused_until is null or v_state.paused_until <= v_now then  -- a new congestion event
+    v_state.event_refusals := 0;
+    v_state.event_limit := least(p_limit, coalesce(v_state.adapted_limit, p_limit));
+  end if;
+  v_state.event_refusals := v_state.event_refusals + 1;
+  select count(*) into v_used from public.rate_limit_hits
+   where key = p_key and at > v_now - make_interval(secs => p_window_ms / 1000.0);
+  -- each 429 of the event lowers the estimate: fewer of the requests taken were accepted
+  v_state.adapted_limit := app.rate_limit_decreased(
+    v_state.event_limit, v_used - v_state.event_refusals);
+  v_state.adapted_at := v_now;
+  v_state.confirmed := least(coalesce(v_state.confirmed, v_state.adapted_limit), v_state.adapted_limit);
+  update public.rate_limit_state
+     set paused_until = greatest(coalesce(paused_until, '-infinity'),
+                                 v_now + make_interval(secs => greatest(p_seconds, 0))),
+         pauses = pauses + 1,
+         adapted_limit = v_state.adapted_limit, adapted_at = v_state.adapted_at,
+         confirmed = v_state.confirmed, limited_at = v_now, event_refusals = v_state.event_refusals,
+         event_limit = v_state.event_limit,
+         probe_due = true, probe_until = null, probe_ticket = null,
+         updated_at = now()
+   where key = p_key
+  returning paused_until, adapted_limit into v_state.paused_until, v_state.adapted_limit;
+  return jsonb_build_object('paused_until', v_state.paused_until, 'limit', v_state.adapted_limit);
+end
+$function$;
+grant execute on function public.rate_limit_refused(text,double precision,integer,integer,bigint) to service_role;
 
 -- public.register_enterprise(jsonb)
 CREATE OR REPLACE FUNCTION public.register_enterprise(p_enterprise jsonb)

@@ -4,7 +4,9 @@ It is handed its ``httpx.AsyncClient`` (the caller owns connections and timeouts
 :class:`~shared.mews.ratelimit.RateLimiter` (the budget shared by every process on the token).
 Each request: take a slot, POST the JSON body with the tokens, map the status to the error
 tree, retry what is retriable (408, 429, 5xx, network) with ``Retry-After`` or capped
-exponential backoff with full jitter. A 429 pauses the token for every process.
+exponential backoff with full jitter. A 429 blocks the token for every process for its whole
+``Retry-After`` (the retry then waits for a slot like any request); a slot the limiter tracks
+hands its answer back.
 
 Paged reads yield :class:`Page` objects: the records as Mews sent them (stored as-is in the
 mirror), read on first use into the records that validated, aligned with their raw JSON, and the
@@ -44,7 +46,7 @@ from shared.mews.models import (
     Resource,
 )
 from shared.mews.paging import MAX_PAGE_SIZE, Pager
-from shared.mews.ratelimit import RateLimiter
+from shared.mews.ratelimit import RateLimiter, Slot
 from shared.settings import Settings
 
 T = TypeVar("T", bound=BaseModel)
@@ -229,7 +231,7 @@ class MewsClient:
         attempt = 0
         while True:
             try:
-                return await self._send(operation, payload)
+                return await self._send(operation, payload, attempt)
             except MewsError as exc:
                 if not exc.retriable or attempt + 1 >= self._retry.max_attempts:
                     log.warning(
@@ -241,28 +243,47 @@ class MewsClient:
                         error=exc.message,
                     )
                     raise
-                wait = exc.retry_after
-                if wait is None:
-                    wait = self._retry.backoff(attempt, self._rng)
-                wait = min(wait, self._retry.max_delay)
                 self.stats.retries += 1
-                if isinstance(exc, MewsRateLimitedError):
-                    # every process on this token waits, not only this one
-                    await self._limiter.pause(wait)
-                else:
+                wait = exc.retry_after
+                if not isinstance(exc, MewsRateLimitedError):  # a 429's wait is the token's block
+                    wait = self._wait(exc, attempt)
                     await self._sleep(wait)
                 log.info(
                     "mews call retried",
                     operation=operation,
                     status=exc.status,
                     request_id=exc.request_id,
-                    wait_seconds=round(wait, 3),
+                    wait_seconds=None if wait is None else round(wait, 3),
                     attempt=attempt + 1,
                 )
                 attempt += 1
 
-    async def _send(self, operation: str, payload: bytes) -> dict[str, Any] | None:
-        await self._limiter.acquire()
+    def _wait(self, error: MewsError, attempt: int) -> float:
+        """``Retry-After`` when Mews said it (whole), else capped backoff with jitter."""
+        if error.retry_after is not None:
+            return error.retry_after
+        return min(self._retry.backoff(attempt, self._rng), self._retry.max_delay)
+
+    async def _send(self, operation: str, payload: bytes, attempt: int) -> dict[str, Any] | None:
+        slot = await self._limiter.acquire()
+        try:
+            data = await self._exchange(operation, payload)
+        except MewsRateLimitedError as exc:
+            # every call of this token, in every process, waits out the whole Retry-After
+            # (never shortened), whether or not this call retries
+            await self._limiter.pause(self._wait(exc, attempt), slot)
+            raise
+        except MewsError:
+            await self._answered(slot)
+            raise
+        await self._answered(slot)
+        return data
+
+    async def _answered(self, slot: Slot) -> None:
+        if slot.ticket is not None:
+            await self._limiter.answered(slot)
+
+    async def _exchange(self, operation: str, payload: bytes) -> dict[str, Any] | None:
         self.stats.requests += 1
         try:
             response = await self._http.post(

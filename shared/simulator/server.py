@@ -225,9 +225,10 @@ class SimulatorApp:
 
     def _take_slot(self, token: str, request_id: str) -> Response | None:
         now = time.monotonic()
+        self.stats.arrivals.setdefault(token, []).append(now)
         if self.faults.storm > 0:
             self.faults.storm -= 1
-            return self._limited(token, request_id, self.faults.storm_retry_after)
+            return self._limited(token, request_id, self.faults.storm_retry_after, now)
         limit = self.config.rate_limit
         window = self._windows.setdefault(token, deque())
         if limit is not None:
@@ -235,13 +236,14 @@ class SimulatorApp:
                 window.popleft()
             if len(window) >= limit:
                 wait = self.config.rate_window_seconds - (now - window[0])
-                return self._limited(token, request_id, max(1, int(wait + 0.999)))
+                return self._limited(token, request_id, max(1, int(wait + 0.999)), now)
             window.append(now)
         self.stats.accepted.setdefault(token, []).append(now)
         return None
 
-    def _limited(self, token: str, request_id: str, retry_after: int) -> Response:
+    def _limited(self, token: str, request_id: str, retry_after: int, now: float) -> Response:
         self.stats.limited[token] = self.stats.limited.get(token, 0) + 1
+        self.stats.blocks.setdefault(token, []).append((now, now + retry_after))
         return _error(429, "Too many requests.", request_id, {"Retry-After": str(retry_after)})
 
     # -- events out: webhooks and WebSocket -----------------------------------------------

@@ -1,8 +1,10 @@
-"""What the simulator counts: accepted requests per token, statuses, 429s, messages sent."""
+"""What the simulator counts: accepted requests per token, statuses, 429s, messages sent, and
+requests that arrived while a 429's ``Retry-After`` was still running for their token."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+import bisect
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from shared.simulator.tenants import token_label
@@ -19,12 +21,33 @@ def max_in_window(times: list[float], window: float) -> int:
     return best
 
 
+def during_retry_after(
+    arrivals: Sequence[float], blocks: Sequence[tuple[float, float]]
+) -> list[int]:
+    """Per period of ``blocks`` (``(answered, until)`` of each 429; overlapping ones merged, in
+    time order), how many of ``arrivals`` (ascending) fell strictly inside it: requests that
+    reached the server while a 429's Retry-After was still running."""
+    merged: list[tuple[float, float]] = []
+    for start, end in sorted(blocks):
+        if merged and start < merged[-1][1]:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
+        else:
+            merged.append((start, end))
+    return [
+        max(0, bisect.bisect_left(arrivals, end) - bisect.bisect_right(arrivals, start))
+        for start, end in merged
+    ]
+
+
 class Stats:
-    """Accepted requests per token (monotonic times), statuses, 429s per token, webhooks."""
+    """Accepted requests per token (monotonic times), every request's arrival and every 429's
+    Retry-After period per token, statuses, 429s per token, webhooks."""
 
     def __init__(self) -> None:
         self.accepted: dict[str, list[float]] = {}
         self.limited: dict[str, int] = {}
+        self.arrivals: dict[str, list[float]] = {}  # accepted or answered 429
+        self.blocks: dict[str, list[tuple[float, float]]] = {}  # (429 answered, Retry-After end)
         self.statuses: dict[int, int] = {}
         self.operations: dict[str, int] = {}
         self.webhooks_sent = 0
@@ -35,6 +58,9 @@ class Stats:
     def max_in_window(self, window: float) -> int:
         return max((max_in_window(t, window) for t in self.accepted.values()), default=0)
 
+    def during_retry_after(self, token: str) -> list[int]:
+        return during_retry_after(self.arrivals.get(token, []), self.blocks.get(token, []))
+
     def per_token(self, window: float, names: Mapping[str, str]) -> dict[str, dict[str, Any]]:
         """Per token, named by a hash prefix (never the token) with its property's name."""
         tokens = sorted(set(self.accepted) | set(self.limited), key=token_label)
@@ -44,6 +70,10 @@ class Stats:
                 "requests": len(self.accepted.get(token, ())),
                 "rate_limited": self.limited.get(token, 0),
                 "max_in_window": max_in_window(self.accepted.get(token, []), window),
+                # the first 429's period apart: what was already on the wire when a token met
+                # its first 429 could not be called back
+                "during_retry_after": sum(self.during_retry_after(token)),
+                "during_first_retry_after": sum(self.during_retry_after(token)[:1]),
             }
             for token in tokens
         }
@@ -54,6 +84,10 @@ class Stats:
             "statuses": {str(k): v for k, v in sorted(self.statuses.items())},
             "rate_limited": self.statuses.get(429, 0),
             "max_in_window": self.max_in_window(window),
+            "during_retry_after": sum(sum(self.during_retry_after(t)) for t in self.arrivals),
+            "during_first_retry_after": sum(
+                sum(self.during_retry_after(t)[:1]) for t in self.arrivals
+            ),
             "operations": dict(self.operations),
             "webhooks_sent": self.webhooks_sent,
             "webhook_events_sent": self.webhook_events_sent,

@@ -24,9 +24,11 @@ from shared.mews.errors import (
     MewsBusinessRuleError,
     MewsError,
     MewsNetworkError,
+    MewsRateLimitedError,
     MewsServerError,
 )
 from shared.mews.paging import PagingError
+from shared.mews.ratelimit import Slot
 from tests.support.fixtures import FIXTURES, load, request_body
 
 BASE = "https://api.mews-demo.example"
@@ -41,10 +43,14 @@ class RecordingLimiter:
         self.pauses: list[float] = []
         self.unauthorized: list[str] = []
 
-    async def acquire(self) -> None:
+    async def acquire(self) -> Slot:
         self.acquired += 1
+        return Slot()
 
-    async def pause(self, seconds: float) -> None:
+    async def answered(self, slot: Slot) -> None:
+        raise AssertionError("no slot had a ticket")
+
+    async def pause(self, seconds: float, slot: Slot | None = None) -> None:
         self.pauses.append(seconds)
 
     async def mark_unauthorized(self, error: str) -> None:
@@ -373,6 +379,69 @@ async def test_a_429_pauses_the_token_for_retry_after_then_succeeds(
     assert limiter.pauses == [12.0]
     assert limiter.acquired == 2
     assert client.stats.rate_limited == 1
+
+
+async def test_a_429_on_the_last_attempt_still_blocks_the_token_for_its_whole_retry_after(
+    client: MewsClient, limiter: RecordingLimiter, sleeps: Sleeps
+) -> None:
+    limited = httpx.Response(
+        429, json={"Message": "Too many requests."}, headers={"Retry-After": "45"}
+    )
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(API + "configuration/get").mock(return_value=limited)
+        with pytest.raises(MewsRateLimitedError):
+            await client.configuration()
+    # 45 s is above the retry policy's cap of 30 s: Mews' word holds, for every call
+    assert limiter.pauses == [45.0] * 4
+    assert sleeps.calls == []  # the calls wait in the limiter, not on their own
+
+
+class TrackingLimiter(RecordingLimiter):
+    """Hands out slots with tickets, as the shared limiter does once a token met a 429."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answered_tickets: list[int | None] = []
+        self.refused_tickets: list[int | None] = []
+
+    async def acquire(self) -> Slot:
+        self.acquired += 1
+        return Slot(probe=self.acquired == 1, ticket=self.acquired)
+
+    async def answered(self, slot: Slot) -> None:
+        self.answered_tickets.append(slot.ticket)
+
+    async def pause(self, seconds: float, slot: Slot | None = None) -> None:
+        self.refused_tickets.append(slot.ticket if slot else None)
+
+
+async def test_each_tracked_slot_hands_back_its_answer_or_its_429(
+    http: httpx.AsyncClient, sleeps: Sleeps
+) -> None:
+    limiter = TrackingLimiter()
+    client = MewsClient(
+        http,
+        platform_url=BASE,
+        client_token=SecretStr(TOKENS["ClientToken"]),
+        access_token=SecretStr(TOKENS["AccessToken"]),
+        client_name=TOKENS["Client"],
+        limiter=limiter,
+        retry=RetryPolicy(max_attempts=4, base_delay=0.5, max_delay=30),
+        sleep=sleeps,
+    )
+    with respx.mock(assert_all_called=True) as mock:
+        mock.post(API + "configuration/get").mock(
+            side_effect=[
+                httpx.Response(
+                    429, json={"Message": "Too many requests."}, headers={"Retry-After": "2"}
+                ),
+                httpx.Response(503),
+                respond("configuration_get_response"),
+            ]
+        )
+        await client.configuration()
+    assert limiter.refused_tickets == [1]  # the 429 ends the probe through the block
+    assert limiter.answered_tickets == [2, 3]  # a 5xx is an answer too; so is a success
 
 
 async def test_without_retry_after_backoff_is_exponential_with_jitter_and_capped(

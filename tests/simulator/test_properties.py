@@ -192,12 +192,16 @@ def test_each_token_has_its_own_rate_limit_and_stats() -> None:
         "requests": 3,
         "rate_limited": 1,
         "max_in_window": 3,
+        "during_retry_after": 0,
+        "during_first_retry_after": 0,
     }
     assert per_token[token_label(second)] == {
         "property": "Simulated Hotel 2",
         "requests": 3,
         "rate_limited": 0,
         "max_in_window": 3,
+        "during_retry_after": 0,
+        "during_first_retry_after": 0,
     }
     assert per_token[token_label(DEMO_NET_ACCESS_TOKEN)]["requests"] == 1
     assert first not in json.dumps(stats)

@@ -13,6 +13,7 @@ import pytest
 from shared.simulator.data import generate
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
+from shared.simulator.stats import during_retry_after
 from tests.support.fixtures import load
 
 API = "/api/connector/v1/"
@@ -373,6 +374,29 @@ def test_rate_limit_answers_429_with_retry_after_and_stats_count_it() -> None:
         stats = sim.stats()
         assert stats["rate_limited"] == 2
         assert stats["max_in_window"] == 5
+
+
+def test_requests_inside_a_retry_after_are_counted_once_per_period() -> None:
+    blocks = [(1.0, 4.0), (2.0, 5.0), (10.0, 11.0)]  # the first two overlap: one period
+    arrivals = [0.5, 1.0, 1.5, 3.0, 4.5, 5.0, 6.0, 10.5, 11.0]
+    # 1.0 is the 429 itself and 5.0 / 11.0 the ends: on the edges, not inside
+    assert during_retry_after(arrivals, blocks) == [3, 1]
+    assert during_retry_after(arrivals, []) == []
+    assert during_retry_after([], blocks) == [0, 0]
+
+
+def test_stats_count_requests_sent_while_a_retry_after_runs() -> None:
+    config = SimulatorConfig(customers=20, rate_limit=2, rate_window_seconds=30)
+    with running_simulator(config) as sim:
+        codes = [post(sim, "configuration/get", {}).status_code for _ in range(4)]
+        assert codes == [200, 200, 429, 429]
+        stats = sim.stats()
+        # the second 429 arrived inside the first one's Retry-After (at least a second)
+        assert stats["during_retry_after"] == 1
+        assert stats["during_first_retry_after"] == 1
+        (token,) = stats["per_token"].values()
+        assert (token["during_retry_after"], token["rate_limited"]) == (1, 2)
+        assert sim.reset_stats()["during_retry_after"] == 0
 
 
 def test_injected_faults(simulator: Simulator) -> None:
