@@ -74,7 +74,7 @@ def autovacuum_off(url: str) -> None:
 
 
 # what is left at the end is dropped with this many connections (their checkpoints coalesce)
-LAST_DROPS_AT_ONCE = 16
+LAST_DROPS_AT_ONCE = 8
 # held in the server's maintenance database while a template is migrated: one at a time per server
 TEMPLATE_LOCK = 7_264_011_300
 
@@ -83,7 +83,7 @@ class DatabaseFactory:
     """Creates fresh databases from a migrated template on one server; ``spares`` clones are
     kept ready, and dropped databases go ``batch`` at a time, by two background threads."""
 
-    def __init__(self, server_url: str, *, spares: int = 1, batch: int = 8) -> None:
+    def __init__(self, server_url: str, *, spares: int = 1, batch: int = 4) -> None:
         self.server_url = server_url
         self.prefix = f"guesthub_test_{secrets.token_hex(3)}"
         self.template = f"{self.prefix}_tpl"
