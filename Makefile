@@ -18,8 +18,12 @@ install: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/guesthub demo
 
+# pytest-xdist workers: the suite mostly waits (servers, the chaos scenario's clocks), so more
+# workers than this machine's two cores; TEST_WORKERS=0 runs it in one process
+TEST_WORKERS ?= 3
+
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n $(TEST_WORKERS) --dist worksteal
 
 chaos: $(STAMP)
 	$(BIN)/python -m tests.chaos --customers 5000 --minutes 5

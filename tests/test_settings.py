@@ -52,7 +52,11 @@ def test_the_environment_is_read_when_settings_are_loaded(monkeypatch: pytest.Mo
 BAD_KEY = "not-a-fernet-key-but-a-secret-VALUE-1234"
 
 
-@pytest.mark.parametrize("bad", [BAD_KEY, "c2hvcnQ=", Fernet.generate_key().decode()[:-4] + "!!!!"])
+@pytest.mark.parametrize(
+    "bad",
+    [BAD_KEY, "c2hvcnQ=", Fernet.generate_key().decode()[:-4] + "!!!!"],
+    ids=["not base64", "too short", "a key with a bad end"],  # the same in every xdist worker
+)
 def test_a_malformed_encryption_key_fails_loading_in_one_line_without_its_value(
     monkeypatch: pytest.MonkeyPatch, bad: str
 ) -> None:

@@ -150,8 +150,18 @@ def _apply_bootstrap(conn: psycopg.Connection) -> None:
 
 def set_statement_timeouts(conn: psycopg.Connection) -> None:
     """Supabase's statement timeouts: per API role (cluster-wide, like the roles) and for this
-    database (a database cloned from this one as a template does not inherit it: call again)."""
+    database (a database cloned from this one as a template does not inherit it: call again).
+    A role's setting is written only when it differs: a database bootstrapped while another is
+    would otherwise update the same catalogue row at once ("tuple concurrently updated")."""
+    current: dict[str, list[str] | None] = dict(
+        conn.execute(
+            "select r.rolname, s.setconfig from pg_db_role_setting s"
+            " join pg_roles r on r.oid = s.setrole where s.setdatabase = 0"
+        ).fetchall()
+    )
     for role, timeout in ROLE_STATEMENT_TIMEOUTS.items():
+        if f"statement_timeout={timeout}" in (current.get(role) or []):
+            continue
         conn.execute(
             sql.SQL("alter role {} set statement_timeout = {}").format(
                 sql.Identifier(role), sql.Literal(timeout)

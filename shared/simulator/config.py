@@ -22,6 +22,7 @@ class SimulatorConfig:
     seed: int = 7
     customers: int = 200
     enterprises: int = 1
+    history_days: int = 730  # how old the enterprises are: a first load's windows reach back so far
     properties: int = 1
     portfolio_enterprises: int = 0
     latency_ms: float = 0.0

@@ -158,7 +158,11 @@ class Tenant:
 def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[Tenant]:
     """Property 0 (today's data and tokens), properties 1..N-1, then the portfolio if any."""
     first = generate(
-        seed=config.seed, customers=config.customers, enterprises=config.enterprises, now=now
+        seed=config.seed,
+        customers=config.customers,
+        enterprises=config.enterprises,
+        now=now,
+        history_days=config.history_days,
     )
     tenants = [Tenant(0, "property-0", first, list(config.access_tokens), config.seed)]
     for index in range(1, config.properties):
@@ -169,6 +173,7 @@ def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[
             seed=seed,
             customers=config.customers,
             now=first.now,
+            history_days=config.history_days,
             chain_name=f"{name} Group",
             enterprise_names=(name,),
         )
@@ -180,6 +185,7 @@ def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[
             customers=config.customers,
             enterprises=config.portfolio_enterprises,
             now=first.now,
+            history_days=config.history_days,
             chain_name=PORTFOLIO_NAME,
             enterprise_names=(),
         )

@@ -71,10 +71,19 @@ _ACCOUNT_FIELDS = {
 
 
 class Clock:
-    """Write timestamps: real time, strictly increasing per record (Mews' second resolution)."""
+    """Write timestamps: real time, strictly increasing per record (Mews' second resolution).
+    A test moves it (:meth:`shift`) to stamp a write seconds before or after another instead of
+    waiting for the next second."""
+
+    def __init__(self) -> None:
+        self.offset = timedelta(0)
+
+    def shift(self, seconds: float) -> None:
+        """Move the clock by ``seconds`` (negative: back); a record's stamps still only rise."""
+        self.offset += timedelta(seconds=seconds)
 
     def stamp(self, previous: str | None) -> str:
-        now = datetime.now(UTC).replace(microsecond=0)
+        now = (datetime.now(UTC) + self.offset).replace(microsecond=0)
         if previous is not None and now <= parse(previous):
             now = parse(previous) + timedelta(seconds=1)
         return fmt(now)

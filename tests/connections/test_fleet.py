@@ -35,6 +35,7 @@ from shared.simulator.server import SimulatorConfig
 pytestmark = pytest.mark.anyio
 LIMIT = 40  # per token and WINDOW: small, so that sharing one budget would show
 WINDOW = 3.0  # seconds (Mews: 200 per 30 s; shorter here so that waiting for a slot is short)
+HISTORY_DAYS = 62  # a first load of three 31-day windows an entity, not 24
 
 
 def settings_for(database_url: str, simulator: Simulator) -> Settings:
@@ -54,6 +55,7 @@ def simulator() -> Iterator[Simulator]:
         properties=6,
         portfolio_enterprises=2,
         customers=40,
+        history_days=HISTORY_DAYS,
         rate_limit=LIMIT,
         rate_window_seconds=WINDOW,
         seed=11,
@@ -137,6 +139,7 @@ async def test_four_concurrent_invocations_never_poll_one_connection_twice_at_on
     config = SimulatorConfig(
         properties=20,
         customers=3,
+        history_days=HISTORY_DAYS,
         rate_limit=LIMIT,
         rate_window_seconds=WINDOW,
         latency_ms=5,

@@ -621,10 +621,8 @@ def test_push_sends_staff_edits_and_logs_conflicts(env: str, simulator: Simulato
             )
             cur.execute("update public.guests set email = %s where mews_id = %s", (taken, ids[2]))
     simulator.mutate()  # nothing
-    # Mews changes guest 1 after the staff edit: Mews must win
-    import time
-
-    time.sleep(1.1)
+    # Mews changes guest 1 seconds after the staff edit (its clock moved on): Mews must win
+    simulator.app.clock.shift(5)
     simulator.data.customers[ids[1]]["FirstName"] = "FromMews"
     simulator.data.customers[ids[1]]["UpdatedUtc"] = simulator.app.clock.stamp(
         simulator.data.customers[ids[1]]["UpdatedUtc"]

@@ -3,15 +3,24 @@ an embedded PostgreSQL from the pip package. Each test gets a fresh database clo
 template that has every migration applied by the real runner, under Supabase's statement
 timeouts (the bootstrap's, shared.db.migrations), with autovacuum off on every table.
 
+Each pytest process (each xdist worker) has its own template and names; templates are migrated
+one at a time per server (the API roles and their settings are cluster-wide). A clone is made
+ahead of the test that takes it, and a used one is dropped behind it, by background threads:
+dropping a database makes PostgreSQL checkpoint (0.1 s on an idle server, seconds on a busy one),
+so a batch is dropped at once and shares its checkpoints.
+
 `GUESTHUB_TEST_SERVER=embedded` (or `local`) forces a choice, to prove the suite passes each way.
 """
 
 from __future__ import annotations
 
+import itertools
 import os
 import secrets
 import tempfile
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -64,23 +73,46 @@ def autovacuum_off(url: str) -> None:
         )
 
 
-class DatabaseFactory:
-    """Creates fresh databases from a migrated template on one server."""
+# what is left at the end is dropped with this many connections (their checkpoints coalesce)
+LAST_DROPS_AT_ONCE = 8
+# held in the server's maintenance database while a template is migrated: one at a time per server
+TEMPLATE_LOCK = 7_264_011_300
 
-    def __init__(self, server_url: str) -> None:
+
+class DatabaseFactory:
+    """Creates fresh databases from a migrated template on one server; ``spares`` clones are
+    kept ready, and dropped databases go ``batch`` at a time, by two background threads."""
+
+    def __init__(self, server_url: str, *, spares: int = 1, batch: int = 4) -> None:
         self.server_url = server_url
         self.prefix = f"guesthub_test_{secrets.token_hex(3)}"
         self.template = f"{self.prefix}_tpl"
-        self._count = 0
+        self._numbers = itertools.count(1)
+        self._spares = spares
+        self._batch = batch
+        self._state = threading.Condition()
+        self._ready: list[str] = []  # clones of the template no test has had
+        self._doomed: list[str] = []  # databases to drop
+        self._closing = False
+        self._errors: list[BaseException] = []
+        self._threads: list[threading.Thread] = []
 
     def _admin(self) -> psycopg.Connection:
         return psycopg.connect(self.server_url, autocommit=True)
 
     def create_template(self) -> None:
         with self._admin() as conn:
-            conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.template)))
-        migrate(self.url_of(self.template))
-        autovacuum_off(self.url_of(self.template))
+            conn.execute("select pg_advisory_lock(%s)", (TEMPLATE_LOCK,))
+            try:
+                conn.execute(sql.SQL("create database {}").format(sql.Identifier(self.template)))
+                migrate(self.url_of(self.template))
+                autovacuum_off(self.url_of(self.template))
+            finally:
+                conn.execute("select pg_advisory_unlock(%s)", (TEMPLATE_LOCK,))
+        for loop in (self._make_spares, self._drop_doomed):
+            thread = threading.Thread(target=self._background, args=(loop,), daemon=True)
+            thread.start()
+            self._threads.append(thread)
 
     def url_of(self, name: str) -> str:
         return database_url(self.server_url, name)
@@ -89,11 +121,14 @@ class DatabaseFactory:
         return self._create(template="template0")
 
     def create(self) -> str:
-        return self._create(template=self.template)
+        """A clone of the template: a ready one, else one made now."""
+        with self._state:
+            name = self._ready.pop(0) if self._ready else None
+            self._state.notify_all()
+        return name if name is not None else self._create(template=self.template)
 
     def _create(self, template: str) -> str:
-        self._count += 1
-        name = f"{self.prefix}_{self._count}"
+        name = f"{self.prefix}_{next(self._numbers)}"
         with self._admin() as conn:
             conn.execute(
                 sql.SQL("create database {} template {}").format(
@@ -109,15 +144,69 @@ class DatabaseFactory:
         return name
 
     def drop(self, name: str) -> None:
-        with self._admin() as conn:
-            conn.execute(
-                sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
-            )
+        """Dropped in the background (at the latest by :meth:`drop_all`)."""
+        with self._state:
+            self._doomed.append(name)
+            self._state.notify_all()
+
+    def _make_spares(self) -> None:
+        """Background: keep ``spares`` clones ready."""
+        while self._wait_for(lambda: len(self._ready) < self._spares):
+            name = self._create(template=self.template)
+            with self._state:
+                self._ready.append(name)
+
+    def _drop_doomed(self) -> None:
+        """Background: drop the doomed, a batch at once."""
+        while self._wait_for(lambda: bool(self._doomed)):
+            with self._state:
+                batch = self._doomed[: self._batch]
+                del self._doomed[: len(batch)]
+            self._drop_now(batch)
+
+    def _wait_for(self, work: Callable[[], bool]) -> bool:
+        """Wait until there is work (True) or the factory closes (False)."""
+        with self._state:
+            self._state.wait_for(lambda: self._closing or work())
+            return not self._closing
+
+    def _background(self, loop: Callable[[], None]) -> None:
+        try:
+            loop()
+        except Exception as exc:  # raised by drop_all; create() makes its own meanwhile
+            with self._state:
+                self._errors.append(exc)
+
+    def _drop_now(self, names: Iterable[str], at_once: int | None = None) -> None:
+        def drop(name: str) -> None:
+            with self._admin() as conn:
+                conn.execute(
+                    sql.SQL("drop database if exists {} with (force)").format(sql.Identifier(name))
+                )
+
+        names = list(names)
+        workers = max(1, min(len(names), at_once or self._batch))
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(drop, names))
 
     def drop_all(self) -> None:
+        """Stop the background threads and drop every database of this factory, the template
+        with them; a failure of a background thread is raised here."""
+        with self._state:
+            self._closing = True
+            self._state.notify_all()
+        for thread in self._threads:
+            thread.join()
         with self._admin() as conn:
-            names = conn.execute(
-                "select datname from pg_database where datname like %s", (self.prefix + "%",)
-            ).fetchall()
-        for (name,) in names:
-            self.drop(name)
+            names = [
+                name
+                for (name,) in conn.execute(
+                    "select datname from pg_database where datname like %s",
+                    (self.prefix + "\\_%",),
+                ).fetchall()
+            ]
+        self._drop_now(names, at_once=LAST_DROPS_AT_ONCE)  # clones are independent of it
+        if self._errors:
+            raise RuntimeError(
+                "a background thread of the test databases failed"
+            ) from self._errors[0]

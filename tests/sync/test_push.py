@@ -356,7 +356,7 @@ async def test_a_mews_change_of_another_field_never_discards_a_staff_edit(
             "update public.guests set notes = %s where mews_id = %s",
             (f"staff note {i}", customer_id),
         )
-    await asyncio.sleep(1.1)  # Mews' change comes a second later: its UpdatedUtc is the newer
+    simulator.app.clock.shift(5)  # Mews' change comes seconds later: its UpdatedUtc is the newer
     emailed = ids[::3]
     for customer_id in emailed:
         mews_edit(simulator, customer_id, Email=f"{customer_id[:8]}@changed-in-mews.example")
@@ -381,14 +381,15 @@ async def test_both_sides_changing_a_field_is_decided_by_the_later_write_and_log
     user = await staff_of(engine, simulator, database_url)
     early_mews, late_mews, already = active_ids(simulator, 3)
     # Mews first, then the staff member (who still saw the old note): the staff edit is later
+    # (Mews stamps whole seconds: its clock is set seconds back for this edit, not waited out)
+    simulator.app.clock.shift(-5)
     mews_edit(simulator, early_mews, Notes="Mews: early")
-    await asyncio.sleep(1.1)
     set_notes = "update public.guests set notes = %s, phone = %s where mews_id = %s"
     staff_update(database_url, user, set_notes, ("Staff: late", "+44 20 7946 0001", early_mews))
     staff_update(database_url, user, set_notes, ("Staff: early", "+44 20 7946 0002", late_mews))
     staff_update(database_url, user, set_notes, ("Same on both", "+44 20 7946 0003", already))
-    await asyncio.sleep(1.1)
-    # then Mews again, after the staff edits
+    simulator.app.clock.shift(10)
+    # then Mews again, seconds after the staff edits
     mews_edit(simulator, late_mews, Notes="Mews: late")
     mews_edit(simulator, already, Notes="Same on both")
     run = await push(store, engine)
@@ -434,7 +435,7 @@ async def test_both_sides_changing_a_field_is_decided_by_the_later_write_and_log
         "update public.guests set notes = 'mine' where mews_id = %s",
         (only_notes,),
     )
-    await asyncio.sleep(1.1)
+    simulator.app.clock.shift(5)
     mews_edit(simulator, only_notes, Notes="theirs")
     updates_before = (await asyncio.to_thread(simulator.stats))["operations"].get(
         "customers/update", 0

@@ -169,8 +169,10 @@ async def test_conflicts_in_a_batch_are_decided_and_logged_guest_by_guest(
 ) -> None:
     user = await loaded(engine, simulator, database_url)
     early, late, elsewhere, *plain = active_ids(simulator, 12)
+    # Mews stamps whole seconds: its clock is set seconds back for the edit before the staff's
+    # and seconds ahead for those after them, instead of waiting for the next second
+    simulator.app.clock.shift(-5)
     mews_edit(simulator, early, Notes="Mews: early")
-    await asyncio.sleep(1.1)  # Mews stamps whole seconds: the staff edits are a second later
     for n, customer_id in enumerate([early, late, elsewhere, *plain]):
         staff_update(
             database_url,
@@ -178,7 +180,7 @@ async def test_conflicts_in_a_batch_are_decided_and_logged_guest_by_guest(
             "update public.guests set notes = %s where mews_id = %s",
             (f"staff {n}", customer_id),
         )
-    await asyncio.sleep(1.1)
+    simulator.app.clock.shift(10)
     mews_edit(simulator, late, Notes="Mews: late")
     mews_edit(simulator, elsewhere, Email="elsewhere@changed-in-mews.example")
     run, progress = await push(store, engine, concurrency=CONCURRENCY)
