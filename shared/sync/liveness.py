@@ -135,13 +135,12 @@ async def live_run(
             log.warning("dead runs marked abandoned", jobs=reaped["jobs"])
             for dead in reaped.get("runs") or []:
                 liveness.tell(Held.of(dead["job"], "reaped", dead, dead["why"]))
-        beat = asyncio.create_task(_heartbeat(store, run, liveness))
+        stop = asyncio.Event()
+        beat = asyncio.create_task(_heartbeat(store, run, liveness, stop))
         try:
             yield run
         finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+            await _stop_heartbeat(beat, stop)
             if (
                 run.status == "succeeded"
                 and run.counts.get("units_skipped")
@@ -161,9 +160,25 @@ async def _record_session(store: Store, run: Run) -> None:
         log.warning("no session lock: this run is known dead by its heartbeat only", error=str(exc))
 
 
-async def _heartbeat(store: Store, run: Run, liveness: Liveness) -> None:
-    while True:
-        await asyncio.sleep(liveness.heartbeat_seconds)
+# how long the end of a run waits for its heartbeat to stop
+HEARTBEAT_STOP_SECONDS = 10.0
+
+
+async def _stop_heartbeat(beat: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Stop the heartbeat: cancelled, and told to stop too, since a cancellation can be lost
+    inside a connection pool's wait (Python 3.11) and the run must not hang on it; a beat still
+    in a call stops by itself when the call returns."""
+    stop.set()
+    beat.cancel()
+    await asyncio.wait({beat}, timeout=HEARTBEAT_STOP_SECONDS)
+
+
+async def _heartbeat(store: Store, run: Run, liveness: Liveness, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), liveness.heartbeat_seconds)
+        if stop.is_set():
+            return
         try:
             await store.session()  # taken again if its connection was lost (a restart)
             beat = await store.call(
