@@ -39,7 +39,11 @@ async def catch_up(
 
     async def enterprise(enterprise_id: str | None, run: Run) -> None:
         async with connected_engine(
-            settings, store, connection=connection, enterprise_id=enterprise_id, **engine_options
+            settings,
+            store,
+            access_token=connection.access_token,
+            enterprise_id=enterprise_id,
+            **engine_options,
         ) as engine:
             await _poll_loaded(store, engine, run)
 

@@ -62,7 +62,9 @@ async def test_each_connection_catches_up_with_its_own_token_after_every_connect
     simulator: Simulator, store: Store, database_url: str, websocket_url: str
 ) -> None:
     settings = settings_for(simulator, database_url, websocket_url)
-    async with connected_engine(settings, store, connection=A, lag=timedelta(0)) as engine:
+    async with connected_engine(
+        settings, store, access_token=A.access_token, lag=timedelta(0)
+    ) as engine:
         await engine.backfill("reservations")
         await engine.poll("reservations")  # the catch-up polls from where the polls stand
 
