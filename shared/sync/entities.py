@@ -2,8 +2,8 @@
 the functions loop over.
 
 An :class:`EntitySpec` says where an entity's records go (the mirror table and its guarded
-upsert ``upsert_<table>``), which model reads them and which mapping turns them into rows for
-the rows API, whose scope they belong to (a chain or an enterprise), how they are read by
+upsert ``upsert_<table>``, which derives the typed columns from the records), which model reads
+them, whose scope they belong to (a chain or an enterprise), how they are read by
 filter (the client's ``getAll`` and the time field of the first load's windows, or a sweep by
 the ids of their owners when Mews gives them no time filter), how they are read by id (for
 webhooks and WebSocket events), and whether staff edits are pushed back or Mews sends them over
@@ -23,11 +23,8 @@ from pydantic import BaseModel
 
 from shared.mews.client import MewsClient, Page
 from shared.mews.models import Address, Company, Customer, IdentityDocument, Reservation, Resource
-from shared.sync import mapping
 
 Reader = Callable[..., AsyncIterator[Page[Any]]]
-# (record, raw JSON, scope id: the chain's or the enterprise's) → mirror row (None: not mirrored)
-Mapper = Callable[[Any, dict[str, Any], str], dict[str, Any] | None]
 ScopeKind = Literal["chain", "enterprise"]
 
 
@@ -76,7 +73,6 @@ class EntitySpec:
     name: str
     table: str
     model: type[BaseModel]
-    mapper: Mapper
     scope: ScopeKind
     # pages by the scope and a time filter (``None``: no time filter, the entity is swept)
     read: Callable[[MewsClient], Reader] | None = None
@@ -105,16 +101,12 @@ class EntitySpec:
             raise ValueError(f"{self.name}: a first load by windows needs a read by filter")
 
 
-def _chain(
-    name: str, table: str, model: type[BaseModel], mapper: Mapper, **more: Any
-) -> EntitySpec:
-    return EntitySpec(name, table, model, mapper, "chain", **more)
+def _chain(name: str, table: str, model: type[BaseModel], **more: Any) -> EntitySpec:
+    return EntitySpec(name, table, model, "chain", **more)
 
 
-def _enterprise(
-    name: str, table: str, model: type[BaseModel], mapper: Mapper, **more: Any
-) -> EntitySpec:
-    return EntitySpec(name, table, model, mapper, "enterprise", **more)
+def _enterprise(name: str, table: str, model: type[BaseModel], **more: Any) -> EntitySpec:
+    return EntitySpec(name, table, model, "enterprise", **more)
 
 
 _SPECS = (
@@ -122,7 +114,6 @@ _SPECS = (
         "customers",
         "guests",
         Customer,
-        lambda item, raw, _: mapping.guest_row(item, raw),
         read=lambda c: c.customers,
         first_load="created_utc",
         # deletions: DeletedUtc with ActivityStates Deleted (docs/MEWS.md#customers)
@@ -134,7 +125,6 @@ _SPECS = (
         "addresses",
         "guest_addresses",
         Address,
-        mapping.address_row,
         read=lambda c: c.addresses,
         # addresses/getAll has no CreatedUtc filter (docs/MEWS.md#addresses)
         first_load="updated_utc",
@@ -143,7 +133,6 @@ _SPECS = (
         "companies",
         "vendors",
         Company,
-        lambda item, raw, _: mapping.vendor_row(item, raw),
         read=lambda c: c.companies,
         first_load="created_utc",
     ),
@@ -151,7 +140,6 @@ _SPECS = (
         "reservations",
         "reservations",
         Reservation,
-        mapping.reservation_row,
         read=lambda c: c.reservations,
         first_load="created_utc",
         by_id=ById(lambda c: c.reservations, "reservation_ids", 1000),
@@ -161,7 +149,6 @@ _SPECS = (
         "resources",
         "resources",
         Resource,
-        lambda item, raw, _: mapping.resource_row(item, raw),
         # few, rarely changed (docs/MEWS.md#resources): a first load reads all
         read=lambda c: c.resources,
         by_id=ById(lambda c: c.resources, "resource_ids", 1000),
@@ -171,7 +158,6 @@ _SPECS = (
         "identity_documents",
         "guest_identity_documents",
         IdentityDocument,
-        mapping.document_row,
         # no time filter (docs/MEWS.md#identity-documents): read by CustomerIds, ≤ 100 a request
         sweep=Sweep(
             "customers", "guest_ids_page", ById(lambda c: c.identity_documents, "customer_ids", 100)

@@ -163,17 +163,6 @@ async def quarantine(store: Store, items: list[dict[str, Any]], run_id: UUID | N
     return int(result["quarantined"])
 
 
-async def resolve_quarantined(store: Store, entity: str, scope_id: str, mews_ids: list[str]) -> int:
-    """Mark the open quarantine entries of these records resolved: a valid version of each is
-    stored now. Returns how many entries were resolved."""
-    if not mews_ids:
-        return 0
-    result = await store.call(
-        "quarantine_resolve", p_entity=entity, p_scope_id=scope_id, p_ids=mews_ids
-    )
-    return int(result["resolved"])
-
-
 def without_nul(value: Any) -> Any:
     """``value`` with every NUL character (U+0000) in its strings and keys replaced by U+FFFD,
     which PostgreSQL can store. Iterative, so any depth the JSON parser accepted is fine."""

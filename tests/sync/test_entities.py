@@ -39,13 +39,12 @@ def test_an_unknown_name_is_an_error_naming_the_entities() -> None:
 def test_an_entity_is_read_by_a_time_filter_or_swept_never_both() -> None:
     """A spec without a read by filter and without a sweep (or with both) is refused."""
     with pytest.raises(ValueError, match="one of the two"):
-        EntitySpec("things", "things", Customer, lambda i, r, s: None, "chain")
+        EntitySpec("things", "things", Customer, "chain")
     with pytest.raises(ValueError, match="needs a read by filter"):
         EntitySpec(
             "things",
             "things",
             Customer,
-            lambda i, r, s: None,
             "chain",
             sweep=entity("identity_documents").sweep,
             first_load="created_utc",
@@ -64,9 +63,8 @@ def test_identity_documents_follow_customers_and_customers_are_pushed() -> None:
 
 
 def test_every_spec_has_its_table_and_upserts_in_a_migrated_database(database_url: str) -> None:
-    """Each spec's table exists with RLS on, with its upsert of records (the engine's) and of
-    rows (the rows API's, what the spec's mapper produces); a sweep's owner ids are paged by a
-    function that exists."""
+    """Each spec's table exists with RLS on, with its upsert of records and no other; a sweep's
+    owner ids are paged by a function that exists."""
     with psycopg.connect(database_url) as conn:
 
         def signatures(fn: str) -> set[str]:
@@ -83,10 +81,9 @@ def test_every_spec_has_its_table_and_upserts_in_a_migrated_database(database_ur
                 (f"public.{spec.table}",),
             ).fetchone() or (None,)
             assert rls is True, spec.table
-            assert signatures(spec.upsert_function) == {
-                "p_rows jsonb",
-                "p_scope_id uuid, p_records jsonb",
-            }, spec.name
+            assert signatures(spec.upsert_function) == {"p_scope_id uuid, p_records jsonb"}, (
+                spec.name
+            )
             if spec.sweep is not None:
                 assert signatures(spec.sweep.owner_ids), spec.sweep.owner_ids
 

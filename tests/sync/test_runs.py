@@ -15,8 +15,9 @@ from shared.sync.runs import (
     quarantine,
     quarantine_item,
     recorded_run,
-    resolve_quarantined,
 )
+from tests.support.rows import CHAIN_ID, OTHER_CHAIN_ID, guest_row
+from tests.support.tenancy import seed_tenancy
 
 pytestmark = pytest.mark.anyio
 
@@ -171,17 +172,29 @@ async def test_a_record_version_is_one_entry_counted_at_each_sighting(
 async def test_entries_are_resolved_when_a_valid_version_is_stored_and_reopened_if_seen_again(
     store: Store, database_url: str
 ) -> None:
-    chain, other = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
-    items = [quarantine_item("customers", chain, {"Id": i}, "bad") for i in ("x", "y", "z")]
+    """The upsert of records resolves the entries of its entity and scope (another chain's entry
+    and another entity's stay open); a bad version seen again reopens its entry."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        seed_tenancy(conn)
+    x, y, z = (guest_row() for _ in range(3))
+    items = [quarantine_item("customers", CHAIN_ID, {"Id": r["mews_id"]}, "bad") for r in (x, y, z)]
     await quarantine(store, items)
-    assert await resolve_quarantined(store, "customers", other, ["x"]) == 0  # another chain's x
-    assert await resolve_quarantined(store, "companies", chain, ["x"]) == 0
-    assert await resolve_quarantined(store, "customers", chain, ["x", "y", "q"]) == 2
-    assert [r[7] for r in quarantine_rows(database_url)] == [True, True, False]
+    await quarantine(
+        store,
+        [
+            quarantine_item("customers", OTHER_CHAIN_ID, {"Id": x["mews_id"]}, "bad"),
+            quarantine_item("companies", CHAIN_ID, {"Id": x["mews_id"]}, "bad"),
+        ],
+    )
+    result = await store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=[x["raw"], y["raw"]])
+    assert result["resolved"] == 2
+    assert [r[7] for r in quarantine_rows(database_url)] == [True, True, False, False, False]
     await quarantine(store, items[:1])  # the bad version is back
     assert [(r[6], r[7]) for r in quarantine_rows(database_url)] == [
         (2, False),
         (1, True),
+        (1, False),
+        (1, False),
         (1, False),
     ]
 
