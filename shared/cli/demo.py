@@ -35,7 +35,7 @@ from shared.listener.listener import Listener
 from shared.settings import Settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
-from shared.sync.entities import ENTITIES
+from shared.sync.entities import ENTITIES, SPECS
 from shared.sync.events import process_events
 from shared.sync.push import push_changes
 from shared.sync.runs import recorded_run
@@ -43,13 +43,9 @@ from shared.sync.runs import recorded_run
 console = Console()
 # the comment that marks the embedded default database as the demo's (recreated at will)
 DEMO_MARK = "made by guesthub demo"
+# the mirror tables (one per entity in the registry), then the machinery's
 TABLES = (
-    "guests",
-    "guest_addresses",
-    "guest_identity_documents",
-    "vendors",
-    "reservations",
-    "resources",
+    *(spec.table for spec in SPECS.values()),
     "event_inbox",
     "quarantine",
     "conflict_log",

@@ -18,20 +18,18 @@ from typing import Any
 import orjson
 
 from shared.jsonnul import find_nul
+from shared.sync.entities import SPECS
 
-# discriminator / WebSocket type → the entity we mirror (None: known, not mirrored)
+# discriminator / WebSocket type → the entity we mirror, as the entity registry declares them,
+# and those Mews sends that we know and do not mirror (None)
 GENERAL_DISCRIMINATORS: dict[str, str | None] = {
-    "CustomerAdded": "customers",
-    "CustomerUpdated": "customers",
-    "ServiceOrderUpdated": "reservations",
-    "ResourceUpdated": "resources",
+    **{event: spec.name for spec in SPECS.values() for event in spec.webhook_events},
     "MessageAdded": None,
     "ResourceBlockUpdated": None,
     "PaymentUpdated": None,
 }
 WEBSOCKET_TYPES: dict[str, str | None] = {
-    "Reservation": "reservations",
-    "Resource": "resources",
+    **{spec.websocket_type: spec.name for spec in SPECS.values() if spec.websocket_type},
     "DeviceCommand": None,
     "PriceUpdate": None,
 }

@@ -6,8 +6,9 @@ upsert ``upsert_<table>``, which derives the typed columns from the records), wh
 them, whose scope they belong to (a chain or an enterprise), how they are read by
 filter (the client's ``getAll`` and the time field of the first load's windows, or a sweep by
 the ids of their owners when Mews gives them no time filter), how they are read by id (for
-webhooks and WebSocket events), and whether staff edits are pushed back or Mews sends them over
-the WebSocket (docs/MEWS.md#endpoints, #websocket). Adding an entity is one spec here, a
+webhooks and WebSocket events), whether staff edits are pushed back, and which General Webhook
+discriminators and WebSocket event type name them (docs/MEWS.md#endpoints, #general-webhooks,
+#websocket). Adding an entity is one spec here, a
 migration with its table and upsert, and their tests.
 
 A name that is not an entity is an error (:class:`UnknownEntityError`), wherever it is named.
@@ -82,12 +83,19 @@ class EntitySpec:
     poll_also: tuple[PollAlso, ...] = ()
     by_id: ById | None = None
     pushed: bool = False
-    on_websocket: bool = False
+    # the General Webhook discriminators and the WebSocket event type that name its records
+    webhook_events: tuple[str, ...] = ()
+    websocket_type: str | None = None
 
     @property
     def upsert_function(self) -> str:
         """The guarded upsert of the mirror table (``upsert_<table>(p_scope_id, p_records)``)."""
         return f"upsert_{self.table}"
+
+    @property
+    def on_websocket(self) -> bool:
+        """Whether Mews sends its changes over the WebSocket."""
+        return self.websocket_type is not None
 
     @property
     def windowed(self) -> bool:
@@ -99,6 +107,8 @@ class EntitySpec:
             raise ValueError(f"{self.name}: read by a time filter or swept, one of the two")
         if self.first_load is not None and self.read is None:
             raise ValueError(f"{self.name}: a first load by windows needs a read by filter")
+        if (self.webhook_events or self.websocket_type) and self.by_id is None:
+            raise ValueError(f"{self.name}: what Mews notifies is read by id")
 
 
 def _chain(name: str, table: str, model: type[BaseModel], **more: Any) -> EntitySpec:
@@ -120,6 +130,7 @@ _SPECS = (
         poll_also=(PollAlso("deleted_utc", (("activity_states", ("Deleted",)),)),),
         by_id=ById(lambda c: c.customers, "customer_ids", 1000),
         pushed=True,
+        webhook_events=("CustomerAdded", "CustomerUpdated"),
     ),
     _chain(
         "addresses",
@@ -143,7 +154,8 @@ _SPECS = (
         read=lambda c: c.reservations,
         first_load="created_utc",
         by_id=ById(lambda c: c.reservations, "reservation_ids", 1000),
-        on_websocket=True,
+        webhook_events=("ServiceOrderUpdated",),
+        websocket_type="Reservation",
     ),
     _enterprise(
         "resources",
@@ -152,7 +164,8 @@ _SPECS = (
         # few, rarely changed (docs/MEWS.md#resources): a first load reads all
         read=lambda c: c.resources,
         by_id=ById(lambda c: c.resources, "resource_ids", 1000),
-        on_websocket=True,
+        webhook_events=("ResourceUpdated",),
+        websocket_type="Resource",
     ),
     _chain(
         "identity_documents",

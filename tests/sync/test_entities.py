@@ -127,3 +127,30 @@ def test_every_entity_mews_notifies_can_be_refreshed_by_id() -> None:
     assert {e for e in WEBSOCKET_TYPES.values() if e} == {
         s.name for s in entities.SPECS.values() if s.on_websocket
     }
+
+
+def test_the_event_maps_are_the_registrys() -> None:
+    """Each discriminator and WebSocket type names the entity whose spec declares it; those Mews
+    sends that name nothing we mirror are known, not unknown."""
+    assert {d: e for d, e in GENERAL_DISCRIMINATORS.items() if e} == {
+        "CustomerAdded": "customers",
+        "CustomerUpdated": "customers",
+        "ServiceOrderUpdated": "reservations",
+        "ResourceUpdated": "resources",
+    }
+    assert {t: e for t, e in WEBSOCKET_TYPES.items() if e} == {
+        "Reservation": "reservations",
+        "Resource": "resources",
+    }
+
+
+def test_what_mews_notifies_must_be_readable_by_id() -> None:
+    with pytest.raises(ValueError, match="read by id"):
+        EntitySpec(
+            "things",
+            "things",
+            Customer,
+            "chain",
+            read=lambda c: c.customers,
+            webhook_events=("ThingUpdated",),
+        )
