@@ -114,6 +114,7 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
     from shared.mews.ratelimit import PostgresRateLimiter, RateLimiter, UnlimitedRateLimiter
     from shared.settings import load_settings
     from shared.sync.engine import SyncEngine
+    from shared.sync.entities import entities as specs
     from shared.sync.liveness import engine_units, live_run
 
     concurrency = config.get("concurrency", 8)
@@ -129,7 +130,7 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
             window_seconds=window,
             guard_seconds=0.3 if window < 30 else 0.5,
         )
-    entities: list[str] = config["entities"]
+    entities = specs(config["entities"])
     try:
         async with httpx.AsyncClient(
             timeout=120, limits=httpx.Limits(max_connections=max(64, concurrency * 4))
@@ -140,8 +141,8 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             counts: dict[str, int] = {}
 
-            async def load(entity: str, run: Any) -> None:
-                counts[entity] = (await engine.backfill(entity, run)).fetched
+            async def load(spec: Any, run: Any) -> None:
+                counts[spec.name] = (await engine.backfill(spec, run)).fetched
 
             # the units of the jobs and the CLI: side by side (``concurrent``, what they do)
             # or one after another (``sequential``, what they did)
@@ -273,6 +274,7 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
     from shared.mews.ratelimit import UnlimitedRateLimiter
     from shared.settings import load_settings
     from shared.sync.engine import SyncEngine
+    from shared.sync.entities import SPECS
 
     settings = load_settings(mews_platform_url=config["url"])
     bodies = await _recorded_pages(config["url"])
@@ -293,7 +295,7 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
                 async with gate:
                     data = orjson.loads(body)
                     page = Page(Customer, data["Customers"], data["Cursor"])
-                    counts = await ingest("customers", page, None)
+                    counts = await ingest(SPECS["customers"], page, None)
                     rows += counts.fetched  # after the await: no update lost
 
             started = time.perf_counter()

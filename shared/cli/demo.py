@@ -35,7 +35,7 @@ from shared.listener.listener import Listener
 from shared.settings import Settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
-from shared.sync.entities import ENTITIES, SPECS
+from shared.sync.entities import SPECS
 from shared.sync.events import process_events
 from shared.sync.push import push_changes
 from shared.sync.runs import recorded_run
@@ -168,7 +168,7 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     console.print(
         "[bold]3.[/bold] first load (CreatedUtc windows, concurrent, inside the shared request budget)"
     )
-    backfill = await run_backfill(settings, list(ENTITIES))
+    backfill = await run_backfill(settings, list(SPECS.values()))
     summary["backfill_requests"] = backfill["requests"]
     summary["backfill_429"] = backfill["rate_limited"]
 

@@ -190,14 +190,13 @@ def entity(name: str) -> EntitySpec:
         raise UnknownEntityError(name) from None
 
 
-def entities(names: Iterable[str] | None = None) -> tuple[str, ...]:
-    """``names`` checked (every entity when ``None``), in the order given."""
+def entities(names: Iterable[str] | None = None) -> tuple[EntitySpec, ...]:
+    """The specs of ``names`` (every entity when ``None``), in the order given: the one check
+    of names where they come in (a command's ``--entity``, a function's ``?entity=``); below,
+    specs are passed. :class:`UnknownEntityError` for a name that is no entity."""
     if names is None:
-        return ENTITIES
-    chosen = tuple(names)
-    for name in chosen:
-        entity(name)
-    return chosen
+        return tuple(SPECS.values())
+    return tuple(entity(name) for name in names)
 
 
 def followers(name: str) -> tuple[EntitySpec, ...]:

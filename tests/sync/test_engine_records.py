@@ -24,6 +24,7 @@ from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from shared.sync import entities
 from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.runs import recorded_run
 
 pytestmark = pytest.mark.anyio
@@ -228,7 +229,7 @@ async def test_a_record_the_model_or_the_database_refuses_costs_only_itself(
     foreign = {**good[8], "Id": uuid_of(2), "ChainId": uuid_of(99)}  # a chain we do not know
     page = Page(Customer, [*good[:20], bad, *good[20:30], foreign, *good[30:]], None)
     async with recorded_run(store, "backfill") as run:
-        counts = await engine.ingest("customers", page, run)
+        counts = await engine.ingest(SPECS["customers"], page, run)
     assert (counts.fetched, counts.inserted, counts.quarantined) == (42, 40, 2)
     with psycopg.connect(database_url) as conn:
         stored = {str(i) for (i,) in conn.execute("select mews_id from public.guests")}
@@ -296,8 +297,8 @@ async def test_the_document_sweep_asks_for_every_guest_once_side_by_side_within_
     watched_engine: tuple[SyncEngine, Watch], limited_simulator: Simulator, database_url: str
 ) -> None:
     engine, watch = watched_engine
-    await engine.backfill("customers")
-    await engine.backfill("identity_documents")
+    await engine.backfill(SPECS["customers"])
+    await engine.backfill(SPECS["identity_documents"])
     stats = limited_simulator.stats()
     guests = set(limited_simulator.data.customers)
     assert sorted(watch.customer_ids) == sorted(guests)  # each guest once
@@ -318,7 +319,7 @@ async def test_a_first_load_leaves_the_statistics_of_what_it_wrote_current(
 ) -> None:
     """No job after it plans with no statistics (autovacuum is off here, as it may be anywhere)."""
     for entity in ("customers", "identity_documents"):
-        await engine.backfill(entity)
+        await engine.backfill(SPECS[entity])
     with psycopg.connect(database_url) as conn:
         estimated = dict(
             conn.execute(

@@ -31,6 +31,7 @@ from shared.mews.ratelimit import UnlimitedRateLimiter
 from shared.simulator.data import STAFF_PROFILE_ID
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.push import MAX_ATTEMPTS, push_changes, push_guest
 from shared.sync.runs import recorded_run
 from tests.support.rows import (
@@ -338,7 +339,7 @@ def active_ids(simulator: Simulator, count: int) -> list[str]:
 
 
 async def staff_of(engine: SyncEngine, simulator: Simulator, database_url: str) -> str:
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     with psycopg.connect(database_url, autocommit=True) as conn:
         return add_user(conn, enterprise_id=simulator.data.enterprises[0]["Id"])
 
