@@ -216,8 +216,8 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
             summary["events"] = dict(run.counts)
             console.print(
                 f"[bold]5.[/bold] process_events: {run.status}; {run.counts.get('events', 0)} events → "
-                f"{run.counts.get('customers_ids', 0)} customers, {run.counts.get('reservations_ids', 0)} reservations, "
-                f"{run.counts.get('resources_ids', 0)} resources fetched by id"
+                f"{run.entity_count('customers', 'ids')} customers, {run.entity_count('reservations', 'ids')} reservations, "
+                f"{run.entity_count('resources', 'ids')} resources fetched by id"
             )
 
             guest_id, mews_before = await _staff_edit(url, simulator)
@@ -238,8 +238,8 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
                 await process_events(store, engine, run)
             console.print(
                 f"   Mews' webhook for our own write (the echo) came back and changed "
-                f"{run.counts.get('customers_updated', 0)} rows "
-                f"({run.counts.get('customers_unchanged', 0)} unchanged): no bounce"
+                f"{run.entity_count('customers', 'updated')} rows "
+                f"({run.entity_count('customers', 'unchanged')} unchanged): no bounce"
             )
             summary["client_429"] = engine.client.stats.rate_limited
     finally:

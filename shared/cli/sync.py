@@ -39,6 +39,7 @@ from shared.sync.engine import Counts, SyncEngine
 from shared.sync.entities import ENTITIES, EntitySpec, UnknownEntityError
 from shared.sync.entities import entities as checked
 from shared.sync.liveness import Held
+from shared.sync.runs import EntityCount, entity_key, waiting_key
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -112,20 +113,20 @@ async def run_backfill(
     for outcome in result.outcomes:
         counts.update(outcome.counts)
     for spec in entities:
-        summary[spec.name] = Counts(*(counts[f"{spec.name}_{k}"] for k in COUNTED))
+        summary[spec.name] = Counts(*(counts[entity_key(spec.name, k)] for k in COUNTED))
     summary["skipped"] = counts["units_skipped"]
     summary["waited"] = counts["units_waited"]
     summary["waiting"] = {
         spec.name: sweep.owner
         for spec in entities
-        if (sweep := spec.sweep) is not None and counts[f"{spec.name}_waiting_for_{sweep.owner}"]
+        if (sweep := spec.sweep) is not None and counts[waiting_key(spec.name, sweep.owner)]
     }
     summary["failures"] = [o for o in result.outcomes if o.status not in OK]
     summary["partial"] = [o for o in result.outcomes if o.status == "partial"]
     return summary
 
 
-COUNTED = ("fetched", "inserted", "updated", "unchanged", "quarantined")
+COUNTED: tuple[EntityCount, ...] = ("fetched", "inserted", "updated", "unchanged", "quarantined")
 NO_WAIT_HELP = (
     "Skip work another live run holds (exit 7) instead of waiting for it and reporting its outcome."
 )

@@ -36,7 +36,7 @@ from shared.mews.errors import MewsNetworkError, MewsServerError, MewsTimeoutErr
 from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync.bisect import about_the_data, isolate
 from shared.sync.entities import ENTITIES, SPECS, EntitySpec, followers
-from shared.sync.runs import Run, quarantine, quarantine_item
+from shared.sync.runs import EntityCount, Run, quarantine, quarantine_item
 
 __all__ = ["ENTITIES", "Counts", "Scope", "SyncEngine"]
 
@@ -251,7 +251,7 @@ class SyncEngine:
                     owner=spec.sweep.owner,
                 )
                 if run is not None:
-                    run.count(**{f"{entity}_waiting_for_{spec.sweep.owner}": 1})
+                    run.count_waiting(entity, spec.sweep.owner)
                 return Counts()
             return await self._sweep(spec, run)
         if spec.first_load is None:  # one read of everything
@@ -396,7 +396,7 @@ class SyncEngine:
                 p_high_water_utc=window.end.isoformat(),
             )
         if run is not None and total.written:
-            run.count(**{f"{entity}_corrected_by_poll": total.written})
+            run.count_entity(entity, "corrected_by_poll", total.written)
         return total
 
     async def _poll_window(self, spec: EntitySpec, window: Window, run: Run | None) -> Counts:
@@ -526,7 +526,7 @@ class SyncEngine:
             counts = await self._or_left(unit, self._window(spec, CHANGED, window, run), run)
             total += counts or Counts()  # a window left: the next full compare reads it
         if run is not None:
-            run.count(**{f"{entity}_corrected": total.written})
+            run.count_entity(entity, "corrected", total.written)
         return total
 
 
@@ -534,9 +534,11 @@ def _record(run: Run | None, entity: str, counts: Counts) -> None:
     """Add a page's counts to the run (its quarantined records counted: the run still succeeds)."""
     if run is None:
         return
-    names = ("fetched", "inserted", "updated", "unchanged")
+    names: tuple[EntityCount, ...] = ("fetched", "inserted", "updated", "unchanged")
     values = counts.astuple()[: len(names)]
-    run.count(**{f"{entity}_{k}": v for k, v in zip(names, values, strict=True) if v})
+    for what, value in zip(names, values, strict=True):
+        if value:
+            run.count_entity(entity, what, value)
     run.quarantined(entity, counts.quarantined)
 
 

@@ -101,7 +101,7 @@ async def _refresh(engine: Refresher, plan: FetchPlan, run: Run) -> Refused:
     """Refresh every entity's ids; the ids refused for their data, each with its error."""
     refused: Refused = {}
     for entity, ids in sorted(plan.ids.items()):
-        run.count(**{f"{entity}_ids": len(ids)})
+        run.count_entity(entity, "ids", len(ids))
 
         async def attempt(part: list[str], entity: str = entity) -> Any:
             return await engine.refresh(SPECS[entity], part, run)  # a name of the registry's maps

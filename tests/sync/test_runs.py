@@ -261,3 +261,22 @@ def test_migrating_merges_the_duplicates_an_older_quarantine_kept(
         ("x", "other", {"Id": "x", "V": 2}, 1, True),
         ("y", "kept", {"Id": "y"}, 1, False),
     ]
+
+
+def test_an_entitys_counts_are_kept_under_its_name_and_read_back_by_what_they_count() -> None:
+    """``customers_fetched`` and the like, as the runs' counts have always named them; a zero
+    still names the count (a full compare that corrected nothing says so)."""
+    run = Run(id=uuid4(), job="reconcile")
+    run.count_entity("customers", "fetched", 3)
+    run.count_entity("customers", "fetched", 2)
+    run.count_entity("companies", "corrected", 0)
+    run.count_waiting("identity_documents", "customers")
+    assert dict(run.counts) == {
+        "customers_fetched": 5,
+        "companies_corrected": 0,
+        "identity_documents_waiting_for_customers": 1,
+    }
+    assert (run.entity_count("customers", "fetched"), run.entity_count("customers", "ids")) == (
+        5,
+        0,
+    )
