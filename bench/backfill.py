@@ -10,9 +10,9 @@ Parts (all by default, except ``memory``, which needs a million generated custom
   scaled ×10 down (20 per 3 s: the same 6,667 rows/s ceiling); a plain one-cursor walk; the
   engine with the limit lifted and no latency.
 - ``overhead``: our own overhead alone: the same recorded ``customers/getAll`` pages replayed
-  from memory through parse + validate + map + upsert, with the engine's concurrency, side by
-  side: today's path (mapped rows, one jsonb per page) and the records path (the records as
-  Mews sent them; typed columns derived in SQL). Runs alternate on fresh databases.
+  from memory through the engine's ingest (parse + validate + upsert of the records as Mews sent
+  them, the typed columns derived in SQL), with the engine's concurrency, each run on a fresh
+  database.
 - ``entities``: for each of ``--entity-sizes`` customers (300 ms + 0.2 ms/item, real limit): a
   first load of customers only, and of every entity; their requests and their ratio to the lower
   bound set by the rate limit and the latency. Every entity is loaded the way the jobs and the
@@ -114,6 +114,7 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
     from shared.mews.ratelimit import PostgresRateLimiter, RateLimiter, UnlimitedRateLimiter
     from shared.settings import load_settings
     from shared.sync.engine import SyncEngine
+    from shared.sync.entities import entities as specs
     from shared.sync.liveness import engine_units, live_run
 
     concurrency = config.get("concurrency", 8)
@@ -129,7 +130,7 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
             window_seconds=window,
             guard_seconds=0.3 if window < 30 else 0.5,
         )
-    entities: list[str] = config["entities"]
+    entities = specs(config["entities"])
     try:
         async with httpx.AsyncClient(
             timeout=120, limits=httpx.Limits(max_connections=max(64, concurrency * 4))
@@ -140,8 +141,8 @@ async def child_load(config: dict[str, Any]) -> dict[str, Any]:
             started = time.perf_counter()
             counts: dict[str, int] = {}
 
-            async def load(entity: str, run: Any) -> None:
-                counts[entity] = (await engine.backfill(entity, run)).fetched
+            async def load(spec: Any, run: Any) -> None:
+                counts[spec.name] = (await engine.backfill(spec, run)).fetched
 
             # the units of the jobs and the CLI: side by side (``concurrent``, what they do)
             # or one after another (``sequential``, what they did)
@@ -244,38 +245,26 @@ async def plain_walk(url: str) -> dict[str, Any]:
 
 
 def overhead(args: argparse.Namespace) -> None:
-    results: dict[str, list[dict[str, Any]]] = {}
+    runs: list[dict[str, Any]] = []
     with simulator_process("--customers", str(args.customers), "--no-rate-limit") as url:
         for _ in range(args.runs):
-            for path in ("rows", "records"):
-                with fresh_database(args.server_url) as db:
-                    config = {"replay": path, "url": url, "db": db}
-                    result = load_in_child(config | {"concurrency": args.concurrency})
-                results.setdefault(path, []).append(result)
-    names = {
-        "rows": "today: mapped rows, one jsonb per page",
-        "records": "records as sent, columns derived in SQL",
-    }
-    pages = results["rows"][0]["pages"]
+            with fresh_database(args.server_url) as db:
+                config = {"replay": True, "url": url, "db": db, "concurrency": args.concurrency}
+                runs.append(load_in_child(config))
     print(
-        f"\nown overhead: {args.customers:,} customers in {pages} recorded pages replayed "
-        f"(parse + validate + map + upsert), concurrency {args.concurrency}, median of {args.runs} runs"
+        f"\nown overhead: {args.customers:,} customers in {runs[0]['pages']} recorded pages replayed "
+        f"(parse + validate + upsert of the records), concurrency {args.concurrency}, median of {args.runs} runs"
     )
-    print(f"{'path':42} {'guests/s':>10} {'seconds':>8}   runs (guests/s)")
-    medians = {}
-    for path, runs in results.items():
-        rates = [r["rows"] / r["seconds"] for r in runs]
-        medians[path] = statistics.median(rates)
-        print(
-            f"{names[path]:42} {medians[path]:10,.0f} "
-            f"{statistics.median(r['seconds'] for r in runs):8.2f}   {', '.join(f'{x:,.0f}' for x in rates)}"
-        )
-    print(f"records / rows: {medians['records'] / medians['rows']:.2f}x")
+    rates = [r["rows"] / r["seconds"] for r in runs]
+    print(
+        f"{statistics.median(rates):,.0f} guests/s, {statistics.median(r['seconds'] for r in runs):.2f} s"
+        f"   runs (guests/s): {', '.join(f'{x:,.0f}' for x in rates)}"
+    )
 
 
 async def replay(config: dict[str, Any]) -> dict[str, Any]:
-    """Fetch every customers page once, then time only our side: parse, validate, map, upsert
-    (``rows``: today's path, kept here to compare; ``records``: the engine's)."""
+    """Fetch every customers page once, then time only our side: the engine's ingest of each
+    page (parse, validate, upsert the records)."""
     import httpx
     import orjson
 
@@ -285,6 +274,7 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
     from shared.mews.ratelimit import UnlimitedRateLimiter
     from shared.settings import load_settings
     from shared.sync.engine import SyncEngine
+    from shared.sync.entities import SPECS
 
     settings = load_settings(mews_platform_url=config["url"])
     bodies = await _recorded_pages(config["url"])
@@ -296,7 +286,7 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
                 store, MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
             )
             await engine.scope()
-            ingest = engine.ingest if config["replay"] == "records" else _ingest_rows(engine)
+            ingest = engine.ingest
             gate = asyncio.Semaphore(concurrency)
             rows = 0
 
@@ -305,7 +295,7 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
                 async with gate:
                     data = orjson.loads(body)
                     page = Page(Customer, data["Customers"], data["Cursor"])
-                    counts = await ingest("customers", page, None)
+                    counts = await ingest(SPECS["customers"], page, None)
                     rows += counts.fetched  # after the await: no update lost
 
             started = time.perf_counter()
@@ -314,37 +304,6 @@ async def replay(config: dict[str, Any]) -> dict[str, Any]:
     finally:
         await store.aclose()
     return {"rows": rows, "seconds": seconds, "pages": len(bodies)}
-
-
-def _ingest_rows(engine: Any) -> Callable[..., Any]:
-    """Today's ingest: map each record to a row in Python, upsert the page as one jsonb of
-    rows (``upsert_guests(p_rows)``), quarantine what the database refuses, resolve the rest."""
-    from shared.sync import mapping
-    from shared.sync.bisect import about_the_data, isolate
-    from shared.sync.engine import Counts
-    from shared.sync.runs import quarantine, quarantine_item, resolve_quarantined
-
-    async def ingest(entity: str, page: Any, run: Any) -> Any:
-        scope = await engine.scope()
-        rows = [
-            mapping.guest_row(item, raw) for item, raw in zip(page.items, page.raws, strict=True)
-        ]
-        read = [quarantine_item(entity, scope.chain_id, r.record, r.reason) for r in page.rejected]
-
-        async def upsert(part: list[dict[str, Any]]) -> Any:
-            return await engine.store.call("upsert_guests", p_rows=part)
-
-        upserted = await isolate(rows, upsert, about_the_data)
-        bad = read + [
-            quarantine_item(entity, scope.chain_id, row["raw"], f"database refused it: {exc}")
-            for row, exc in upserted.refused
-        ]
-        await quarantine(engine.store, bad, None)
-        accepted = [str(r["mews_id"]) for r in upserted.accepted]
-        await resolve_quarantined(engine.store, entity, scope.chain_id, accepted)
-        return Counts(fetched=len(page.records))
-
-    return ingest
 
 
 async def _recorded_pages(url: str) -> list[bytes]:

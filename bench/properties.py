@@ -29,6 +29,7 @@ from shared.connections.fleet import ConnectionPass, FleetOptions, FleetResult, 
 from shared.connections.registry import register_manual
 from shared.db.connect import open_store
 from shared.settings import Settings, load_settings
+from shared.sync.entities import SPECS
 
 CEILING = 200 / 30 * 1000  # rows/s per token: 200 requests per 30 s, 1,000 rows each
 
@@ -59,7 +60,7 @@ async def _load(
             finished: dict[str, float] = {}
 
             async def invocation(index: int) -> FleetResult:
-                work = jobs.backfill(["customers"])
+                work = jobs.backfill([SPECS["customers"]])
 
                 async def timed(store: Any, p: ConnectionPass) -> None:
                     await work(store, p)

@@ -35,6 +35,7 @@ from shared.mews.client import MewsClient
 from shared.mews.ratelimit import PostgresRateLimiter, UnlimitedRateLimiter
 from shared.settings import load_settings
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.push import push_changes
 from shared.sync.runs import recorded_run
 
@@ -50,7 +51,7 @@ async def load(url: str, db: str) -> tuple[str, list[str]]:
         async with httpx.AsyncClient(timeout=120) as http:
             client = MewsClient.from_settings(settings, http, UnlimitedRateLimiter())
             engine = SyncEngine(store, client, lag=timedelta(0))
-            await engine.backfill("customers")
+            await engine.backfill(SPECS["customers"])
             scope = await engine.scope()
     finally:
         await store.aclose()

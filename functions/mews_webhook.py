@@ -13,7 +13,7 @@ import flask
 import functions_framework
 
 from functions.runtime import ConfigurationError, runtime
-from shared.intake.store import IntakeResult, accept_webhook
+from shared.intake.store import IntakeResult, answer_webhook
 from shared.logs import get_logger
 
 log = get_logger("guesthub.mews_webhook")
@@ -25,17 +25,10 @@ def mews_webhook(request: flask.Request) -> tuple[dict[str, Any], int]:
         rt = runtime()
     except ConfigurationError as exc:  # logged once by the runtime
         return {"error": str(exc)}, 500
-    settings = rt.settings
 
     async def handle() -> IntakeResult:
-        return await accept_webhook(
-            rt.store,
-            request.get_data(),
-            request.args.get("Token"),
-            secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
-            encryption_key=settings.token_encryption_key.get_secret_value()
-            if settings.token_encryption_key
-            else None,
+        return await answer_webhook(
+            rt.store, request.get_data(), request.args.get("Token"), rt.settings
         )
 
     try:

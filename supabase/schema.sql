@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 52 migrations applied; the last: 20261206090100_unscoped_runs_alive.sql
+-- 53 migrations applied; the last: 20261206100100_rows_api_removed.sql
 
 
 -- ================================================================================================
@@ -192,75 +192,6 @@ begin
   return new;
 end
 $function$;
-
--- app.guarded_upsert(regclass,jsonb,integer)
-CREATE OR REPLACE FUNCTION app.guarded_upsert(p_table regclass, p_rows jsonb, p_max_rows integer DEFAULT 1000)
- RETURNS jsonb
- LANGUAGE plpgsql
- SET search_path TO ''
-AS $function$
-declare
-  v_keys text;
-  v_cols text;
-  v_select text;
-  v_updates text;
-  v_result jsonb;
-begin
-  if p_rows is null or jsonb_typeof(p_rows) <> 'array' then
-    raise exception 'p_rows must be a JSON array of rows' using errcode = '22023';
-  end if;
-  if jsonb_array_length(p_rows) > p_max_rows then
-    raise exception 'a page holds at most % rows, got %', p_max_rows, jsonb_array_length(p_rows)
-      using errcode = '22023';
-  end if;
-
-  select string_agg(quote_ident(a.attname), ', ' order by array_position(i.indkey::int2[], a.attnum))
-    into v_keys
-  from pg_index i
-  join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any (i.indkey)
-  where i.indrelid = p_table and i.indisprimary;
-
-  select string_agg(quote_ident(a.attname), ', ' order by a.attnum),
-         string_agg(case when a.attname = 'raw_hash' then 'md5(r.raw::text)'
-                         when a.attname = 'synced_at' then 'now()'
-                         else 'r.' || quote_ident(a.attname) end
-                    || ' as ' || quote_ident(a.attname), ', ' order by a.attnum),
-         string_agg(format('%1$I = excluded.%1$I', a.attname), ', ' order by a.attnum)
-    into v_cols, v_select, v_updates
-  from pg_attribute a
-  where a.attrelid = p_table and a.attnum > 0 and not a.attisdropped
-    -- local_* and push_* columns are ours (edits waiting for Mews), never written from Mews
-    and a.attname not like 'local\_%' and a.attname not like 'push\_%';
-
-  execute format($f$
-    with incoming as (
-      select distinct on (%1$s) %3$s
-      from jsonb_populate_recordset(null::%5$s, $1) as r
-      order by %1$s, coalesce(r.mews_updated_utc, '-infinity') desc, raw_hash desc
-    ),
-    written as (
-      insert into %5$s as t (%2$s)
-      select %2$s from incoming
-      on conflict (%1$s) do update set %4$s
-      where excluded.raw_hash is distinct from t.raw_hash
-        and ((excluded.mews_updated_utc is null and t.mews_updated_utc is null)
-             or (coalesce(excluded.mews_updated_utc, '-infinity'), excluded.raw_hash)
-                > (coalesce(t.mews_updated_utc, '-infinity'), t.raw_hash))
-      returning (xmax = 0) as inserted
-    )
-    select jsonb_build_object(
-      'received', jsonb_array_length($1),
-      'inserted', count(*) filter (where inserted),
-      'updated', count(*) filter (where not inserted),
-      'unchanged', (select count(*) from incoming) - count(*)
-    ) from written
-  $f$, v_keys, v_cols, v_select, v_updates, p_table)
-  into v_result
-  using p_rows;
-  return v_result;
-end
-$function$;
-grant execute on function app.guarded_upsert(regclass,jsonb,integer) to service_role;
 
 -- app.guarded_upsert_records(regclass,regprocedure,text,uuid,jsonb,integer)
 CREATE OR REPLACE FUNCTION app.guarded_upsert_records(p_table regclass, p_derive regprocedure, p_entity text, p_scope_id uuid, p_records jsonb, p_max_records integer DEFAULT 1000)
@@ -5339,25 +5270,6 @@ AS $function$
 $function$;
 grant execute on function public.quarantine_add(jsonb,uuid) to service_role;
 
--- public.quarantine_resolve(text,uuid,jsonb)
-CREATE OR REPLACE FUNCTION public.quarantine_resolve(p_entity text, p_scope_id uuid, p_ids jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$
-  with resolved as (
-    update public.quarantine q
-       set resolved_at = now()
-     where q.entity = p_entity
-       and q.resolved_at is null
-       and (q.scope_id is null or p_scope_id is null or q.scope_id = p_scope_id)
-       and q.mews_id in (select jsonb_array_elements_text(
-                           case when jsonb_typeof(p_ids) = 'array' then p_ids else '[]'::jsonb end))
-    returning 1
-  ) select jsonb_build_object('resolved', count(*)) from resolved
-$function$;
-grant execute on function public.quarantine_resolve(text,uuid,jsonb) to service_role;
-
 -- public.rate_limit_acquire(text,integer,integer)
 CREATE OR REPLACE FUNCTION public.rate_limit_acquire(p_key text, p_limit integer, p_window_ms integer)
  RETURNS jsonb
@@ -5748,14 +5660,6 @@ AS $function$
 $function$;
 grant execute on function public.token_unauthorized(text,text) to service_role;
 
--- public.upsert_guest_addresses(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_guest_addresses(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.guest_addresses'::regclass, p_rows) $function$;
-grant execute on function public.upsert_guest_addresses(jsonb) to service_role;
-
 -- public.upsert_guest_addresses(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_guest_addresses(p_scope_id uuid, p_records jsonb)
  RETURNS jsonb
@@ -5763,14 +5667,6 @@ CREATE OR REPLACE FUNCTION public.upsert_guest_addresses(p_scope_id uuid, p_reco
  SET search_path TO ''
 AS $function$ select app.guarded_upsert_records('public.guest_addresses', 'app.guest_addresses_from_records(uuid, jsonb)', 'addresses', p_scope_id, p_records) $function$;
 grant execute on function public.upsert_guest_addresses(uuid,jsonb) to service_role;
-
--- public.upsert_guest_identity_documents(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_guest_identity_documents(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.guest_identity_documents'::regclass, p_rows) $function$;
-grant execute on function public.upsert_guest_identity_documents(jsonb) to service_role;
 
 -- public.upsert_guest_identity_documents(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_guest_identity_documents(p_scope_id uuid, p_records jsonb)
@@ -5780,14 +5676,6 @@ CREATE OR REPLACE FUNCTION public.upsert_guest_identity_documents(p_scope_id uui
 AS $function$ select app.guarded_upsert_records('public.guest_identity_documents', 'app.guest_identity_documents_from_records(uuid, jsonb)', 'identity_documents', p_scope_id, p_records) $function$;
 grant execute on function public.upsert_guest_identity_documents(uuid,jsonb) to service_role;
 
--- public.upsert_guests(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_guests(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.guests'::regclass, p_rows) $function$;
-grant execute on function public.upsert_guests(jsonb) to service_role;
-
 -- public.upsert_guests(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_guests(p_scope_id uuid, p_records jsonb)
  RETURNS jsonb
@@ -5795,14 +5683,6 @@ CREATE OR REPLACE FUNCTION public.upsert_guests(p_scope_id uuid, p_records jsonb
  SET search_path TO ''
 AS $function$ select app.guarded_upsert_records('public.guests', 'app.guests_from_records(uuid, jsonb)', 'customers', p_scope_id, p_records) $function$;
 grant execute on function public.upsert_guests(uuid,jsonb) to service_role;
-
--- public.upsert_reservations(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_reservations(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.reservations'::regclass, p_rows) $function$;
-grant execute on function public.upsert_reservations(jsonb) to service_role;
 
 -- public.upsert_reservations(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_reservations(p_scope_id uuid, p_records jsonb)
@@ -5812,14 +5692,6 @@ CREATE OR REPLACE FUNCTION public.upsert_reservations(p_scope_id uuid, p_records
 AS $function$ select app.guarded_upsert_records('public.reservations', 'app.reservations_from_records(uuid, jsonb)', 'reservations', p_scope_id, p_records) $function$;
 grant execute on function public.upsert_reservations(uuid,jsonb) to service_role;
 
--- public.upsert_resources(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_resources(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.resources'::regclass, p_rows) $function$;
-grant execute on function public.upsert_resources(jsonb) to service_role;
-
 -- public.upsert_resources(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_resources(p_scope_id uuid, p_records jsonb)
  RETURNS jsonb
@@ -5827,14 +5699,6 @@ CREATE OR REPLACE FUNCTION public.upsert_resources(p_scope_id uuid, p_records js
  SET search_path TO ''
 AS $function$ select app.guarded_upsert_records('public.resources', 'app.resources_from_records(uuid, jsonb)', 'resources', p_scope_id, p_records) $function$;
 grant execute on function public.upsert_resources(uuid,jsonb) to service_role;
-
--- public.upsert_vendors(jsonb)
-CREATE OR REPLACE FUNCTION public.upsert_vendors(p_rows jsonb)
- RETURNS jsonb
- LANGUAGE sql
- SET search_path TO ''
-AS $function$ select app.guarded_upsert('public.vendors'::regclass, p_rows) $function$;
-grant execute on function public.upsert_vendors(jsonb) to service_role;
 
 -- public.upsert_vendors(uuid,jsonb)
 CREATE OR REPLACE FUNCTION public.upsert_vendors(p_scope_id uuid, p_records jsonb)

@@ -2,9 +2,9 @@
 
 The embedded database (its default `guesthub` database, made afresh: the one every later
 `guesthub` command uses), the Mews simulator with the real request limit, the first load with
-its progress bar, a burst of changes in Mews delivered as webhooks (to the real `mews_webhook`
-function, served locally) and WebSocket events (to the real listener), processing, a staff edit
-pushed back to Mews, scoring, and the report. It ends with the commands that explore what it
+its progress bar, a burst of changes in Mews delivered as webhooks (to the intake the `mews_webhook`
+function runs, served locally) and WebSocket events (to the real listener), processing, a
+staff edit pushed back to Mews, scoring, and the report. It ends with the commands that explore what it
 left, and the one that stops the embedded server.
 """
 
@@ -13,11 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import secrets
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -25,7 +21,6 @@ import typer
 from pydantic import SecretStr
 from rich.console import Console
 from rich.table import Table
-from werkzeug.serving import WSGIRequestHandler, make_server
 
 from shared.cli.common import command_settings
 from shared.cli.errors import CommandError
@@ -35,11 +30,12 @@ from shared.db.connect import describe_database, ensure_database
 from shared.db.embedded import DEFAULT_DATABASE, database_url, start_embedded
 from shared.db.migrations import migrate, table_names_without_rls
 from shared.db.store import PsycopgTransport, Store
+from shared.intake.serve import serving_webhook
 from shared.listener.listener import Listener
 from shared.settings import Settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
-from shared.sync.entities import ENTITIES
+from shared.sync.entities import SPECS
 from shared.sync.events import process_events
 from shared.sync.push import push_changes
 from shared.sync.runs import recorded_run
@@ -47,13 +43,9 @@ from shared.sync.runs import recorded_run
 console = Console()
 # the comment that marks the embedded default database as the demo's (recreated at will)
 DEMO_MARK = "made by guesthub demo"
+# the mirror tables (one per entity in the registry), then the machinery's
 TABLES = (
-    "guests",
-    "guest_addresses",
-    "guest_identity_documents",
-    "vendors",
-    "reservations",
-    "resources",
+    *(spec.table for spec in SPECS.values()),
     "event_inbox",
     "quarantine",
     "conflict_log",
@@ -94,11 +86,14 @@ def demo(
         per_item_ms=0.05,
         webhook_batch_size=25,
     )
-    with running_simulator(config) as simulator, _webhook_endpoint(url, secret) as hook_url:
+    hook_settings = settings.model_copy(
+        update={"database_url": SecretStr(url), "webhook_secret": SecretStr(secret)}
+    )
+    with running_simulator(config) as simulator, serving_webhook(hook_settings) as hook_url:
         simulator.set_webhook(f"{hook_url}?Token={secret}", webhook_batch_size=25)
         console.print(
             f"[bold]2.[/bold] Mews simulator on {simulator.url}: {customers:,} guests, "
-            f"limit 200 requests / 30 s, {latency_ms:.0f} ms latency; webhooks to the local mews_webhook"
+            f"limit 200 requests / 30 s, {latency_ms:.0f} ms latency; webhooks to the local webhook intake"
         )
         demo_settings = settings.model_copy(
             update={
@@ -159,34 +154,6 @@ def _has_runs(url: str) -> bool:
         return conn.execute("select exists (select from public.sync_runs)").fetchone() == (True,)
 
 
-class _QuietHandler(WSGIRequestHandler):
-    """werkzeug logs every request line, and ours carry the webhook secret (?Token=): never."""
-
-    def log_request(self, *args: Any, **kwargs: Any) -> None:
-        return None
-
-
-@contextmanager
-def _webhook_endpoint(url: str, secret: str) -> Iterator[str]:
-    """The real mews_webhook Cloud Function, served on a local port."""
-    import functions_framework
-
-    from functions import runtime
-
-    runtime.reset(database_url=url, webhook_secret=secret, log_level="WARNING")
-    app = functions_framework.create_app(  # type: ignore[no-untyped-call]
-        target="mews_webhook", source=str(Path(runtime.__file__).parent / "mews_webhook.py")
-    )
-    server = make_server("127.0.0.1", 0, app, threaded=True, request_handler=_QuietHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
-        yield f"http://127.0.0.1:{server.server_port}/"
-    finally:
-        server.shutdown()
-        runtime.reset()
-
-
 async def _wait(predicate: Any, limit: float) -> bool:
     deadline = time.monotonic() + limit
     while time.monotonic() < deadline:
@@ -201,7 +168,7 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     console.print(
         "[bold]3.[/bold] first load (CreatedUtc windows, concurrent, inside the shared request budget)"
     )
-    backfill = await run_backfill(settings, list(ENTITIES))
+    backfill = await run_backfill(settings, list(SPECS.values()))
     summary["backfill_requests"] = backfill["requests"]
     summary["backfill_429"] = backfill["rate_limited"]
 
@@ -249,8 +216,8 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
             summary["events"] = dict(run.counts)
             console.print(
                 f"[bold]5.[/bold] process_events: {run.status}; {run.counts.get('events', 0)} events → "
-                f"{run.counts.get('customers_ids', 0)} customers, {run.counts.get('reservations_ids', 0)} reservations, "
-                f"{run.counts.get('resources_ids', 0)} resources fetched by id"
+                f"{run.entity_count('customers', 'ids')} customers, {run.entity_count('reservations', 'ids')} reservations, "
+                f"{run.entity_count('resources', 'ids')} resources fetched by id"
             )
 
             guest_id, mews_before = await _staff_edit(url, simulator)
@@ -271,8 +238,8 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
                 await process_events(store, engine, run)
             console.print(
                 f"   Mews' webhook for our own write (the echo) came back and changed "
-                f"{run.counts.get('customers_updated', 0)} rows "
-                f"({run.counts.get('customers_unchanged', 0)} unchanged): no bounce"
+                f"{run.entity_count('customers', 'updated')} rows "
+                f"({run.entity_count('customers', 'unchanged')} unchanged): no bounce"
             )
             summary["client_429"] = engine.client.stats.rate_limited
     finally:

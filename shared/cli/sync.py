@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
@@ -36,9 +36,10 @@ from shared.sync.connect import (
     connected_engine,
 )
 from shared.sync.engine import Counts, SyncEngine
-from shared.sync.entities import ENTITIES, UnknownEntityError, entity
+from shared.sync.entities import ENTITIES, EntitySpec, UnknownEntityError
 from shared.sync.entities import entities as checked
 from shared.sync.liveness import Held
+from shared.sync.runs import EntityCount, entity_key, waiting_key
 
 app = typer.Typer(no_args_is_help=True)
 console = Console(stderr=True)
@@ -63,7 +64,7 @@ async def engine_for(settings: Settings, **kwargs: Any) -> AsyncIterator[tuple[S
         await store.aclose()
 
 
-def _entities(chosen: list[str] | None) -> list[str]:
+def _entities(chosen: list[str] | None) -> list[EntitySpec]:
     try:
         return list(checked(chosen or None))
     except UnknownEntityError as exc:
@@ -72,7 +73,7 @@ def _entities(chosen: list[str] | None) -> list[str]:
 
 async def run_backfill(
     settings: Settings,
-    entities: list[str],
+    entities: Sequence[EntitySpec],
     *,
     restart: bool = False,
     show_progress: bool = True,
@@ -111,21 +112,21 @@ async def run_backfill(
     counts: Counter[str] = Counter()
     for outcome in result.outcomes:
         counts.update(outcome.counts)
-    for name in entities:
-        summary[name] = Counts(*(counts[f"{name}_{k}"] for k in COUNTED))
+    for spec in entities:
+        summary[spec.name] = Counts(*(counts[entity_key(spec.name, k)] for k in COUNTED))
     summary["skipped"] = counts["units_skipped"]
     summary["waited"] = counts["units_waited"]
     summary["waiting"] = {
-        name: sweep.owner
-        for name in entities
-        if (sweep := entity(name).sweep) is not None and counts[f"{name}_waiting_for_{sweep.owner}"]
+        spec.name: sweep.owner
+        for spec in entities
+        if (sweep := spec.sweep) is not None and counts[waiting_key(spec.name, sweep.owner)]
     }
     summary["failures"] = [o for o in result.outcomes if o.status not in OK]
     summary["partial"] = [o for o in result.outcomes if o.status == "partial"]
     return summary
 
 
-COUNTED = ("fetched", "inserted", "updated", "unchanged", "quarantined")
+COUNTED: tuple[EntityCount, ...] = ("fetched", "inserted", "updated", "unchanged", "quarantined")
 NO_WAIT_HELP = (
     "Skip work another live run holds (exit 7) instead of waiting for it and reporting its outcome."
 )
@@ -166,7 +167,7 @@ class _Bars:
     """A progress bar per entity of each enterprise a backfill loads, and the Mews requests
     its connections made."""
 
-    def __init__(self, progress: Progress, entities: list[str]) -> None:
+    def __init__(self, progress: Progress, entities: Sequence[EntitySpec]) -> None:
         self.progress = progress
         self.entities = entities
         self.requests = 0
@@ -184,8 +185,9 @@ class _Bars:
                     self.requests += client.stats.requests
                     self.rate_limited += client.stats.rate_limited
             for engine, tasks in bars.items():  # full only when the first load is complete
-                for name, (task, total) in tasks.items():
-                    if await engine.loaded(name):
+                for spec in self.entities:
+                    task, total = tasks[spec.name]
+                    if await engine.loaded(spec):
                         self.progress.update(task, completed=total)
 
         return tracked
@@ -195,8 +197,9 @@ class _Bars:
     ) -> dict[str, tuple[TaskID, int]]:
         scope = await engine.scope()
         tasks: dict[str, tuple[TaskID, int]] = {}
-        for name in self.entities:
-            total = engine.planned_windows(scope) if entity(name).windowed else 1
+        for spec in self.entities:
+            name = spec.name
+            total = engine.planned_windows(scope) if spec.windowed else 1
             label = name  # the environment's one property needs no name; the others do
             if connection.source != "environment" or connection.is_portfolio:
                 label = f"{name} · {(connection.name or connection.id)[:16]}"

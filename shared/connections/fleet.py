@@ -262,7 +262,7 @@ class _Invocation:
                         connected_client(
                             self.settings,
                             self.store,
-                            connection=connection,
+                            access_token=connection.access_token,
                             retry=self.options.retry,
                             connect_timeout=self.options.connect_timeout,
                         ) as client,

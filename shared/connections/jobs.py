@@ -9,24 +9,28 @@ from functools import partial
 from shared.connections.fleet import ConnectionPass, ConnectionWork
 from shared.db.store import Store
 from shared.sync.engine import Counts, SyncEngine
-from shared.sync.entities import entities as checked
-from shared.sync.entities import entity
+from shared.sync.entities import SPECS, EntitySpec
 from shared.sync.events import Route
 from shared.sync.events import process_events as drain
 from shared.sync.liveness import engine_units, unit
 from shared.sync.push import push_changes
 from shared.sync.runs import Run
 
-EntityAction = Callable[[str, Run], Awaitable[object]]
+EntityAction = Callable[[EntitySpec, Run], Awaitable[object]]
+
+
+def _chosen(entities: Iterable[EntitySpec] | None) -> tuple[EntitySpec, ...]:
+    """The entities given (their names checked where they came in), or every entity."""
+    return tuple(SPECS.values()) if entities is None else tuple(entities)
 
 
 def _each_entity(
-    kind: str, entities: Iterable[str] | None, action: Callable[[SyncEngine], EntityAction]
+    kind: str, entities: Iterable[EntitySpec] | None, action: Callable[[SyncEngine], EntityAction]
 ) -> ConnectionWork:
-    """``action(engine)(entity, run)`` for each entity of each enterprise the connection
+    """``action(engine)(spec, run)`` for each entity of each enterprise the connection
     covers, one worker per unit ``kind:scope:entity`` (a chain's entities once); a first load
     loads the entities side by side."""
-    chosen = checked(entities)
+    chosen = _chosen(entities)
     side_by_side = kind == "backfill"
 
     async def work(_: Store, p: ConnectionPass) -> None:
@@ -44,12 +48,11 @@ def _each_entity(
     return work
 
 
-def poll(entities: Iterable[str] | None = None) -> ConnectionWork:
+def poll(entities: Iterable[EntitySpec] | None = None) -> ConnectionWork:
     """One incremental pass of each entity; an entity never loaded (a property just
     connected) gets its first load instead: concurrent windows, resumable, so that a pass cut
-    short by the time budget is carried on by the next. Every entity without ``entities``;
-    an unknown one is an error."""
-    chosen = checked(entities)
+    short by the time budget is carried on by the next. Every entity without ``entities``."""
+    chosen = _chosen(entities)
 
     async def work(_: Store, p: ConnectionPass) -> None:
         for engine in p.engines:
@@ -69,7 +72,9 @@ def poll(entities: Iterable[str] | None = None) -> ConnectionWork:
     return work
 
 
-def backfill(entities: Iterable[str] | None = None, *, restart: bool = False) -> ConnectionWork:
+def backfill(
+    entities: Iterable[EntitySpec] | None = None, *, restart: bool = False
+) -> ConnectionWork:
     """The first load of each entity (resumable window by window: a pass cut short by its
     time budget is carried on by the next); ``restart`` loads again from scratch."""
     return _each_entity(
@@ -77,7 +82,7 @@ def backfill(entities: Iterable[str] | None = None, *, restart: bool = False) ->
     )
 
 
-def reconcile(entities: Iterable[str] | None = None) -> ConnectionWork:
+def reconcile(entities: Iterable[EntitySpec] | None = None) -> ConnectionWork:
     """The full compare of each entity."""
     return _each_entity("reconcile", entities, lambda engine: engine.reconcile)
 
@@ -120,14 +125,14 @@ class AcrossEnterprises:
     def __init__(self, engines: Sequence[SyncEngine]) -> None:
         self.engines = list(engines)
 
-    async def refresh(self, name: str, ids: list[str], run: Run | None = None) -> Counts:
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> Counts:
         total = Counts()
         chains: set[str] = set()
         for engine in self.engines:
             scope = await engine.scope()
-            if entity(name).scope == "chain":
+            if spec.scope == "chain":
                 if scope.chain_id in chains:
                     continue
                 chains.add(scope.chain_id)
-            total += await engine.refresh(name, ids, run)
+            total += await engine.refresh(spec, ids, run)
         return total

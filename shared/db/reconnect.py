@@ -51,7 +51,6 @@ IDEMPOTENT = frozenset(
         "connection_renew",
         "lease_acquire",
         "lease_release",
-        "quarantine_resolve",
         "rate_limit_acquire",
         "register_enterprise",
         "run_heartbeat",

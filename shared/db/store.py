@@ -19,7 +19,6 @@ import asyncio
 import time
 import warnings
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Protocol
 from uuid import UUID
 
@@ -307,20 +306,6 @@ class SupabaseTransport:
         await self._http.aclose()
 
 
-@dataclass(frozen=True)
-class UpsertResult:
-    """What a guarded upsert did with a page."""
-
-    received: int
-    inserted: int
-    updated: int
-    unchanged: int
-
-    @property
-    def written(self) -> int:
-        return self.inserted + self.updated
-
-
 class Store:
     """The database API, whatever the transport."""
 
@@ -334,11 +319,6 @@ class Store:
         """The id of this process's session lock (:mod:`shared.db.session`), held while the
         store is open; None over the Supabase API, which has no session."""
         return await self.transport.session()
-
-    async def upsert(self, table: str, rows: list[dict[str, Any]]) -> UpsertResult:
-        """Guarded upsert of one page (≤ 1000 rows) into a mirror table, e.g. ``guests``."""
-        result = await self.call(f"upsert_{table}", p_rows=rows)
-        return UpsertResult(**result)
 
     async def aclose(self) -> None:
         await self.transport.aclose()

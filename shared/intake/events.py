@@ -17,19 +17,19 @@ from typing import Any
 
 import orjson
 
-# discriminator / WebSocket type → the entity we mirror (None: known, not mirrored)
+from shared.jsonnul import find_nul
+from shared.sync.entities import SPECS
+
+# discriminator / WebSocket type → the entity we mirror, as the entity registry declares them,
+# and those Mews sends that we know and do not mirror (None)
 GENERAL_DISCRIMINATORS: dict[str, str | None] = {
-    "CustomerAdded": "customers",
-    "CustomerUpdated": "customers",
-    "ServiceOrderUpdated": "reservations",
-    "ResourceUpdated": "resources",
+    **{event: spec.name for spec in SPECS.values() for event in spec.webhook_events},
     "MessageAdded": None,
     "ResourceBlockUpdated": None,
     "PaymentUpdated": None,
 }
 WEBSOCKET_TYPES: dict[str, str | None] = {
-    "Reservation": "reservations",
-    "Resource": "resources",
+    **{spec.websocket_type: spec.name for spec in SPECS.values() if spec.websocket_type},
     "DeviceCommand": None,
     "PriceUpdate": None,
 }
@@ -55,8 +55,6 @@ NUL_REASON = "body contains a NUL character (U+0000)"
 ENTERPRISE_NAME_MAX_CHARS = 1000
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
-_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
-_KEY_SHOWN = 40  # characters of an odd key shown in a JSON path
 
 
 class MalformedBody(ValueError):  # noqa: N818 - a reason, shown to the sender
@@ -265,34 +263,6 @@ _JSON_TYPES: tuple[tuple[type | tuple[type, ...], str], ...] = (
     ((int, float), "a number"),
     (list, "an array"),
 )
-
-
-def find_nul(value: Any) -> str | None:
-    """Where the first NUL is in parsed JSON (document order), as ``at $.a.b[0]`` or
-    ``in a key of $.a``; None when there is none. Iterative: any depth orjson parses."""
-    stack: list[tuple[Any, str]] = [(value, "$")]
-    while stack:
-        node, path = stack.pop()
-        if isinstance(node, str):
-            if "\x00" in node:
-                return f"at {path}"
-        elif isinstance(node, dict):
-            children = []
-            for key, child in node.items():
-                if "\x00" in key:
-                    return f"in a key of {path}"
-                children.append((child, _member(path, key)))
-            stack.extend(reversed(children))
-        elif isinstance(node, list):
-            stack.extend((child, f"{path}[{i}]") for i, child in reversed(list(enumerate(node))))
-    return None
-
-
-def _member(path: str, key: str) -> str:
-    if _IDENTIFIER.match(key):
-        return f"{path}.{key}"
-    shown = key if len(key) <= _KEY_SHOWN else key[:_KEY_SHOWN] + "…"
-    return f"{path}[{orjson.dumps(shown).decode()}]"
 
 
 @dataclass

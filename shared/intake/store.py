@@ -29,7 +29,7 @@ from shared.intake.events import IntegrationEvent, MalformedBody, Parsed, parse_
 from shared.intake.redact import storable_text
 from shared.logs import get_logger
 from shared.mews.ratelimit import token_key
-from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE
+from shared.settings import INVALID_ENCRYPTION_KEY_MESSAGE, Settings
 
 log = get_logger(__name__)
 
@@ -113,6 +113,22 @@ async def accept_webhook(
         return await _store_accepted(open_store, parsed, storable_text(body, url_secret), encrypted)
     except StoreError as exc:
         return database_unavailable(exc)
+
+
+async def answer_webhook(
+    open_store: OpenStore, body: bytes, token: str | None, settings: Settings
+) -> IntakeResult:
+    """:func:`accept_webhook` with the URL secret and the encryption key of ``settings``: what
+    every server of the webhook (the Cloud Function, the demo's endpoint) runs per request."""
+    return await accept_webhook(
+        open_store,
+        body,
+        token,
+        secret=settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+        encryption_key=settings.token_encryption_key.get_secret_value()
+        if settings.token_encryption_key
+        else None,
+    )
 
 
 def _encrypt(token: str, key: str) -> str | None:

@@ -25,7 +25,7 @@ from shared.sync.runs import Run
 
 log = get_logger(__name__)
 
-ENTITIES = tuple(s.name for s in SPECS.values() if s.on_websocket)  # what the WebSocket sends
+ENTITIES = tuple(s for s in SPECS.values() if s.on_websocket)  # what the WebSocket sends
 
 
 class CatchUpError(Exception):
@@ -39,7 +39,11 @@ async def catch_up(
 
     async def enterprise(enterprise_id: str | None, run: Run) -> None:
         async with connected_engine(
-            settings, store, connection=connection, enterprise_id=enterprise_id, **engine_options
+            settings,
+            store,
+            access_token=connection.access_token,
+            enterprise_id=enterprise_id,
+            **engine_options,
         ) as engine:
             await _poll_loaded(store, engine, run)
 
@@ -63,10 +67,10 @@ async def catch_up(
 async def _poll_loaded(store: Store, engine: SyncEngine, run: Run) -> None:
     """Poll each entity already loaded for the engine's enterprise."""
     scope = await engine.scope()
-    for entity in ENTITIES:
+    for spec in ENTITIES:
         checkpoint = await store.call(
-            "checkpoint_get", p_scope_id=scope.scope_id(entity), p_entity=entity, p_phase="poll"
+            "checkpoint_get", p_scope_id=scope.scope_id(spec), p_entity=spec.name, p_phase="poll"
         )
         if checkpoint["high_water_utc"] is None:
             continue  # not loaded yet: the first load covers it, not a catch-up
-        await engine.poll(entity, run)
+        await engine.poll(spec, run)

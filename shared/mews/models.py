@@ -33,7 +33,7 @@ from pydantic import (
 )
 from pydantic.alias_generators import to_pascal
 
-from shared.intake.events import find_nul
+from shared.jsonnul import find_nul
 
 _UUID = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 NUL_REASON = "a NUL character (U+0000), which PostgreSQL cannot store,"

@@ -7,8 +7,8 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+from pydantic import SecretStr
 
-from shared.connections.model import Connection
 from shared.db.store import Store
 from shared.mews.client import MewsClient, RetryPolicy
 from shared.mews.ratelimit import PostgresRateLimiter
@@ -17,10 +17,11 @@ from shared.sync.engine import SyncEngine
 
 
 def shared_limiter(
-    settings: Settings, store: Store, connection: Connection | None = None
+    settings: Settings, store: Store, access_token: SecretStr | None = None
 ) -> PostgresRateLimiter:
-    """The token's request budget in Postgres, shared by every process using the token."""
-    token = connection.access_token if connection else settings.mews_access_token
+    """The token's request budget in Postgres, shared by every process using the token
+    (default: the environment's MEWS_ACCESS_TOKEN)."""
+    token = access_token or settings.mews_access_token
     return PostgresRateLimiter(
         store,
         token.get_secret_value(),
@@ -41,20 +42,20 @@ async def connected_client(
     settings: Settings,
     store: Store,
     *,
-    connection: Connection | None = None,
+    access_token: SecretStr | None = None,
     retry: RetryPolicy | None = None,
     connect_timeout: float | None = None,
 ) -> AsyncIterator[MewsClient]:
-    """A Mews client for ``connection``'s token (default: the environment's
+    """A Mews client for ``access_token`` (a connection's; default: the environment's
     MEWS_ACCESS_TOKEN) on the token's shared budget."""
     timeout = httpx.Timeout(settings.mews_timeout_seconds, connect=connect_timeout)
     async with httpx.AsyncClient(timeout=timeout) as http:
         yield MewsClient.from_settings(
             settings,
             http,
-            shared_limiter(settings, store, connection),
+            shared_limiter(settings, store, access_token),
             **({"retry": retry} if retry else {}),
-            **({"access_token": connection.access_token} if connection else {}),
+            **({"access_token": access_token} if access_token else {}),
         )
 
 
@@ -63,15 +64,15 @@ async def connected_engine(
     settings: Settings,
     store: Store,
     *,
-    connection: Connection | None = None,
+    access_token: SecretStr | None = None,
     enterprise_id: str | None = None,
     retry: RetryPolicy | None = None,
     connect_timeout: float | None = None,
     **engine_options: Any,
 ) -> AsyncIterator[SyncEngine]:
-    """An engine for ``connection``'s token serving ``enterprise_id`` (default: the token's
+    """An engine for ``access_token`` (default: the environment's) serving ``enterprise_id`` (default: the token's
     own enterprise; a portfolio token needs one named)."""
     async with connected_client(
-        settings, store, connection=connection, retry=retry, connect_timeout=connect_timeout
+        settings, store, access_token=access_token, retry=retry, connect_timeout=connect_timeout
     ) as client:
         yield SyncEngine(store, client, enterprise_id=enterprise_id, **engine_options)

@@ -2,7 +2,8 @@
 refreshes by id (webhooks, WebSocket), and a reconciling full compare.
 
 Generic over the entity specs (:mod:`shared.sync.entities`): every method takes an entity's
-name, and an unknown name is an :class:`~shared.sync.entities.UnknownEntityError`.
+:class:`~shared.sync.entities.EntitySpec` (names are checked once, where they come in: the
+commands, the functions, the inbox).
 
 Rules it keeps (docs/MEWS.md#sync-rules):
 - windows are half-open, chained, ≤ 31 days; independent windows run concurrently, all inside
@@ -34,9 +35,8 @@ from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsNetworkError, MewsServerError, MewsTimeoutError
 from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync.bisect import about_the_data, isolate
-from shared.sync.entities import ENTITIES, EntitySpec, followers
-from shared.sync.entities import entity as spec_of
-from shared.sync.runs import Run, quarantine, quarantine_item
+from shared.sync.entities import ENTITIES, SPECS, EntitySpec, followers
+from shared.sync.runs import EntityCount, Run, quarantine, quarantine_item
 
 __all__ = ["ENTITIES", "Counts", "Scope", "SyncEngine"]
 
@@ -57,9 +57,8 @@ class Scope:
     oldest_utc: datetime
     now_utc: datetime
 
-    def scope_id(self, entity: str | EntitySpec) -> str:
+    def scope_id(self, spec: EntitySpec) -> str:
         """The chain's or the enterprise's id, as the entity is kept per chain or enterprise."""
-        spec = entity if isinstance(entity, EntitySpec) else spec_of(entity)
         return self.enterprise_id if spec.scope == "enterprise" else self.chain_id
 
     def by_filter(self, spec: EntitySpec) -> dict[str, list[str]]:
@@ -137,20 +136,19 @@ class SyncEngine:
 
     # -- one page in -----------------------------------------------------------------------
 
-    async def ingest(self, entity: str, page: Page[Any], run: Run | None) -> Counts:
+    async def ingest(self, spec: EntitySpec, page: Page[Any], run: Run | None) -> Counts:
         """Upsert a page: its records as Mews sent them, from which the database derives the
         typed columns (half the bytes of mapped rows, each record parsed once there). What
         cannot be read or stored costs only itself: what the client's model refuses is
         quarantined with its reason, a page the database refuses for its data is bisected down
         to the records it refuses; the rest is written, and the quarantine entries of records
         now stored are resolved."""
-        spec = spec_of(entity)
         scope = await self.scope()
         scope_id = scope.scope_id(spec)
-        records, bad = self._rows(entity, page, scope)
+        records, bad = self._rows(spec, page, scope)
         upserted = await isolate(records, partial(self._upsert, spec, scope_id), about_the_data)
         bad += [
-            quarantine_item(entity, scope_id, record, f"database refused it: {exc}")
+            quarantine_item(spec.name, scope_id, record, f"database refused it: {exc}")
             for record, exc in upserted.refused
         ]
         # the upsert resolved the open quarantine entries of what it stored (a valid version)
@@ -165,16 +163,16 @@ class SyncEngine:
             written["unchanged"],
             quarantined,
         )
-        _record(run, entity, counts)
+        _record(run, spec.name, counts)
         return counts
 
     def _rows(
-        self, entity: str, page: Page[Any], scope: Scope
+        self, spec: EntitySpec, page: Page[Any], scope: Scope
     ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
         """The page's records to write (those the client's model accepts: a wrong type is
         quarantined even where a column would take it), and the quarantine items of the rest."""
-        scope_id = scope.scope_id(entity)
-        bad = [quarantine_item(entity, scope_id, r.record, r.reason) for r in page.rejected]
+        scope_id = scope.scope_id(spec)
+        bad = [quarantine_item(spec.name, scope_id, r.record, r.reason) for r in page.rejected]
         return page.raws, bad
 
     async def _upsert(
@@ -221,7 +219,7 @@ class SyncEngine:
         return total
 
     async def _ingest_page(self, spec: EntitySpec, page: Page[Any], run: Run | None) -> Counts:
-        counts = await self.ingest(spec.name, page, run)
+        counts = await self.ingest(spec, page, run)
         if self.progress:
             self.progress(spec.name, counts.fetched, 0)
         return counts
@@ -229,12 +227,12 @@ class SyncEngine:
     # -- first load ------------------------------------------------------------------------
 
     async def backfill(
-        self, entity: str, run: Run | None = None, *, restart: bool = False
+        self, spec: EntitySpec, run: Run | None = None, *, restart: bool = False
     ) -> Counts:
         """First load of one entity by ``CreatedUtc`` windows, resumable window by window.
         ``restart`` loads again from scratch: the checkpoint's finished mark and windows done are
         cleared first, so an interrupted restart resumes like any interrupted first load."""
-        spec = spec_of(entity)
+        entity = spec.name
         scope = await self.scope()
         scope_id = scope.scope_id(spec)
         where = {"p_scope_id": scope_id, "p_entity": entity, "p_phase": "backfill"}
@@ -244,7 +242,7 @@ class SyncEngine:
         if checkpoint["high_water_utc"]:
             return Counts()  # finished earlier
         if spec.sweep is not None:
-            if not await self.loaded(spec.sweep.owner):
+            if not await self.loaded(SPECS[spec.sweep.owner]):
                 # swept by its owners' ids: before their first load ends it would miss those
                 # loaded after it, and be marked done; the next pass sweeps them all
                 log.info(
@@ -253,7 +251,7 @@ class SyncEngine:
                     owner=spec.sweep.owner,
                 )
                 if run is not None:
-                    run.count(**{f"{entity}_waiting_for_{spec.sweep.owner}": 1})
+                    run.count_waiting(entity, spec.sweep.owner)
                 return Counts()
             return await self._sweep(spec, run)
         if spec.first_load is None:  # one read of everything
@@ -333,11 +331,11 @@ class SyncEngine:
             run.left_for_later(unit, exc)
             return None
 
-    async def loaded(self, entity: str) -> bool:
+    async def loaded(self, spec: EntitySpec) -> bool:
         """Whether the entity's first load has finished (polling takes over where it ended)."""
         scope = await self.scope()
         checkpoint = await self.store.call(
-            "checkpoint_get", p_scope_id=scope.scope_id(entity), p_entity=entity, p_phase="poll"
+            "checkpoint_get", p_scope_id=scope.scope_id(spec), p_entity=spec.name, p_phase="poll"
         )
         return checkpoint["high_water_utc"] is not None
 
@@ -367,11 +365,13 @@ class SyncEngine:
 
     # -- polling ---------------------------------------------------------------------------
 
-    async def poll(self, entity: str, run: Run | None = None, *, phase: str = "poll") -> Counts:
+    async def poll(
+        self, spec: EntitySpec, run: Run | None = None, *, phase: str = "poll"
+    ) -> Counts:
         """One incremental pass: ``UpdatedUtc`` windows from the high-water mark (minus the
         overlap) to Mews' now (minus the lag), and the spec's further windows (deletions). What
         it writes, webhooks missed."""
-        spec = spec_of(entity)
+        entity = spec.name
         scope = await self.scope()
         if spec.read is None:
             return Counts()  # no time filter: refreshed with their owners, and swept
@@ -396,7 +396,7 @@ class SyncEngine:
                 p_high_water_utc=window.end.isoformat(),
             )
         if run is not None and total.written:
-            run.count(**{f"{entity}_corrected_by_poll": total.written})
+            run.count_entity(entity, "corrected_by_poll", total.written)
         return total
 
     async def _poll_window(self, spec: EntitySpec, window: Window, run: Run | None) -> Counts:
@@ -408,21 +408,20 @@ class SyncEngine:
 
     # -- by id (webhooks, WebSocket, push) ------------------------------------------------
 
-    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Counts:
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> Counts:
         """Fetch records by id, in batches of the documented maximum, and upsert them; with
         them, the records swept by their ids (a customer's identity documents)."""
-        spec = spec_of(entity)
         if spec.by_id is None:
-            raise ValueError(f"cannot refresh {entity} by id")
+            raise ValueError(f"cannot refresh {spec.name} by id")
         by_id = spec.by_id
         scope = await self.scope()
         total = Counts()
         for batch in _batches(sorted(set(ids)), by_id.batch):
             pages = by_id.read(self.client)(**{by_id.ids: batch}, **self._named_scope(spec, scope))
             async for page in pages:
-                total += await self.ingest(entity, page, run)
-            for follower in followers(entity):
-                total += await self.refresh_owned(follower.name, batch, run)
+                total += await self.ingest(spec, page, run)
+            for follower in followers(spec.name):
+                total += await self.refresh_owned(follower, batch, run)
         return total
 
     def _named_scope(self, spec: EntitySpec, scope: Scope) -> dict[str, list[str] | None]:
@@ -434,7 +433,7 @@ class SyncEngine:
 
     async def refresh_owned(
         self,
-        entity: str,
+        spec: EntitySpec,
         owner_ids: list[str],
         run: Run | None = None,
         *,
@@ -445,9 +444,8 @@ class SyncEngine:
         many as the windows of a first load (or as many as ``gate`` lets through); the
         client's rate limiter keeps them inside the token's budget, so they are bound by Mews,
         not by waiting for one another."""
-        spec = spec_of(entity)
         if spec.sweep is None:
-            raise ValueError(f"{entity} is not read by the ids of its owners")
+            raise ValueError(f"{spec.name} is not read by the ids of its owners")
         read = spec.sweep.read
         named = self._named_scope(spec, await self.scope())
         gate = gate or asyncio.Semaphore(self.concurrency * 2)
@@ -494,7 +492,7 @@ class SyncEngine:
                 if not ids:
                     break
                 unit = f"{spec.name} of {spec.sweep.owner} {ids[0]}..{ids[-1]}"
-                work = self.refresh_owned(spec.name, ids, run, gate=gate)
+                work = self.refresh_owned(spec, ids, run, gate=gate)
                 running.add(asyncio.create_task(self._or_left(unit, work, run)))
                 after = ids[-1]
                 while len(running) >= ahead:
@@ -514,11 +512,11 @@ class SyncEngine:
 
     # -- reconcile -------------------------------------------------------------------------
 
-    async def reconcile(self, entity: str, run: Run | None = None) -> Counts:
+    async def reconcile(self, spec: EntitySpec, run: Run | None = None) -> Counts:
         """Compare everything, window by window (``UpdatedUtc`` over the whole history): what
         it writes is drift that webhooks and polls missed. An entity without a time filter is
         swept."""
-        spec = spec_of(entity)
+        entity = spec.name
         scope = await self.scope()
         total = Counts()
         if spec.sweep is not None:
@@ -528,7 +526,7 @@ class SyncEngine:
             counts = await self._or_left(unit, self._window(spec, CHANGED, window, run), run)
             total += counts or Counts()  # a window left: the next full compare reads it
         if run is not None:
-            run.count(**{f"{entity}_corrected": total.written})
+            run.count_entity(entity, "corrected", total.written)
         return total
 
 
@@ -536,9 +534,11 @@ def _record(run: Run | None, entity: str, counts: Counts) -> None:
     """Add a page's counts to the run (its quarantined records counted: the run still succeeds)."""
     if run is None:
         return
-    names = ("fetched", "inserted", "updated", "unchanged")
+    names: tuple[EntityCount, ...] = ("fetched", "inserted", "updated", "unchanged")
     values = counts.astuple()[: len(names)]
-    run.count(**{f"{entity}_{k}": v for k, v in zip(names, values, strict=True) if v})
+    for what, value in zip(names, values, strict=True):
+        if value:
+            run.count_entity(entity, what, value)
     run.quarantined(entity, counts.quarantined)
 
 

@@ -2,12 +2,13 @@
 the functions loop over.
 
 An :class:`EntitySpec` says where an entity's records go (the mirror table and its guarded
-upsert ``upsert_<table>``), which model reads them and which mapping turns them into rows for
-the rows API, whose scope they belong to (a chain or an enterprise), how they are read by
+upsert ``upsert_<table>``, which derives the typed columns from the records), which model reads
+them, whose scope they belong to (a chain or an enterprise), how they are read by
 filter (the client's ``getAll`` and the time field of the first load's windows, or a sweep by
 the ids of their owners when Mews gives them no time filter), how they are read by id (for
-webhooks and WebSocket events), and whether staff edits are pushed back or Mews sends them over
-the WebSocket (docs/MEWS.md#endpoints, #websocket). Adding an entity is one spec here, a
+webhooks and WebSocket events), whether staff edits are pushed back, and which General Webhook
+discriminators and WebSocket event type name them (docs/MEWS.md#endpoints, #general-webhooks,
+#websocket). Adding an entity is one spec here, a
 migration with its table and upsert, and their tests.
 
 A name that is not an entity is an error (:class:`UnknownEntityError`), wherever it is named.
@@ -23,11 +24,8 @@ from pydantic import BaseModel
 
 from shared.mews.client import MewsClient, Page
 from shared.mews.models import Address, Company, Customer, IdentityDocument, Reservation, Resource
-from shared.sync import mapping
 
 Reader = Callable[..., AsyncIterator[Page[Any]]]
-# (record, raw JSON, scope id: the chain's or the enterprise's) → mirror row (None: not mirrored)
-Mapper = Callable[[Any, dict[str, Any], str], dict[str, Any] | None]
 ScopeKind = Literal["chain", "enterprise"]
 
 
@@ -76,7 +74,6 @@ class EntitySpec:
     name: str
     table: str
     model: type[BaseModel]
-    mapper: Mapper
     scope: ScopeKind
     # pages by the scope and a time filter (``None``: no time filter, the entity is swept)
     read: Callable[[MewsClient], Reader] | None = None
@@ -86,12 +83,19 @@ class EntitySpec:
     poll_also: tuple[PollAlso, ...] = ()
     by_id: ById | None = None
     pushed: bool = False
-    on_websocket: bool = False
+    # the General Webhook discriminators and the WebSocket event type that name its records
+    webhook_events: tuple[str, ...] = ()
+    websocket_type: str | None = None
 
     @property
     def upsert_function(self) -> str:
         """The guarded upsert of the mirror table (``upsert_<table>(p_scope_id, p_records)``)."""
         return f"upsert_{self.table}"
+
+    @property
+    def on_websocket(self) -> bool:
+        """Whether Mews sends its changes over the WebSocket."""
+        return self.websocket_type is not None
 
     @property
     def windowed(self) -> bool:
@@ -103,18 +107,16 @@ class EntitySpec:
             raise ValueError(f"{self.name}: read by a time filter or swept, one of the two")
         if self.first_load is not None and self.read is None:
             raise ValueError(f"{self.name}: a first load by windows needs a read by filter")
+        if (self.webhook_events or self.websocket_type) and self.by_id is None:
+            raise ValueError(f"{self.name}: what Mews notifies is read by id")
 
 
-def _chain(
-    name: str, table: str, model: type[BaseModel], mapper: Mapper, **more: Any
-) -> EntitySpec:
-    return EntitySpec(name, table, model, mapper, "chain", **more)
+def _chain(name: str, table: str, model: type[BaseModel], **more: Any) -> EntitySpec:
+    return EntitySpec(name, table, model, "chain", **more)
 
 
-def _enterprise(
-    name: str, table: str, model: type[BaseModel], mapper: Mapper, **more: Any
-) -> EntitySpec:
-    return EntitySpec(name, table, model, mapper, "enterprise", **more)
+def _enterprise(name: str, table: str, model: type[BaseModel], **more: Any) -> EntitySpec:
+    return EntitySpec(name, table, model, "enterprise", **more)
 
 
 _SPECS = (
@@ -122,19 +124,18 @@ _SPECS = (
         "customers",
         "guests",
         Customer,
-        lambda item, raw, _: mapping.guest_row(item, raw),
         read=lambda c: c.customers,
         first_load="created_utc",
         # deletions: DeletedUtc with ActivityStates Deleted (docs/MEWS.md#customers)
         poll_also=(PollAlso("deleted_utc", (("activity_states", ("Deleted",)),)),),
         by_id=ById(lambda c: c.customers, "customer_ids", 1000),
         pushed=True,
+        webhook_events=("CustomerAdded", "CustomerUpdated"),
     ),
     _chain(
         "addresses",
         "guest_addresses",
         Address,
-        mapping.address_row,
         read=lambda c: c.addresses,
         # addresses/getAll has no CreatedUtc filter (docs/MEWS.md#addresses)
         first_load="updated_utc",
@@ -143,7 +144,6 @@ _SPECS = (
         "companies",
         "vendors",
         Company,
-        lambda item, raw, _: mapping.vendor_row(item, raw),
         read=lambda c: c.companies,
         first_load="created_utc",
     ),
@@ -151,27 +151,26 @@ _SPECS = (
         "reservations",
         "reservations",
         Reservation,
-        mapping.reservation_row,
         read=lambda c: c.reservations,
         first_load="created_utc",
         by_id=ById(lambda c: c.reservations, "reservation_ids", 1000),
-        on_websocket=True,
+        webhook_events=("ServiceOrderUpdated",),
+        websocket_type="Reservation",
     ),
     _enterprise(
         "resources",
         "resources",
         Resource,
-        lambda item, raw, _: mapping.resource_row(item, raw),
         # few, rarely changed (docs/MEWS.md#resources): a first load reads all
         read=lambda c: c.resources,
         by_id=ById(lambda c: c.resources, "resource_ids", 1000),
-        on_websocket=True,
+        webhook_events=("ResourceUpdated",),
+        websocket_type="Resource",
     ),
     _chain(
         "identity_documents",
         "guest_identity_documents",
         IdentityDocument,
-        mapping.document_row,
         # no time filter (docs/MEWS.md#identity-documents): read by CustomerIds, ≤ 100 a request
         sweep=Sweep(
             "customers", "guest_ids_page", ById(lambda c: c.identity_documents, "customer_ids", 100)
@@ -191,14 +190,13 @@ def entity(name: str) -> EntitySpec:
         raise UnknownEntityError(name) from None
 
 
-def entities(names: Iterable[str] | None = None) -> tuple[str, ...]:
-    """``names`` checked (every entity when ``None``), in the order given."""
+def entities(names: Iterable[str] | None = None) -> tuple[EntitySpec, ...]:
+    """The specs of ``names`` (every entity when ``None``), in the order given: the one check
+    of names where they come in (a command's ``--entity``, a function's ``?entity=``); below,
+    specs are passed. :class:`UnknownEntityError` for a name that is no entity."""
     if names is None:
-        return ENTITIES
-    chosen = tuple(names)
-    for name in chosen:
-        entity(name)
-    return chosen
+        return tuple(SPECS.values())
+    return tuple(entity(name) for name in names)
 
 
 def followers(name: str) -> tuple[EntitySpec, ...]:

@@ -21,6 +21,7 @@ from shared.intake.events import FetchPlan, plan_fetches
 from shared.logs import get_logger
 from shared.mews.errors import MewsError
 from shared.sync.bisect import about_the_data, isolate
+from shared.sync.entities import SPECS, EntitySpec
 from shared.sync.runs import Run, outcome_for, without_nul
 
 log = get_logger(__name__)
@@ -32,7 +33,7 @@ Refused = dict[tuple[str, str], BaseException]  # (entity, id) → why its refre
 class Refresher(Protocol):
     """What the inbox needs of the sync engine: fetch records by id and upsert them."""
 
-    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> Any: ...
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> Any: ...
 
 
 @dataclass(frozen=True)
@@ -100,10 +101,10 @@ async def _refresh(engine: Refresher, plan: FetchPlan, run: Run) -> Refused:
     """Refresh every entity's ids; the ids refused for their data, each with its error."""
     refused: Refused = {}
     for entity, ids in sorted(plan.ids.items()):
-        run.count(**{f"{entity}_ids": len(ids)})
+        run.count_entity(entity, "ids", len(ids))
 
         async def attempt(part: list[str], entity: str = entity) -> Any:
-            return await engine.refresh(entity, part, run)
+            return await engine.refresh(SPECS[entity], part, run)  # a name of the registry's maps
 
         outcome = await isolate(
             sorted(ids), attempt, about_the_data, max_attempts=NARROWING_ATTEMPTS

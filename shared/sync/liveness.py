@@ -33,7 +33,7 @@ from shared.db.store import Store, StoreError
 from shared.logs import get_logger
 from shared.settings import Settings
 from shared.sync.engine import SyncEngine
-from shared.sync.entities import entity as spec_of
+from shared.sync.entities import EntitySpec
 from shared.sync.runs import Run, recorded_run
 
 log = get_logger(__name__)
@@ -251,8 +251,8 @@ async def engine_units(
     engine: SyncEngine,
     run: Run,
     kind: str,
-    entities: Iterable[str],
-    action: Callable[[str, Run], Awaitable[object]],
+    entities: Iterable[EntitySpec],
+    action: Callable[[EntitySpec, Run], Awaitable[object]],
     *,
     side_by_side: bool = False,
     liveness: Liveness = DEFAULT,
@@ -268,30 +268,29 @@ async def engine_units(
     scope = await engine.scope()
     chosen = list(entities)
 
-    async def one(entity: str) -> None:
-        name = f"{kind}:{scope.scope_id(entity)}:{entity}"
+    async def one(spec: EntitySpec) -> None:
+        name = f"{kind}:{scope.scope_id(spec)}:{spec.name}"
         if name in run.units_done:
             return
         async with unit(engine.store, run, name, liveness) as mine:
             if mine:
-                await action(entity, run)
+                await action(spec, run)
                 run.units_done.add(name)
 
     if not side_by_side:
-        for entity in chosen:
-            await one(entity)
+        for spec in chosen:
+            await one(spec)
         return
     tasks: dict[str, asyncio.Task[None]] = {}
 
-    async def after_owner(entity: str) -> None:
-        sweep = spec_of(entity).sweep
-        owner = tasks.get(sweep.owner) if sweep is not None else None
+    async def after_owner(spec: EntitySpec) -> None:
+        owner = tasks.get(spec.sweep.owner) if spec.sweep is not None else None
         if owner is not None:
             await asyncio.wait([owner])  # its failure is raised by gather below, not here
-        await one(entity)
+        await one(spec)
 
-    for entity in chosen:
-        tasks[entity] = asyncio.create_task(after_owner(entity))
+    for spec in chosen:
+        tasks[spec.name] = asyncio.create_task(after_owner(spec))
     results = await asyncio.gather(*tasks.values(), return_exceptions=True)
     for result in results:
         if isinstance(result, BaseException):

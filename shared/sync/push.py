@@ -307,7 +307,7 @@ async def push_batch(
     mirrored = [g for g in to_mews if (o := outcomes.get(g["mews_id"])) and o.to_mirror]
     for chain_id, ids in _ids_by_chain(mirrored).items():
         for page in (await read_customers(engine.client, chain_id, ids))[1]:
-            await engine.ingest(pushed().name, page, run)
+            await engine.ingest(pushed(), page, run)
     ended = [g for g in guests if g["mews_id"] in outcomes]
     recorded = await asyncio.gather(
         *(_record(store, run, g, outcomes[g["mews_id"]]) for g in ended), return_exceptions=True

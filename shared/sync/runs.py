@@ -20,7 +20,7 @@ from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Literal
 from uuid import UUID
 
 import orjson
@@ -31,7 +31,17 @@ from shared.logs import get_logger, redact_text
 FINAL_STATUSES = ("succeeded", "partial", "rate_limited", "failed")
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
-QUARANTINED = "_quarantined"
+# what a run counts per entity, kept in its counts as ``<entity>_<what>`` (``customers_fetched``)
+EntityCount = Literal[
+    "fetched",
+    "inserted",
+    "updated",
+    "unchanged",
+    "quarantined",
+    "corrected",
+    "corrected_by_poll",
+    "ids",
+]
 SHOWN_LEFT = 3  # units left for the next run named in a run's error
 
 
@@ -54,6 +64,17 @@ class Run:
     def count(self, **increments: int) -> None:
         self.counts.update(increments)
 
+    def count_entity(self, entity: str, what: EntityCount, increment: int) -> None:
+        """Add ``increment`` to the entity's count ``what`` (a zero still names the count)."""
+        self.counts.update({entity_key(entity, what): increment})
+
+    def count_waiting(self, entity: str, owner: str) -> None:
+        """The entity's first load waits for its owner's (``<entity>_waiting_for_<owner>``)."""
+        self.counts.update({waiting_key(entity, owner): 1})
+
+    def entity_count(self, entity: str, what: EntityCount) -> int:
+        return self.counts[entity_key(entity, what)]
+
     def degrade(self, status: str, error: str | None = None, *, kind: str | None = None) -> None:
         """Lower the outcome (never raise it): succeeded < partial < rate_limited < failed.
         The error says why the outcome is what it is: a lesser outcome's text never replaces
@@ -72,7 +93,7 @@ class Run:
         The run still succeeds: the records are kept with their reasons, and nothing is left
         for a later run to do."""
         if count > 0:
-            self.count(**{entity + QUARANTINED: count})
+            self.count_entity(entity, "quarantined", count)
 
     def left_for_later(self, unit: str, exc: BaseException) -> None:
         """``unit`` (e.g. "customers first-load window 2025-01-01T00:00:00Z..2025-02-01T00:00:00Z")
@@ -84,6 +105,15 @@ class Run:
         more = len(self.left) - SHOWN_LEFT
         tail = f"; and {more} more" if more > 0 else ""
         self.degrade("partial", f"left for the next run: {shown}{tail}", kind="left")
+
+
+def entity_key(entity: str, what: EntityCount) -> str:
+    """Where a run's counts keep an entity's count (``customers_fetched``)."""
+    return f"{entity}_{what}"
+
+
+def waiting_key(entity: str, owner: str) -> str:
+    return f"{entity}_waiting_for_{owner}"
 
 
 def outcome_for(exc: BaseException) -> str:
@@ -161,17 +191,6 @@ async def quarantine(store: Store, items: list[dict[str, Any]], run_id: UUID | N
         p_run_id=str(run_id) if run_id else None,
     )
     return int(result["quarantined"])
-
-
-async def resolve_quarantined(store: Store, entity: str, scope_id: str, mews_ids: list[str]) -> int:
-    """Mark the open quarantine entries of these records resolved: a valid version of each is
-    stored now. Returns how many entries were resolved."""
-    if not mews_ids:
-        return 0
-    result = await store.call(
-        "quarantine_resolve", p_entity=entity, p_scope_id=scope_id, p_ids=mews_ids
-    )
-    return int(result["resolved"])
 
 
 def without_nul(value: Any) -> Any:

@@ -31,6 +31,7 @@ from shared.netserve import serve_in_thread
 from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
+from shared.sync.entities import SPECS
 
 pytestmark = pytest.mark.anyio
 LIMIT = 40  # per token and WINDOW: small, so that sharing one budget would show
@@ -284,7 +285,9 @@ async def test_properties_connected_rotated_and_deleted_by_integration_webhooks(
         assert sim.integration_webhook("IntegrationCreated", target=hotel.index)["status"] == 202
         store = await open_store(settings)
         try:
-            first = await run_fleet(store, settings, "poll_changes", jobs.poll(["customers"]))
+            first = await run_fleet(
+                store, settings, "poll_changes", jobs.poll([SPECS["customers"]])
+            )
             assert [(o.name, o.status) for o in first.outcomes] == [(hotel.name, "succeeded")]
             chains = dict(
                 rows(database_url, "select chain_id::text, count(*) from public.guests group by 1")
@@ -305,7 +308,9 @@ async def test_properties_connected_rotated_and_deleted_by_integration_webhooks(
             old_key = rows(database_url, "select token_key from public.connections")
             sim.integration_webhook("IntegrationApiKeyCreated", target=hotel.index)
             assert rows(database_url, "select token_key from public.connections") != old_key
-            again = await run_fleet(store, settings, "poll_changes", jobs.poll(["customers"]))
+            again = await run_fleet(
+                store, settings, "poll_changes", jobs.poll([SPECS["customers"]])
+            )
             assert [o.status for o in again.outcomes] == ["succeeded"]
 
             # deleted: the token is gone and nothing is claimed any more

@@ -139,10 +139,10 @@ def test_new_objects_get_no_privileges_and_fail_the_comparison(conn: psycopg.Con
 
 def test_a_widened_grant_is_a_finding(conn: psycopg.Connection) -> None:
     conn.execute("grant update (raw) on public.guests to authenticated")
-    conn.execute("grant execute on function public.upsert_guests(jsonb) to authenticated")
+    conn.execute("grant execute on function public.upsert_guests(uuid,jsonb) to authenticated")
     findings = compare(load_matrix(), read_catalogue(conn))
     assert sorted(f.where for f in findings) == [
-        "functions.public.upsert_guests(jsonb).execute",
+        "functions.public.upsert_guests(uuid,jsonb).execute",
         "relations.public.guests.authenticated",
     ]
     assert all(isinstance(f, Finding) and str(f) for f in findings)

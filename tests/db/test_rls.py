@@ -4,7 +4,6 @@ and explicit revokes stand between a role and the rows."""
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator
 
 import psycopg
@@ -17,6 +16,7 @@ from tests.support.rows import (
     OTHER_CHAIN_ID,
     OTHER_ENTERPRISE_ID,
     guest_row,
+    store_guests,
 )
 from tests.support.tenancy import add_user, as_role, seed_tenancy
 
@@ -27,7 +27,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
         seed_tenancy(conn)
         for chain in (CHAIN_ID, OTHER_CHAIN_ID):
             rows = [guest_row(chain_id=chain) for _ in range(3)]
-            conn.execute("select public.upsert_guests(%s::jsonb)", (json.dumps(rows),))
+            store_guests(conn, rows)
         for enterprise in (ENTERPRISE_ID, OTHER_ENTERPRISE_ID):
             conn.execute(
                 "insert into public.reservations (enterprise_id, mews_id, account_id, account_type,"
@@ -81,7 +81,7 @@ def test_anon_writes_nothing(conn: psycopg.Connection) -> None:
 
 def test_anon_cannot_call_the_upsert_api(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(conn, "anon"):
-        conn.execute("select public.upsert_guests('[]'::jsonb)")
+        conn.execute("select public.upsert_guests(%s, '[]'::jsonb)", (CHAIN_ID,))
 
 
 def test_authenticated_without_membership_reads_nothing(conn: psycopg.Connection) -> None:
@@ -124,7 +124,7 @@ def test_staff_cannot_write_mirror_tables(conn: psycopg.Connection) -> None:
     with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(conn, "authenticated", staff):
         conn.execute("delete from public.guests")
     with pytest.raises(psycopg.errors.InsufficientPrivilege), as_role(conn, "authenticated", staff):
-        conn.execute("select public.upsert_guests('[]'::jsonb)")
+        conn.execute("select public.upsert_guests(%s, '[]'::jsonb)", (CHAIN_ID,))
 
 
 def test_staff_cannot_manage_memberships(conn: psycopg.Connection) -> None:

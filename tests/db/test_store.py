@@ -10,6 +10,7 @@ from shared.db.store import Store, StoreError, SupabaseTransport
 from shared.netserve import serve_in_thread
 from shared.settings import load_settings
 from tests.support import postgrest_double
+from tests.support.rows import CHAIN_ID
 
 pytestmark = pytest.mark.anyio
 
@@ -27,7 +28,7 @@ async def test_an_unknown_argument_is_a_store_error(any_store: Store) -> None:
 
 async def test_a_database_error_carries_its_sqlstate(any_store: Store) -> None:
     with pytest.raises(StoreError) as raised:
-        await any_store.call("upsert_guests", p_rows={"not": "an array"})
+        await any_store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records={"not": "an array"})
     assert raised.value.code == "22023"
 
 
@@ -40,7 +41,7 @@ async def test_the_supabase_transport_runs_with_the_role_of_its_key(
         )
         try:
             with pytest.raises(StoreError) as raised:
-                await anon.upsert("guests", [])
+                await anon.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=[])
         finally:
             await anon.aclose()
     assert raised.value.code == "42501"

@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from shared.intake.events import NUL_REASON, MalformedBody, find_nul, parse_body
+from shared.intake.events import NUL_REASON, MalformedBody, parse_body
+from shared.jsonnul import find_nul
 from tests.support.fixtures import FIXTURES, load
 
 INTEGRATION_ID = "1a1a1a1a-0000-4000-8000-000000000001"

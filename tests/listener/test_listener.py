@@ -20,6 +20,7 @@ from shared.mews.ratelimit import UnlimitedRateLimiter
 from shared.settings import load_settings
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from tests.listener.support import (
     BAD_TOKEN,
     CLIENT_TOKEN,
@@ -67,11 +68,11 @@ async def test_frames_are_stored_with_the_connection_and_a_drop_is_caught_up(
             MewsClient.from_settings(settings, http, UnlimitedRateLimiter()),
             lag=timedelta(0),
         )
-        await engine.backfill("reservations")
+        await engine.backfill(SPECS["reservations"])
 
         async def catch_up() -> None:
             engine.forget_scope()
-            await engine.poll("reservations")
+            await engine.poll(SPECS["reservations"])
 
         one = listener(store, websocket_url, GOOD_TOKENS[0], catch_up=catch_up)
         stop = asyncio.Event()

@@ -21,6 +21,7 @@ from shared.listener.supervisor import Supervisor
 from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
+from shared.sync.entities import SPECS
 from tests.listener.support import (
     GOOD_TOKENS,
     Registry,
@@ -62,9 +63,11 @@ async def test_each_connection_catches_up_with_its_own_token_after_every_connect
     simulator: Simulator, store: Store, database_url: str, websocket_url: str
 ) -> None:
     settings = settings_for(simulator, database_url, websocket_url)
-    async with connected_engine(settings, store, connection=A, lag=timedelta(0)) as engine:
-        await engine.backfill("reservations")
-        await engine.poll("reservations")  # the catch-up polls from where the polls stand
+    async with connected_engine(
+        settings, store, access_token=A.access_token, lag=timedelta(0)
+    ) as engine:
+        await engine.backfill(SPECS["reservations"])
+        await engine.poll(SPECS["reservations"])  # the catch-up polls from where the polls stand
 
     async def catching_up(conn: Connection) -> None:
         await catch_up(settings, store, conn, lag=timedelta(0))  # Mews' now, for the test

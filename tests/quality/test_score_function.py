@@ -20,7 +20,8 @@ from shared.quality.job import facts_for
 from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
-from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 
 
 @pytest.fixture
@@ -36,8 +37,8 @@ def loaded(database_url: str) -> Iterator[tuple[str, Simulator]]:
                         load_settings(mews_platform_url=sim.url), http, UnlimitedRateLimiter()
                     ),
                 )
-                for entity in ENTITIES:
-                    await engine.backfill(entity)
+                for spec in SPECS.values():
+                    await engine.backfill(spec)
             await store.aclose()
 
         asyncio.run(load())

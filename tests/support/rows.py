@@ -1,9 +1,15 @@
-"""Hand-built database rows for tests of the database API."""
+"""Hand-built guests for tests of the database API: the Mews record and the row the database
+derives from it."""
 
 from __future__ import annotations
 
 import uuid
+from collections import defaultdict
 from typing import Any
+
+import psycopg
+from psycopg.types.json import Jsonb
+from pydantic.alias_generators import to_pascal
 
 CHAIN_ID = "6f1a3b5e-0000-4000-8000-00000000c4a1"
 ENTERPRISE_ID = "6f1a3b5e-0000-4000-8000-0000000e0001"
@@ -18,12 +24,12 @@ def guest_row(
     chain_id: str = CHAIN_ID,
     **fields: Any,
 ) -> dict[str, Any]:
-    """A guests row as the sync engine sends it: typed columns plus the raw Mews JSON."""
+    """A guest: the typed columns the database derives, and under ``raw`` the Mews customer
+    they are derived from (each field as Mews names it: ``first_name`` is ``FirstName``)."""
     mews_id = mews_id or str(uuid.uuid4())
     last_name = fields.pop("last_name", "Novák")
-    # the raw JSON carries every field, as Mews' does: typed columns are derived from it
     raw = {"Id": mews_id, "ChainId": chain_id, "LastName": last_name, "UpdatedUtc": updated}
-    raw.update(fields)
+    raw.update({to_pascal(name): value for name, value in fields.items()})
     return {
         "chain_id": chain_id,
         "mews_id": mews_id,
@@ -37,3 +43,12 @@ def guest_row(
         "raw": raw,
         **fields,
     }
+
+
+def store_guests(conn: psycopg.Connection, rows: list[dict[str, Any]]) -> None:
+    """Write the guests' records through the guarded upsert, one call per chain."""
+    by_chain: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        by_chain[row["chain_id"]].append(row["raw"])
+    for chain_id, records in by_chain.items():
+        conn.execute("select public.upsert_guests(%s, %s)", (chain_id, Jsonb(records)))

@@ -7,10 +7,9 @@ from __future__ import annotations
 
 import psycopg
 import pytest
-from psycopg.types.json import Jsonb
 
 from shared.sync.push import FIELDS
-from tests.support.rows import ENTERPRISE_ID, guest_row
+from tests.support.rows import ENTERPRISE_ID, guest_row, store_guests
 from tests.support.tenancy import add_user, as_role, seed_tenancy
 
 VALUES = {"birth_date": "1990-01-02"}  # a value of the column's type (text otherwise)
@@ -24,7 +23,7 @@ def staff_and_guest(database_url: str) -> tuple[str, str]:
         seed_tenancy(conn)
         user = add_user(conn, enterprise_id=ENTERPRISE_ID)
         conn.execute("set role service_role")
-        conn.execute("select public.upsert_guests(%s)", (Jsonb([guest]),))
+        store_guests(conn, [guest])
     return user, guest["mews_id"]
 
 

@@ -13,7 +13,8 @@ import pytest
 from shared.mews.windows import format_utc, plan_windows
 from shared.simulator.data import parse
 from shared.simulator.running import Simulator
-from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.runs import recorded_run
 
 pytestmark = pytest.mark.anyio
@@ -56,8 +57,8 @@ def mirror(database_url: str, table: str) -> dict[str, Any]:
 async def test_first_load_mirrors_every_entity_exactly(
     engine: SyncEngine, simulator: Simulator, database_url: str
 ) -> None:
-    for entity in ENTITIES:
-        await engine.backfill(entity)
+    for spec in SPECS.values():
+        await engine.backfill(spec)
     data = simulator.data
     assert table_ids(database_url, "guests") == set(data.customers)
     assert mirror(database_url, "guests") == data.customers
@@ -74,13 +75,13 @@ async def test_first_load_mirrors_every_entity_exactly(
 async def test_a_second_backfill_does_nothing_and_a_poll_finds_only_changes(
     engine: SyncEngine, simulator: Simulator, database_url: str
 ) -> None:
-    await engine.backfill("customers")
-    assert (await engine.backfill("customers")).fetched == 0
+    await engine.backfill(SPECS["customers"])
+    assert (await engine.backfill(SPECS["customers"])).fetched == 0
     changed = await asyncio.to_thread(simulator.mutate, customers_added=3, customers_updated=4)
     written = changed["customers_added"] + changed["customers_updated"]
     # a new invocation, once Mews' now has moved past the changes
     await mews_clock_passes(engine, max(simulator.data.customers[i]["UpdatedUtc"] for i in written))
-    counts = await engine.poll("customers")
+    counts = await engine.poll(SPECS["customers"])
     assert counts.inserted == 3
     assert counts.updated == 4
     assert mirror(database_url, "guests") == simulator.data.customers
@@ -102,10 +103,10 @@ async def test_a_crash_mid_backfill_resumes_without_loss_or_duplicates(
 
     engine._window = crash_after_three  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="killed"):
-        await engine.backfill("customers")
+        await engine.backfill(SPECS["customers"])
     engine._window = original  # type: ignore[method-assign]
     before = await asyncio.to_thread(simulator.stats)
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     after = await asyncio.to_thread(simulator.stats)
     assert mirror(database_url, "guests") == simulator.data.customers
     # the resumed run did not re-read the windows that had committed
@@ -120,7 +121,7 @@ async def test_refresh_by_id_fetches_once_per_batch(
 ) -> None:
     ids = list(simulator.data.customers)[:5]
     await asyncio.to_thread(simulator.reset_stats)
-    await engine.refresh("customers", ids + ids)
+    await engine.refresh(SPECS["customers"], ids + ids)
     stats = await asyncio.to_thread(simulator.stats)
     assert table_ids(database_url, "guests") == set(ids)
     assert stats["operations"]["customers/getAll"] == 1
@@ -135,7 +136,7 @@ async def test_408_and_5xx_bursts_lose_nothing(
     await asyncio.to_thread(
         simulator.set_faults, statuses=[408, 408, 408, 408, 408, 408, 408, 408, 500, 502, 503]
     )
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     assert mirror(database_url, "guests") == simulator.data.customers
 
 
@@ -144,7 +145,7 @@ async def test_a_429_storm_is_waited_out_and_recorded(
 ) -> None:
     await asyncio.to_thread(simulator.set_faults, storm=3, storm_retry_after=1)
     async with recorded_run(store, "poll_changes") as run:
-        await engine.backfill("reservations", run)
+        await engine.backfill(SPECS["reservations"], run)
     assert table_ids(database_url, "reservations") == set(simulator.data.reservations)
     assert engine.client.stats.rate_limited == 3
 
@@ -156,7 +157,7 @@ async def test_a_malformed_record_is_quarantined_and_the_rest_lands(
     simulator.data.customers[broken_id]["LastName"] = None
     simulator.data.customers[broken_id]["UpdatedUtc"] = "yesterday"
     async with recorded_run(store, "poll_changes") as run:
-        await engine.backfill("customers", run)
+        await engine.backfill(SPECS["customers"], run)
     assert (run.status, run.counts["customers_quarantined"]) == ("succeeded", 1)
     assert table_ids(database_url, "guests") == set(simulator.data.customers) - {broken_id}
     with psycopg.connect(database_url) as conn:
@@ -169,7 +170,7 @@ async def test_a_malformed_record_is_quarantined_and_the_rest_lands(
 async def test_an_interrupted_restart_resumes_where_it_stopped(
     engine: SyncEngine, simulator: Simulator, store: Any, database_url: str
 ) -> None:
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     calls = 0
     original = engine._window
 
@@ -182,10 +183,10 @@ async def test_an_interrupted_restart_resumes_where_it_stopped(
 
     engine._window = crash_after_three  # type: ignore[method-assign]
     with pytest.raises(RuntimeError, match="killed"):
-        await engine.backfill("customers", restart=True)
+        await engine.backfill(SPECS["customers"], restart=True)
     engine._window = original  # type: ignore[method-assign]
     await asyncio.to_thread(simulator.reset_stats)
-    resumed = await engine.backfill("customers")
+    resumed = await engine.backfill(SPECS["customers"])
     stats = await asyncio.to_thread(simulator.stats)
     scope = await engine.scope()
     planned = len(plan_windows(scope.oldest_utc, scope.now_utc))
@@ -198,7 +199,7 @@ async def test_an_interrupted_restart_resumes_where_it_stopped(
 async def test_two_loads_at_once_record_each_window_done_once(
     engine: SyncEngine, store: Any, database_url: str
 ) -> None:
-    await asyncio.gather(engine.backfill("customers"), engine.backfill("customers"))
+    await asyncio.gather(engine.backfill(SPECS["customers"]), engine.backfill(SPECS["customers"]))
     scope = await engine.scope()
     [(done,)] = conn_rows(
         database_url,

@@ -1,19 +1,15 @@
 """The entity specs: each entity declared once, each spec backed by a migrated table and upsert,
-and an unknown entity name an error wherever the engine is given one."""
+and an unknown entity name an error where names come in (the engine takes specs)."""
 
 from __future__ import annotations
-
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 import psycopg
 import pytest
 
 from shared.intake.events import GENERAL_DISCRIMINATORS, WEBSOCKET_TYPES
-from shared.mews.client import Page
 from shared.mews.models import Customer
 from shared.sync import entities
-from shared.sync.engine import ENTITIES, SyncEngine
+from shared.sync.engine import ENTITIES
 from shared.sync.entities import EntitySpec, UnknownEntityError, entity
 
 pytestmark = pytest.mark.anyio
@@ -32,20 +28,20 @@ def test_an_unknown_name_is_an_error_naming_the_entities() -> None:
         entity("guests")
     with pytest.raises(UnknownEntityError):
         entities.entities(["customers", "bookings"])
-    assert entities.entities(["resources", "customers"]) == ("resources", "customers")
-    assert entities.entities() == ENTITIES
+    chosen = entities.entities(["resources", "customers"])
+    assert chosen == (entities.SPECS["resources"], entities.SPECS["customers"])
+    assert [spec.name for spec in entities.entities()] == list(ENTITIES)
 
 
 def test_an_entity_is_read_by_a_time_filter_or_swept_never_both() -> None:
     """A spec without a read by filter and without a sweep (or with both) is refused."""
     with pytest.raises(ValueError, match="one of the two"):
-        EntitySpec("things", "things", Customer, lambda i, r, s: None, "chain")
+        EntitySpec("things", "things", Customer, "chain")
     with pytest.raises(ValueError, match="needs a read by filter"):
         EntitySpec(
             "things",
             "things",
             Customer,
-            lambda i, r, s: None,
             "chain",
             sweep=entity("identity_documents").sweep,
             first_load="created_utc",
@@ -64,9 +60,8 @@ def test_identity_documents_follow_customers_and_customers_are_pushed() -> None:
 
 
 def test_every_spec_has_its_table_and_upserts_in_a_migrated_database(database_url: str) -> None:
-    """Each spec's table exists with RLS on, with its upsert of records (the engine's) and of
-    rows (the rows API's, what the spec's mapper produces); a sweep's owner ids are paged by a
-    function that exists."""
+    """Each spec's table exists with RLS on, with its upsert of records and no other; a sweep's
+    owner ids are paged by a function that exists."""
     with psycopg.connect(database_url) as conn:
 
         def signatures(fn: str) -> set[str]:
@@ -83,41 +78,11 @@ def test_every_spec_has_its_table_and_upserts_in_a_migrated_database(database_ur
                 (f"public.{spec.table}",),
             ).fetchone() or (None,)
             assert rls is True, spec.table
-            assert signatures(spec.upsert_function) == {
-                "p_rows jsonb",
-                "p_scope_id uuid, p_records jsonb",
-            }, spec.name
+            assert signatures(spec.upsert_function) == {"p_scope_id uuid, p_records jsonb"}, (
+                spec.name
+            )
             if spec.sweep is not None:
                 assert signatures(spec.sweep.owner_ids), spec.sweep.owner_ids
-
-
-EngineCall = Callable[[SyncEngine], Awaitable[Any]]
-CALLS: dict[str, EngineCall] = {
-    "backfill": lambda e: e.backfill("bookings"),
-    "poll": lambda e: e.poll("bookings"),
-    "reconcile": lambda e: e.reconcile("bookings"),
-    "refresh": lambda e: e.refresh("bookings", ["x"]),
-    "refresh_owned": lambda e: e.refresh_owned("bookings", ["x"]),
-    "ingest": lambda e: e.ingest("bookings", Page(Customer, [], None), None),
-}
-
-
-class Unreachable:
-    """A client or store the engine must not touch before it knows the entity."""
-
-    def __getattr__(self, name: str) -> Any:
-        raise AssertionError(f"touched {name} for an unknown entity")
-
-
-@pytest.mark.parametrize("call", CALLS.values(), ids=CALLS.keys())
-async def test_the_engine_refuses_an_unknown_entity_before_asking_anyone(
-    call: EngineCall,
-) -> None:
-    """Every engine method naming an entity raises UnknownEntityError for an unknown one,
-    without a request to Mews or a call to the database."""
-    engine = SyncEngine(Unreachable(), Unreachable())  # type: ignore[arg-type]
-    with pytest.raises(UnknownEntityError):
-        await call(engine)
 
 
 def test_every_entity_mews_notifies_can_be_refreshed_by_id() -> None:
@@ -130,3 +95,30 @@ def test_every_entity_mews_notifies_can_be_refreshed_by_id() -> None:
     assert {e for e in WEBSOCKET_TYPES.values() if e} == {
         s.name for s in entities.SPECS.values() if s.on_websocket
     }
+
+
+def test_the_event_maps_are_the_registrys() -> None:
+    """Each discriminator and WebSocket type names the entity whose spec declares it; those Mews
+    sends that name nothing we mirror are known, not unknown."""
+    assert {d: e for d, e in GENERAL_DISCRIMINATORS.items() if e} == {
+        "CustomerAdded": "customers",
+        "CustomerUpdated": "customers",
+        "ServiceOrderUpdated": "reservations",
+        "ResourceUpdated": "resources",
+    }
+    assert {t: e for t, e in WEBSOCKET_TYPES.items() if e} == {
+        "Reservation": "reservations",
+        "Resource": "resources",
+    }
+
+
+def test_what_mews_notifies_must_be_readable_by_id() -> None:
+    with pytest.raises(ValueError, match="read by id"):
+        EntitySpec(
+            "things",
+            "things",
+            Customer,
+            "chain",
+            read=lambda c: c.customers,
+            webhook_events=("ThingUpdated",),
+        )

@@ -19,11 +19,12 @@ from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from shared.sync.engine import SyncEngine
-from shared.sync.entities import ENTITIES
+from shared.sync.entities import SPECS
 from shared.sync.liveness import engine_units, live_run
 from shared.sync.runs import recorded_run
 
 pytestmark = pytest.mark.anyio
+ALL = tuple(SPECS.values())
 
 
 class Timeline:
@@ -82,8 +83,8 @@ async def test_every_entity_is_loaded_side_by_side_and_documents_after_customers
     engine, timeline = timed_engine
     await engine.scope()
     async with live_run(engine.store, "backfill") as run:
-        await engine_units(engine, run, "backfill", ENTITIES, engine.backfill, side_by_side=True)
-    assert [e for e in ENTITIES if not await engine.loaded(e)] == []
+        await engine_units(engine, run, "backfill", ALL, engine.backfill, side_by_side=True)
+    assert [s.name for s in ALL if not await engine.loaded(s)] == []
     customers, documents = timeline.of("customers/getAll"), timeline.of("identityDocuments")
     assert customers
     assert documents
@@ -106,8 +107,8 @@ async def test_one_after_another_no_two_entities_overlap(
     engine, timeline = timed_engine
     await engine.scope()
     async with live_run(engine.store, "backfill") as run:
-        await engine_units(engine, run, "backfill", ENTITIES, engine.backfill)
-    assert [e for e in ENTITIES if not await engine.loaded(e)] == []
+        await engine_units(engine, run, "backfill", ALL, engine.backfill)
+    assert [s.name for s in ALL if not await engine.loaded(s)] == []
     assert timeline.operations_at_once() == 1
 
 
@@ -116,14 +117,16 @@ async def test_documents_wait_for_the_first_load_of_their_guests(
 ) -> None:
     engine, timeline = timed_engine
     async with recorded_run(engine.store, "backfill") as run:
-        counts = await engine.backfill("identity_documents", run)
+        counts = await engine.backfill(SPECS["identity_documents"], run)
     assert counts.fetched == 0
     assert run.counts["identity_documents_waiting_for_customers"] == 1
-    assert not await engine.loaded("identity_documents")  # not marked done: the next pass sweeps
+    assert not await engine.loaded(
+        SPECS["identity_documents"]
+    )  # not marked done: the next pass sweeps
     assert timeline.of("identityDocuments") == []
-    await engine.backfill("customers")
-    swept = await engine.backfill("identity_documents")
-    assert await engine.loaded("identity_documents")
+    await engine.backfill(SPECS["customers"])
+    swept = await engine.backfill(SPECS["identity_documents"])
+    assert await engine.loaded(SPECS["identity_documents"])
     assert swept.fetched == sum(
         1
         for d in slow_simulator.data.documents.values()

@@ -22,6 +22,7 @@ from shared.settings import load_settings
 from shared.simulator.data import parse
 from shared.simulator.running import Simulator
 from shared.sync.engine import Scope, SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.runs import recorded_run
 from tests.support.backends import terminated_in
 
@@ -95,7 +96,7 @@ async def test_a_run_that_quarantined_records_succeeded_and_counts_them(
         simulator.data.customers[mews_id]["UpdatedUtc"] = "yesterday"
     simulator.data.version += 1
     async with recorded_run(store, "backfill") as run:
-        await engine.backfill("customers", run)
+        await engine.backfill(SPECS["customers"], run)
     assert (run.status, run.error, run.counts["customers_quarantined"]) == ("succeeded", None, 3)
     assert one(database_url, "select status from public.sync_runs") == "succeeded"
     assert guest_ids(database_url) == set(simulator.data.customers) - set(broken)
@@ -107,7 +108,7 @@ async def test_a_first_load_window_that_keeps_failing_is_left_for_the_next_run(
     window = await busiest_window(engine, simulator)
     await asyncio.to_thread(fail, simulator, "customers/getAll", window, ATTEMPTS)
     async with recorded_run(store, "backfill") as run:
-        await engine.backfill("customers", run)
+        await engine.backfill(SPECS["customers"], run)
     assert run.status == "partial"
     assert run.counts["units_left"] == 1
     span = f"{format_utc(window.start)}..{format_utc(window.end)}"
@@ -119,27 +120,27 @@ async def test_a_first_load_window_that_keeps_failing_is_left_for_the_next_run(
     assert guest_ids(database_url) == set(simulator.data.customers) - customers_in(
         simulator, window
     )
-    assert not await engine.loaded("customers")
+    assert not await engine.loaded(SPECS["customers"])
     async with recorded_run(store, "backfill") as second:
-        counts = await engine.backfill("customers", second)
+        counts = await engine.backfill(SPECS["customers"], second)
     assert (second.status, counts.fetched) == ("succeeded", len(customers_in(simulator, window)))
     assert guest_ids(database_url) == set(simulator.data.customers)
-    assert await engine.loaded("customers")
+    assert await engine.loaded(SPECS["customers"])
 
 
 async def test_a_poll_window_that_keeps_failing_keeps_its_high_water_mark_and_the_others_poll(
     engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
 ) -> None:
     for entity in ("customers", "companies"):
-        await engine.backfill(entity)
+        await engine.backfill(SPECS[entity])
     where = {"p_scope_id": simulator.data.chain_id, "p_entity": "customers", "p_phase": "poll"}
     before = (await store.call("checkpoint_get", **where))["high_water_utc"]
     scope = await mews_clock_after(engine, datetime.fromisoformat(before))
     polled = Window(datetime.fromisoformat(before) - engine.overlap, scope.now_utc)
     await asyncio.to_thread(fail, simulator, "customers/getAll", polled, ATTEMPTS)
     async with recorded_run(store, "poll_changes") as run:
-        await engine.poll("customers", run)
-        await engine.poll("companies", run)
+        await engine.poll(SPECS["customers"], run)
+        await engine.poll(SPECS["companies"], run)
     assert (run.status, run.counts["units_left"]) == ("partial", 1)
     assert run.error is not None
     assert "customers poll window" in run.error
@@ -147,7 +148,7 @@ async def test_a_poll_window_that_keeps_failing_keeps_its_high_water_mark_and_th
     companies = {**where, "p_entity": "companies"}
     assert (await store.call("checkpoint_get", **companies))["high_water_utc"] > before
     async with recorded_run(store, "poll_changes") as second:
-        await engine.poll("customers", second)
+        await engine.poll(SPECS["customers"], second)
     assert second.status == "succeeded"
     assert (await store.call("checkpoint_get", **where))["high_water_utc"] > before
 
@@ -157,7 +158,7 @@ async def test_a_connection_terminated_in_the_middle_of_an_upsert_is_reopened_an
 ) -> None:
     with terminated_in(database_url, "upsert_guests", table="guests") as terminated:
         async with recorded_run(store, "backfill") as run:
-            await engine.backfill("customers", run)
+            await engine.backfill(SPECS["customers"], run)
     assert terminated  # it did happen, in the middle of upsert_guests
     assert (run.status, run.error) == ("succeeded", None)
     assert guest_ids(database_url) == set(simulator.data.customers)

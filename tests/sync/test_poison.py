@@ -21,6 +21,7 @@ from shared.mews.models import Address, Company, Customer, IdentityDocument, Res
 from shared.simulator.data import fmt
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS, EntitySpec
 from shared.sync.events import process_events
 from shared.sync.runs import Run, recorded_run
 from tests.support.fixtures import load
@@ -143,7 +144,7 @@ async def test_poison_records_cost_only_themselves_in_a_backfill(
     poison = poison_customers(simulator)
     serve(simulator, *poison)
     async with recorded_run(store, "backfill") as run:
-        await engine.backfill("customers", run)
+        await engine.backfill(SPECS["customers"], run)
     assert mirror(database_url, "guests") == good_customers(simulator, poison)
     kept = quarantined(database_url)
     assert set(kept) == {p["Id"] for p in poison}
@@ -170,7 +171,7 @@ async def test_a_page_the_database_refuses_is_bisected_to_the_record_it_refuses(
     simulator.data.reservations[heavy["Id"]] = heavy
     simulator.data.version += 1
     async with recorded_run(store, "backfill") as run:
-        counts = await engine.backfill("reservations", run)
+        counts = await engine.backfill(SPECS["reservations"], run)
     assert set(mirror(database_url, "reservations")) == set(simulator.data.reservations) - {
         heavy["Id"]
     }
@@ -190,7 +191,7 @@ async def test_a_refresh_by_id_stores_the_rest_when_one_record_breaks_a_constrai
     foreign = customer_like(simulator, 1, ChainId=uuid_of(99))  # a chain this hub does not know
     serve(simulator, foreign)
     ids = [*list(simulator.data.customers)[:9], foreign["Id"]]
-    counts = await engine.refresh("customers", ids)
+    counts = await engine.refresh(SPECS["customers"], ids)
     assert set(mirror(database_url, "guests")) == set(ids) - {foreign["Id"]}
     [(reason, *_)] = quarantined(database_url).values()
     assert "foreign key" in reason
@@ -207,7 +208,7 @@ async def simulator_mutation(simulator: Simulator) -> list[str]:
 async def test_a_poll_window_with_a_poison_record_completes_and_moves_its_high_water_mark(
     engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
 ) -> None:
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     before = await store.call(
         "checkpoint_get", p_scope_id=simulator.data.chain_id, p_entity="customers", p_phase="poll"
     )
@@ -218,7 +219,7 @@ async def test_a_poll_window_with_a_poison_record_completes_and_moves_its_high_w
     serve(simulator, poison)
     await mews_clock_passes(engine, max(simulator.data.customers[i]["UpdatedUtc"] for i in changed))
     async with recorded_run(store, "poll_changes") as run:
-        counts = await engine.poll("customers", run)
+        counts = await engine.poll(SPECS["customers"], run)
     after = await store.call(
         "checkpoint_get", p_scope_id=simulator.data.chain_id, p_entity="customers", p_phase="poll"
     )
@@ -236,12 +237,12 @@ async def test_the_same_poison_is_one_quarantine_entry_however_often_it_is_read(
 ) -> None:
     poison = poison_customers(simulator)
     serve(simulator, *poison)
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     for _ in range(2):
         engine.forget_scope()
-        await engine.poll("customers")
+        await engine.poll(SPECS["customers"])
     async with recorded_run(store, "reconcile") as run:
-        await engine.reconcile("customers", run)
+        await engine.reconcile(SPECS["customers"], run)
     kept = quarantined(database_url)
     assert len(rows(database_url, "select 1 from public.quarantine")) == 21
     assert {mews_id: entry[2] >= 2 for mews_id, entry in kept.items()} == {
@@ -255,13 +256,13 @@ async def test_a_quarantined_record_is_resolved_once_a_valid_version_is_stored(
 ) -> None:
     poison = customer_like(simulator, 1, CompanyId="company-1")
     serve(simulator, poison)
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     assert quarantined(database_url)[poison["Id"]][3] is False
     fixed = {**poison, "CompanyId": None, "UpdatedUtc": fmt(simulator.data.now)}
     serve(simulator, fixed)
     engine.forget_scope()
     await mews_clock_passes(engine, fixed["UpdatedUtc"])
-    await engine.poll("customers")
+    await engine.poll(SPECS["customers"])
     assert mirror(database_url, "guests")[poison["Id"]] == fixed
     assert quarantined(database_url)[poison["Id"]][3] is True
 
@@ -327,8 +328,8 @@ class Refusing:
         self.asked: list[tuple[str, list[str]]] = []
         self.stored: set[str] = set()
 
-    async def refresh(self, entity: str, ids: list[str], run: Run | None = None) -> None:
-        self.asked.append((entity, ids))
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> None:
+        self.asked.append((spec.name, ids))
         for record_id in ids:
             if record_id in self.refuse:
                 raise self.refuse[record_id]

@@ -31,9 +31,16 @@ from shared.mews.ratelimit import UnlimitedRateLimiter
 from shared.simulator.data import STAFF_PROFILE_ID
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.push import MAX_ATTEMPTS, push_changes, push_guest
 from shared.sync.runs import recorded_run
-from tests.support.rows import CHAIN_ID, ENTERPRISE_ID, OTHER_CHAIN_ID, OTHER_ENTERPRISE_ID
+from tests.support.rows import (
+    CHAIN_ID,
+    ENTERPRISE_ID,
+    OTHER_CHAIN_ID,
+    OTHER_ENTERPRISE_ID,
+    store_guests,
+)
 from tests.support.rows import guest_row as make_guest_row
 from tests.support.tenancy import add_user, as_role, seed_tenancy
 
@@ -85,7 +92,7 @@ def mews_edit(simulator: Simulator, customer_id: str, **fields: Any) -> None:
 def seed_guests(url: str, rows: list[dict[str, Any]]) -> None:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute("set role service_role")
-        conn.execute("select public.upsert_guests(%s)", (Jsonb(rows),))
+        store_guests(conn, rows)
 
 
 @pytest.fixture
@@ -332,7 +339,7 @@ def active_ids(simulator: Simulator, count: int) -> list[str]:
 
 
 async def staff_of(engine: SyncEngine, simulator: Simulator, database_url: str) -> str:
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     with psycopg.connect(database_url, autocommit=True) as conn:
         return add_user(conn, enterprise_id=simulator.data.enterprises[0]["Id"])
 

@@ -29,6 +29,7 @@ from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import SPECS
 from shared.sync.push import MAX_ATTEMPTS, push_changes
 from shared.sync.runs import Run, recorded_run
 from tests.support.rows import CHAIN_ID, ENTERPRISE_ID, OTHER_CHAIN_ID, OTHER_ENTERPRISE_ID
@@ -101,7 +102,7 @@ async def engine(
 
 async def loaded(engine: SyncEngine, simulator: Simulator, database_url: str) -> str:
     """The customers mirrored and a staff member of the enterprise; the stats start afresh."""
-    await engine.backfill("customers")
+    await engine.backfill(SPECS["customers"])
     await asyncio.to_thread(simulator.reset_stats)
     with psycopg.connect(database_url, autocommit=True) as conn:
         return add_user(conn, enterprise_id=simulator.data.enterprises[0]["Id"])

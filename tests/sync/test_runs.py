@@ -15,8 +15,9 @@ from shared.sync.runs import (
     quarantine,
     quarantine_item,
     recorded_run,
-    resolve_quarantined,
 )
+from tests.support.rows import CHAIN_ID, OTHER_CHAIN_ID, guest_row
+from tests.support.tenancy import seed_tenancy
 
 pytestmark = pytest.mark.anyio
 
@@ -171,17 +172,29 @@ async def test_a_record_version_is_one_entry_counted_at_each_sighting(
 async def test_entries_are_resolved_when_a_valid_version_is_stored_and_reopened_if_seen_again(
     store: Store, database_url: str
 ) -> None:
-    chain, other = "00000000-0000-4000-8000-000000000001", "00000000-0000-4000-8000-000000000002"
-    items = [quarantine_item("customers", chain, {"Id": i}, "bad") for i in ("x", "y", "z")]
+    """The upsert of records resolves the entries of its entity and scope (another chain's entry
+    and another entity's stay open); a bad version seen again reopens its entry."""
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        seed_tenancy(conn)
+    x, y, z = (guest_row() for _ in range(3))
+    items = [quarantine_item("customers", CHAIN_ID, {"Id": r["mews_id"]}, "bad") for r in (x, y, z)]
     await quarantine(store, items)
-    assert await resolve_quarantined(store, "customers", other, ["x"]) == 0  # another chain's x
-    assert await resolve_quarantined(store, "companies", chain, ["x"]) == 0
-    assert await resolve_quarantined(store, "customers", chain, ["x", "y", "q"]) == 2
-    assert [r[7] for r in quarantine_rows(database_url)] == [True, True, False]
+    await quarantine(
+        store,
+        [
+            quarantine_item("customers", OTHER_CHAIN_ID, {"Id": x["mews_id"]}, "bad"),
+            quarantine_item("companies", CHAIN_ID, {"Id": x["mews_id"]}, "bad"),
+        ],
+    )
+    result = await store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records=[x["raw"], y["raw"]])
+    assert result["resolved"] == 2
+    assert [r[7] for r in quarantine_rows(database_url)] == [True, True, False, False, False]
     await quarantine(store, items[:1])  # the bad version is back
     assert [(r[6], r[7]) for r in quarantine_rows(database_url)] == [
         (2, False),
         (1, True),
+        (1, False),
+        (1, False),
         (1, False),
     ]
 
@@ -248,3 +261,22 @@ def test_migrating_merges_the_duplicates_an_older_quarantine_kept(
         ("x", "other", {"Id": "x", "V": 2}, 1, True),
         ("y", "kept", {"Id": "y"}, 1, False),
     ]
+
+
+def test_an_entitys_counts_are_kept_under_its_name_and_read_back_by_what_they_count() -> None:
+    """``customers_fetched`` and the like, as the runs' counts have always named them; a zero
+    still names the count (a full compare that corrected nothing says so)."""
+    run = Run(id=uuid4(), job="reconcile")
+    run.count_entity("customers", "fetched", 3)
+    run.count_entity("customers", "fetched", 2)
+    run.count_entity("companies", "corrected", 0)
+    run.count_waiting("identity_documents", "customers")
+    assert dict(run.counts) == {
+        "customers_fetched": 5,
+        "companies_corrected": 0,
+        "identity_documents_waiting_for_customers": 1,
+    }
+    assert (run.entity_count("customers", "fetched"), run.entity_count("customers", "ids")) == (
+        5,
+        0,
+    )
