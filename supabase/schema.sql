@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 49 migrations applied; the last: 20261206050300_size_limits.sql
+-- 51 migrations applied; the last: 20261206070100_realtime_notifies.sql
 
 
 -- ================================================================================================
@@ -475,6 +475,18 @@ begin
 end
 $function$;
 
+-- app.guests_push_notify()
+CREATE OR REPLACE FUNCTION app.guests_push_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  perform pg_notify('guesthub_push', new.chain_id::text);
+  return null;
+end
+$function$;
+
 -- app.holder_gone(text)
 CREATE OR REPLACE FUNCTION app.holder_gone(p_holder text)
  RETURNS boolean
@@ -500,6 +512,19 @@ AS $function$
      and r.id = p_holder::uuid
 $function$;
 grant execute on function app.holder_run(text) to service_role;
+
+-- app.inbox_notify()
+CREATE OR REPLACE FUNCTION app.inbox_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  perform pg_notify('guesthub_inbox',
+                    coalesce(new.enterprise_id::text, new.integration_id::text, ''));
+  return null;
+end
+$function$;
 
 -- app.inbox_unrouted()
 CREATE OR REPLACE FUNCTION app.inbox_unrouted()
@@ -2814,6 +2839,8 @@ CREATE INDEX event_inbox_open_idx ON public.event_inbox USING btree (enterprise_
 CREATE INDEX event_inbox_ready_idx ON public.event_inbox USING btree (available_at, id) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text]));
 CREATE INDEX event_inbox_route_idx ON public.event_inbox USING btree (integration_id, enterprise_id, available_at, id) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text, 'processing'::text]));
 alter table public.event_inbox enable row level security;
+CREATE TRIGGER event_inbox_notify AFTER INSERT ON public.event_inbox FOR EACH ROW EXECUTE FUNCTION app.inbox_notify();
+CREATE TRIGGER event_inbox_notify_replay AFTER UPDATE OF status ON public.event_inbox FOR EACH ROW WHEN (new.status = 'pending'::text AND old.status IS DISTINCT FROM 'pending'::text) EXECUTE FUNCTION app.inbox_notify();
 CREATE TRIGGER event_inbox_redact BEFORE INSERT OR UPDATE OF body_raw, body ON public.event_inbox FOR EACH ROW EXECUTE FUNCTION app.event_inbox_redact();
 grant select, insert, update, delete on table public.event_inbox to service_role;
 
@@ -3087,6 +3114,7 @@ create policy guests_staff_edit on public.guests as permissive for update to aut
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]))
     with check (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
 CREATE TRIGGER guests_local_edit BEFORE UPDATE ON public.guests FOR EACH ROW EXECUTE FUNCTION app.guests_mark_local_edit();
+CREATE TRIGGER guests_push_notify AFTER UPDATE ON public.guests FOR EACH ROW WHEN (new.push_status = 'pending'::text AND new.local_edited_at IS DISTINCT FROM old.local_edited_at) EXECUTE FUNCTION app.guests_push_notify();
 grant select on table public.guests to authenticated;
 grant select, insert, update, delete on table public.guests to service_role;
 grant update (title, sex, first_name, last_name, nationality_code, preferred_language_code, birth_date, occupation, email, phone, loyalty_code, notes, car_registration_number, dietary_requirements) on table public.guests to authenticated;
@@ -3827,7 +3855,7 @@ AS $function$
     update public.connection_jobs set
       lease_holder = null, lease_expires_at = null, last_finished_at = now(), last_status = p_status,
       last_error = left(p_error, 1000),
-      last_succeeded_at = case when p_completed and p_status in ('succeeded', 'partial')
+      last_succeeded_at = case when p_completed and p_status = 'succeeded'
                                then now() else last_succeeded_at end,
       last_started_at = case when p_completed then last_started_at end
      where integration_id = p_integration_id and job = p_job and lease_holder = p_holder
