@@ -22,6 +22,10 @@ was stored while nobody listened); without LISTEN (the Supabase API, the transac
 or the connection lost) every drain polls the inbox every ``poll_seconds``; while listening,
 every ``backstop_seconds`` (events whose retry came due). The scheduled ``process_events`` and
 ``push_changes`` stay as the safety net.
+
+After a drain that read guests, and after each push turn, the chain's changed guests get their
+facts and scores at once (:func:`shared.quality.live.rescore_changed`, a page at most: more is
+the score job's).
 """
 
 from __future__ import annotations
@@ -40,15 +44,17 @@ from psycopg.conninfo import conninfo_to_dict
 from shared.connections import jobs
 from shared.connections.fleet import ConnectionPass, FleetOptions, _engines
 from shared.connections.model import Connection
-from shared.db.store import Store
+from shared.db.store import Store, StoreError
 from shared.listener.backoff import Backoff
 from shared.logs import get_logger, redact_text
+from shared.quality.live import rescore_changed
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.events import Route
 from shared.sync.events import process_events as drain_inbox
 from shared.sync.liveness import Liveness, live_run, unit
 from shared.sync.push import push_changes
+from shared.sync.runs import Run
 
 log = get_logger(__name__)
 
@@ -57,6 +63,7 @@ PUSH_CHANNEL = "guesthub_push"
 LISTEN_APPLICATION = "guesthub-listen"  # the LISTEN session, as pg_stat_activity names it
 TRANSACTION_POOLER_PORT = "6543"  # Supabase's transaction mode: no LISTEN across transactions
 
+GUESTS_READ = "customers_ids"  # the run's count of guests a drain read by id
 ConnectionSource = Callable[[], Awaitable[list[Connection]]]
 
 
@@ -82,6 +89,7 @@ class WorkerState:
     notifications: int = 0
     drains: int = 0  # process_events calls
     pushes: int = 0  # push turns
+    rescored: int = 0  # guests whose facts and score were refreshed after a change
     failures: int = 0
     last_error: str | None = None
 
@@ -153,6 +161,7 @@ class Worker:
         shutdown_seconds: float = 30.0,
         liveness: Liveness | None = None,
         engine_options: dict[str, Any] | None = None,
+        rescore: bool = True,
     ) -> None:
         self._settings = settings
         self._store = store
@@ -169,6 +178,7 @@ class Worker:
         self._shutdown = shutdown_seconds
         self._liveness = liveness or Liveness.of(settings)
         self._options = FleetOptions(engine_options=engine_options or {})
+        self._rescore_guests = rescore
         self._rng = random.Random()  # noqa: S311 - jitter
         self.drainers: dict[str, Drainer] = {}
         self.state = WorkerState()
@@ -342,15 +352,20 @@ class Worker:
                 if drainer.wake.is_set():
                     drainer.wake.clear()
                     claimed = run.counts.get("inbox_claimed", 0)
+                    guests = run.counts.get(GUESTS_READ, 0)
                     await self._drain(work)
                     if run.counts.get("inbox_claimed", 0) != claimed:
                         drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
+                    if run.counts.get(GUESTS_READ, 0) != guests:
+                        for chain_id in chains:
+                            await self._rescore(run, chain_id)
                 for chain_id in drainer.pushes_due(self._debounce, self._max_delay):
                     if drainer.stop.is_set():
                         return
                     drainer.edits.pop(chain_id, None)
                     drainer.last_edit.pop(chain_id, None)
                     await self._push(work, chain_id, chains[chain_id])
+                    await self._rescore(run, chain_id)
 
     async def _wait(self, drainer: Drainer) -> None:
         """Until woken, a push is due, or the poll comes round (which wakes the drain)."""
@@ -389,6 +404,20 @@ class Worker:
             time_budget_seconds=self._drain_seconds,
         )
         self.state.drains += 1
+
+    async def _rescore(self, run: Run, chain_id: str) -> None:
+        """Facts and scores of the chain's guests just written or edited; a refusal is the
+        score job's to meet again, never the drain's."""
+        if not self._rescore_guests:
+            return
+        try:
+            refresh = await rescore_changed(self._store, chain_id)
+        except StoreError as exc:
+            run.count(rescore_failed=1)
+            log.warning("rescore failed; the score job covers it", error=str(exc))
+            return
+        run.count(facts_refreshed=refresh.facts, scored=refresh.scored)
+        self.state.rescored += refresh.facts
 
     async def _push(self, work: ConnectionPass, chain_id: str, engine: Any) -> None:
         """One push turn of a chain's edits, under the scheduled push's lease."""

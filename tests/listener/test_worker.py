@@ -19,10 +19,13 @@ from shared.connections.registry import active_connections, connection_id_for
 from shared.db.store import Store
 from shared.listener.supervisor import Supervisor
 from shared.listener.worker import LISTEN_APPLICATION, Worker, listen_url
+from shared.quality.job import score_profiles
 from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
+from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
+from tests.listener.webhooks import webhook_receiver
 from tests.support.tenancy import add_user
 
 pytestmark = pytest.mark.anyio
@@ -149,6 +152,7 @@ async def test_a_lost_listen_connection_is_reopened_and_nothing_is_lost(
         settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
     ) as (supervisor, worker):
         await wait_for(lambda: worker.state.listens == 1 and worker.state.listening)
+        await wait_for(lambda: worker.state.drains >= 1, what="the first drain")
         with psycopg.connect(database_url, autocommit=True) as conn:
             killed = conn.execute(
                 "select pg_terminate_backend(pid) from pg_stat_activity"
@@ -157,7 +161,7 @@ async def test_a_lost_listen_connection_is_reopened_and_nothing_is_lost(
             ).fetchall()
         assert killed == [(True,)]
         await changes_arrive(simulator, database_url, supervisor)
-        assert worker.state.listens >= 2
+        await wait_for(lambda: worker.state.listens >= 2, what="LISTEN again")
 
 
 async def test_a_staff_edit_reaches_mews_without_any_job(
@@ -192,3 +196,59 @@ async def test_a_staff_edit_reaches_mews_without_any_job(
         )
         await wait_for(lambda: worker.state.pushes >= 1)
     assert job_runs(database_url, "push_changes") == 0
+
+
+def facts_current(url: str, ids: list[str]) -> bool:
+    """Each guest's facts computed from its current row, and a score for it."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select count(*) from public.guests g"
+            " join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id"
+            " join public.guest_scores s on s.chain_id = g.chain_id and s.guest_mews_id = g.mews_id"
+            " where g.mews_id = any(%s::uuid[]) and f.source_synced_at = g.synced_at",
+            (ids,),
+        ).fetchone()
+    return bool(rows and rows[0] == len(ids))
+
+
+def mirrored_phones(url: str, ids: list[str]) -> dict[str, str | None]:
+    with psycopg.connect(url) as conn:
+        return {
+            str(i): p
+            for i, p in conn.execute(
+                "select mews_id, phone from public.guests where mews_id = any(%s::uuid[])", (ids,)
+            )
+        }
+
+
+async def test_webhooks_reach_the_guests_and_their_scores_without_any_job(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    async with recorded_run(store, "score_profiles") as run:  # the first scoring: rule sets
+        await score_profiles(store, run)
+    with webhook_receiver(settings, "s3cret") as url:
+        simulator.set_webhook(url)
+        async with running(
+            settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+        ) as (_, worker):
+            await wait_for(lambda: worker.state.listening, what="LISTEN")
+            changed = await asyncio.to_thread(simulator.mutate, customers_updated=3)
+            ids = changed["customers_updated"]
+            assert ids
+
+            def arrived() -> bool:
+                phones = mirrored_phones(database_url, ids)
+                return all(phones[i] == simulator.data.customers[i].get("Phone") for i in ids)
+
+            await wait_for(arrived, what="the changed customers in the mirror")
+            await wait_for(lambda: facts_current(database_url, ids), what="their facts and scores")
+    assert job_runs(database_url, "process_events") == 0
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select sum((counts->>'facts_refreshed')::int) from public.sync_runs"
+            " where job = 'realtime'"
+        ).fetchone()
+    assert row is not None
+    assert row[0] >= len(ids)  # by the worker: the score job ran before the change
