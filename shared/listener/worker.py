@@ -10,7 +10,8 @@ connection has one :class:`Drainer`: a recorded run (``realtime``, a new one eve
 ``run_seconds``) holding the token's client and engines, which runs the very
 ``process_events`` of the scheduled job (claims with SKIP LOCKED held by the run, routing by
 EnterpriseId/IntegrationId, ids deduplicated into one read by id per entity and batch, dead
-letters, per-record isolation), each call bounded so that a stop finishes the batch in hand.
+letters, per-record isolation), each call bounded (``drain_seconds``: about a batch) so that
+pushes and rescoring take turns with a steady stream and a stop finishes the batch in hand.
 
 Edits are pushed per chain once the chain's edits have been quiet for ``push_debounce``
 seconds (at most ``push_max_delay`` after the first), one turn at a time between drains (a
@@ -34,7 +35,7 @@ import asyncio
 import contextlib
 import random
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -50,7 +51,7 @@ from shared.logs import get_logger, redact_text
 from shared.quality.live import rescore_changed
 from shared.settings import Settings
 from shared.sync.connect import connected_client
-from shared.sync.events import Route
+from shared.sync.events import Refresher, Route
 from shared.sync.events import process_events as drain_inbox
 from shared.sync.liveness import Liveness, live_run, unit
 from shared.sync.push import push_changes
@@ -154,7 +155,7 @@ class Worker:
         backstop_seconds: float = 30.0,
         refresh_seconds: float = 60.0,
         run_seconds: float = 300.0,
-        drain_seconds: float = 5.0,
+        drain_seconds: float = 0.5,
         push_debounce: float = 1.0,
         push_max_delay: float = 5.0,
         push_seconds: float = 10.0,
@@ -352,13 +353,9 @@ class Worker:
                 if drainer.wake.is_set():
                     drainer.wake.clear()
                     claimed = run.counts.get("inbox_claimed", 0)
-                    guests = run.counts.get(GUESTS_READ, 0)
-                    await self._drain(work)
+                    await self._drain(work, chains)
                     if run.counts.get("inbox_claimed", 0) != claimed:
                         drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
-                    if run.counts.get(GUESTS_READ, 0) != guests:
-                        for chain_id in chains:
-                            await self._rescore(run, chain_id)
                 for chain_id in drainer.pushes_due(self._debounce, self._max_delay):
                     if drainer.stop.is_set():
                         return
@@ -385,24 +382,30 @@ class Worker:
                     for chain in drainer.chains:
                         drainer.edited(chain)
 
-    async def _drain(self, work: ConnectionPass) -> None:
-        """The scheduled job's drain of this connection, each call bounded in time."""
+    async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
+        """The scheduled job's drain of this connection (its routes: each enterprise's events,
+        then the connection's own), each call bounded in time; the guests a call read are
+        rescored before the next."""
         enterprise_ids = work.connection.enterprise_ids
-        for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True):
+        routes: list[tuple[Refresher, Route]] = [
+            (engine, Route((enterprise_id,)))
+            for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True)
+        ]
+        routes.append(
+            (jobs.AcrossEnterprises(work.engines), Route(enterprise_ids, work.connection.id))
+        )
+        for refresher, route in routes:
+            guests = work.run.counts.get(GUESTS_READ, 0)
             await drain_inbox(
                 self._store,
-                engine,
+                refresher,
                 work.run,
-                route=Route((enterprise_id,)),
+                route=route,
                 time_budget_seconds=self._drain_seconds,
             )
-        await drain_inbox(
-            self._store,
-            jobs.AcrossEnterprises(work.engines),
-            work.run,
-            route=Route(enterprise_ids, work.connection.id),
-            time_budget_seconds=self._drain_seconds,
-        )
+            if work.run.counts.get(GUESTS_READ, 0) != guests:
+                for chain_id in chains:
+                    await self._rescore(work.run, chain_id)
         self.state.drains += 1
 
     async def _rescore(self, run: Run, chain_id: str) -> None:
