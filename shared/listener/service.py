@@ -148,7 +148,11 @@ async def _serve_with_health(
 ) -> None:
     server = _QuietServer(
         uvicorn.Config(
-            health_app(supervisor, max_disconnected_seconds),
+            health_app(
+                supervisor,
+                max_disconnected_seconds,
+                worker.state.snapshot if worker is not None else None,
+            ),
             host="0.0.0.0",  # noqa: S104 - Cloud Run routes to the container
             port=port,
             log_level="warning",

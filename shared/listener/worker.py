@@ -14,9 +14,11 @@ letters, per-record isolation), each call bounded (``drain_seconds``: about a ba
 pushes and rescoring take turns with a steady stream and a stop finishes the batch in hand.
 
 Edits are pushed per chain once the chain's edits have been quiet for ``push_debounce``
-seconds (at most ``push_max_delay`` after the first), one turn at a time between drains (a
-push backlog takes turns with the inbox instead of holding the token), under the scheduled
-push's lease of the chain (``push_changes:<chain>``), so the two never push one chain at once.
+seconds (at most ``push_max_delay`` after the first; one call per guest, whatever it was
+edited in between), by a push loop beside the drain, under the scheduled push's lease of the
+chain (``push_changes:<chain>``), so the two never push one chain at once. A push backlog takes
+a bounded share of the token's budget: ``push_concurrency`` guests in flight at once,
+``push_batch`` a batch, ``push_seconds`` a turn, while the drain's reads go on.
 
 Nothing depends on a notification arriving: after (re)connecting, every drain is woken (what
 was stored while nobody listened); without LISTEN (the Supabase API, the transaction pooler,
@@ -51,6 +53,7 @@ from shared.logs import get_logger, redact_text
 from shared.quality.live import rescore_changed
 from shared.settings import Settings
 from shared.sync.connect import connected_client
+from shared.sync.engine import SyncEngine
 from shared.sync.events import Refresher, Route
 from shared.sync.events import process_events as drain_inbox
 from shared.sync.liveness import Liveness, live_run, unit
@@ -107,6 +110,7 @@ class Drainer:
     chains: set[str] = field(default_factory=set)
     edits: dict[str, float] = field(default_factory=dict)  # chain → first notified edit
     last_edit: dict[str, float] = field(default_factory=dict)  # chain → last notified edit
+    edit: asyncio.Event = field(default_factory=asyncio.Event)  # wakes the push loop
     stop: asyncio.Event = field(default_factory=asyncio.Event)
     task: asyncio.Task[None] | None = None
 
@@ -114,7 +118,7 @@ class Drainer:
         now = time.monotonic()
         self.edits.setdefault(chain_id, now)
         self.last_edit[chain_id] = now
-        self.wake.set()
+        self.edit.set()
 
     def pushes_due(self, debounce: float, max_delay: float) -> list[str]:
         now = time.monotonic()
@@ -159,6 +163,8 @@ class Worker:
         push_debounce: float = 1.0,
         push_max_delay: float = 5.0,
         push_seconds: float = 10.0,
+        push_batch: int = 25,
+        push_concurrency: int = 4,
         shutdown_seconds: float = 30.0,
         liveness: Liveness | None = None,
         engine_options: dict[str, Any] | None = None,
@@ -176,6 +182,8 @@ class Worker:
         self._debounce = push_debounce
         self._max_delay = push_max_delay
         self._push_seconds = push_seconds
+        self._push_batch = push_batch
+        self._push_concurrency = push_concurrency
         self._shutdown = shutdown_seconds
         self._liveness = liveness or Liveness.of(settings)
         self._options = FleetOptions(engine_options=engine_options or {})
@@ -346,46 +354,68 @@ class Worker:
             chains = {(await engine.scope()).chain_id: engine for engine in engines}
             drainer.chains = set(chains)
             work = ConnectionPass(connection, engines, run, self._liveness)
-            while not drainer.stop.is_set() and time.monotonic() < ends:
-                await self._wait(drainer)
-                if drainer.stop.is_set():
-                    return
-                if drainer.wake.is_set():
+            ended = asyncio.Event()
+            pushing = asyncio.create_task(self._push_loop(drainer, work, chains, ended))
+            try:
+                while not drainer.stop.is_set() and time.monotonic() < ends:
+                    await self._wait(drainer, ends)
+                    if drainer.stop.is_set() or not drainer.wake.is_set():
+                        continue
                     drainer.wake.clear()
                     claimed = run.counts.get("inbox_claimed", 0)
                     await self._drain(work, chains)
                     if run.counts.get("inbox_claimed", 0) != claimed:
                         drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
-                for chain_id in drainer.pushes_due(self._debounce, self._max_delay):
-                    if drainer.stop.is_set():
-                        return
-                    drainer.edits.pop(chain_id, None)
-                    drainer.last_edit.pop(chain_id, None)
-                    await self._push(work, chain_id, chains[chain_id])
-                    await self._rescore(run, chain_id)
+            finally:
+                ended.set()  # the push in hand finishes
+                await pushing
 
-    async def _wait(self, drainer: Drainer) -> None:
-        """Until woken, a push is due, or the poll comes round (which wakes the drain)."""
-        timeout = self._backstop if self.state.listening else self._poll
-        push_in = drainer.next_push_in(self._debounce, self._max_delay)
-        if push_in is not None and push_in < timeout:
-            timeout = push_in
-            polled = False
-        else:
-            polled = True
+    async def _wait(self, drainer: Drainer, ends: float) -> None:
+        """Until woken, or the poll comes round (which wakes the drain), or the run ends."""
+        poll = self._backstop if self.state.listening else self._poll
+        timeout = min(poll, max(0.0, ends - time.monotonic()))
         try:
             await asyncio.wait_for(drainer.wake.wait(), timeout=timeout)
         except TimeoutError:
-            if polled:
-                drainer.wake.set()
-                if not self.state.listening:  # no notification of edits either
-                    for chain in drainer.chains:
-                        drainer.edited(chain)
+            if timeout < poll:
+                return  # the run's end, not the poll
+            drainer.wake.set()
+            if not self.state.listening:  # no notification of edits either
+                for chain in drainer.chains:
+                    drainer.edited(chain)
+
+    async def _push_loop(
+        self,
+        drainer: Drainer,
+        work: ConnectionPass,
+        chains: dict[str, SyncEngine],
+        ended: asyncio.Event,
+    ) -> None:
+        """Beside the drain: each chain's edits once quiet for the debounce (see the module);
+        a failed push is the scheduled push's to retry."""
+        while not (drainer.stop.is_set() or ended.is_set()):
+            drainer.edit.clear()
+            delay = drainer.next_push_in(self._debounce, self._max_delay)
+            await _first_of((drainer.edit, drainer.stop, ended), delay)
+            for chain_id in drainer.pushes_due(self._debounce, self._max_delay):
+                drainer.edits.pop(chain_id, None)
+                drainer.last_edit.pop(chain_id, None)
+                if chain_id not in chains:
+                    continue
+                try:
+                    await self._push(work, chain_id, chains[chain_id])
+                except Exception as exc:  # the drain goes on; push_changes retries it
+                    self.state.failures += 1
+                    self.state.last_error = f"push: {type(exc).__name__}"
+                    work.run.count(realtime_push_failed=1)
+                    log.warning("real-time push failed", error=redact_text(str(exc)))
+                    continue
+                await self._rescore(work.run, chain_id)
 
     async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
-        """The scheduled job's drain of this connection (its routes: each enterprise's events,
-        then the connection's own), each call bounded in time; the guests a call read are
-        rescored before the next."""
+        """The scheduled job's drain of this connection, its routes side by side (each
+        enterprise's events, and the connection's own), each call bounded in time; the guests
+        a call read are rescored at once."""
         enterprise_ids = work.connection.enterprise_ids
         routes: list[tuple[Refresher, Route]] = [
             (engine, Route((enterprise_id,)))
@@ -394,8 +424,9 @@ class Worker:
         routes.append(
             (jobs.AcrossEnterprises(work.engines), Route(enterprise_ids, work.connection.id))
         )
-        for refresher, route in routes:
-            guests = work.run.counts.get(GUESTS_READ, 0)
+
+        async def one(refresher: Refresher, route: Route) -> None:
+            before = work.run.counts.get(GUESTS_READ, 0)
             await drain_inbox(
                 self._store,
                 refresher,
@@ -403,9 +434,11 @@ class Worker:
                 route=route,
                 time_budget_seconds=self._drain_seconds,
             )
-            if work.run.counts.get(GUESTS_READ, 0) != guests:
+            if work.run.counts.get(GUESTS_READ, 0) != before:
                 for chain_id in chains:
                     await self._rescore(work.run, chain_id)
+
+        await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
         self.state.drains += 1
 
     async def _rescore(self, run: Run, chain_id: str) -> None:
@@ -422,7 +455,7 @@ class Worker:
         run.count(facts_refreshed=refresh.facts, scored=refresh.scored)
         self.state.rescored += refresh.facts
 
-    async def _push(self, work: ConnectionPass, chain_id: str, engine: Any) -> None:
+    async def _push(self, work: ConnectionPass, chain_id: str, engine: SyncEngine) -> None:
         """One push turn of a chain's edits, under the scheduled push's lease."""
         async with unit(self._store, work.run, f"push_changes:{chain_id}", work.liveness) as mine:
             if mine:
@@ -430,7 +463,19 @@ class Worker:
                     self._store,
                     engine,
                     work.run,
+                    limit=self._push_batch,
+                    concurrency=self._push_concurrency,
                     chain_ids=[chain_id],
                     time_budget_seconds=self._push_seconds,
                 )
                 self.state.pushes += 1
+
+
+async def _first_of(events: Iterable[asyncio.Event], seconds: float | None) -> None:
+    """Until one of ``events`` is set, or ``seconds`` have passed (None: no limit)."""
+    waiters = [asyncio.ensure_future(e.wait()) for e in events]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for waiter in waiters:
+            waiter.cancel()

@@ -12,11 +12,13 @@ from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
 
+import httpx
 import psycopg
 import pytest
 
 from shared.connections.registry import active_connections, connection_id_for
 from shared.db.store import Store
+from shared.listener.service import serve
 from shared.listener.supervisor import Supervisor
 from shared.listener.worker import LISTEN_APPLICATION, Worker, listen_url
 from shared.quality.job import score_profiles
@@ -25,6 +27,7 @@ from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
+from tests.listener.test_service import free_port
 from tests.listener.webhooks import webhook_receiver
 from tests.support.tenancy import add_user
 
@@ -252,3 +255,41 @@ async def test_webhooks_reach_the_guests_and_their_scores_without_any_job(
         ).fetchone()
     assert row is not None
     assert row[0] >= len(ids)  # by the worker: the score job ran before the change
+
+
+async def test_the_service_runs_the_worker_and_shows_it_on_its_health_endpoint(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    port = free_port()
+    stop = asyncio.Event()
+    service = asyncio.create_task(serve(settings, port=port, stop=stop, refresh_seconds=NEVER))
+    health: dict[str, Any] = {}
+
+    async def listening() -> bool:
+        async with httpx.AsyncClient() as client:
+            try:
+                health.update((await client.get(f"http://127.0.0.1:{port}/healthz")).json())
+            except httpx.TransportError:
+                return False
+        return bool(health["status"] == "ok" and health["realtime"]["listening"])
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not await listening():
+        assert loop.time() < deadline, "the service's worker did not listen"
+        await asyncio.sleep(0.1)
+    changed = await asyncio.to_thread(simulator.mutate, reservations_updated=2)
+
+    def mirrored() -> bool:
+        states = reservation_states(database_url)
+        return all(
+            states.get(i) == simulator.data.reservations[i]["State"]
+            for i in changed["reservations"]
+        )
+
+    await wait_for(mirrored, what="the reservations, drained by the service's worker")
+    stop.set()
+    await asyncio.wait_for(service, 60)
+    assert job_runs(database_url, "process_events") == 0
