@@ -3,14 +3,16 @@
     python -m bench.freshness [--properties 1] [--rate 2] [--seconds 20] [--phases after,before]
 
 The simulator in its own process (300 ms latency, the real request limit: 200 per 30 s per
-token) sends General Webhooks to our intake (``accept_webhook`` over HTTP, as the
+token, docs/MEWS.md#rate-limit) sends General Webhooks to our intake (``accept_webhook`` over HTTP, as the
 ``mews_webhook`` function runs it) and WebSocket messages to ``guesthub listen`` (a process of
 its own, as deployed). After a first load and a first scoring, for ``--seconds`` each property
 changes ``--rate`` times a second (customers over webhooks and reservations over the WebSocket,
 by turns) and a staff member edits a guest through row-level security every ``--edit-every``
-seconds. The bench watches the database every 0.1 s (figures are rounded up to that):
+seconds (``--before-seconds`` without the worker: one period of ``process_events``). The bench watches the database every 0.1 s (figures are rounded up to that):
 
-- Mews change → row visible: the row's ``mews_updated_utc`` moved past what it was;
+- Mews change → row visible: the row's ``mews_updated_utc`` moved past what it was (a customer
+  is announced by a General Webhook; a reservation by both a webhook and the WebSocket, the
+  first one drained wins);
 - change → new score: the guest's facts were computed from that row (``quality_facts_put``
   rescores it in the same call);
 - staff edit → Mews: the edit is no longer pending (Mews accepted the update, or lost the merge).
@@ -184,8 +186,8 @@ class Path:
 
 @dataclass
 class Phase:
-    customers: Path = field(default_factory=lambda: Path("Mews change → row (webhook)"))
-    reservations: Path = field(default_factory=lambda: Path("Mews change → row (WebSocket)"))
+    customers: Path = field(default_factory=lambda: Path("Mews change → guest (webhook)"))
+    reservations: Path = field(default_factory=lambda: Path("Mews change → reservation (both)"))
     scores: Path = field(default_factory=lambda: Path("change → new score"))
     edits: Path = field(default_factory=lambda: Path("staff edit → Mews"))
     # per guest: the row's synced_at once visible, and when its change was made
@@ -258,7 +260,13 @@ class Hotel:
 
 
 async def generate(
-    sim: str, db: str, hotels: list[Hotel], phase: Phase, args: argparse.Namespace
+    sim: str,
+    db: str,
+    hotels: list[Hotel],
+    phase: Phase,
+    *,
+    args: argparse.Namespace,
+    seconds: float,
 ) -> None:
     """Each property changes ``rate`` times a second, by turns a customer and a reservation,
     and a staff member edits a guest every ``edit_every`` seconds."""
@@ -280,7 +288,7 @@ async def generate(
                 for mews_id in answer["reservations"]:
                     phase.reservations.started(mews_id, at)
 
-        while time.monotonic() - started < args.seconds:
+        while time.monotonic() - started < seconds:
             kind = "customers_updated" if turn % 2 == 0 else "reservations_updated"
             await asyncio.gather(*(change(h, kind) for h in hotels))
             turn += 1
@@ -352,7 +360,16 @@ async def run_phase(
         )
         started = time.monotonic()
         try:
-            await generate(sim, db, hotels, phase, args)
+            # without the worker, a full period of process_events: a change waits for the next
+            # tick, uniformly over the minute (edits: the first half of push's two minutes)
+            await generate(
+                sim,
+                db,
+                hotels,
+                phase,
+                args=args,
+                seconds=args.seconds if realtime else args.before_seconds,
+            )
             # until everything arrived: seconds with the worker, the schedules' period without
             phase.settled.clear()
             with contextlib.suppress(TimeoutError):
@@ -417,10 +434,13 @@ async def prepare(settings: Settings, sim: str) -> tuple[list[Hotel], str]:
 def report(
     name: str, phase: Phase, counters: dict[str, Any], seconds: float, realtime: bool
 ) -> None:
-    print(
-        f"\n{name}: {seconds:.0f} s"
-        + ("" if realtime else " (score_profiles every 15 min: not measured)")
-    )
+    print(f"\n{name}: {seconds:.0f} s")
+    if not realtime:
+        print(
+            "  changes made over one process_events period (60 s), edits over the first half of"
+            " push_changes' (120 s): edits wait longer than a steady state's average;"
+            " score_profiles (every 15 min): not measured"
+        )
     print(
         f"{'path':34} {'n':>5} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7} {'not yet':>10}"
     )
@@ -472,7 +492,10 @@ def main() -> None:
     parser.add_argument("--properties", type=int, default=1)
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--rate", type=float, default=2.0, help="changes per second per property")
-    parser.add_argument("--seconds", type=float, default=20.0)
+    parser.add_argument("--seconds", type=float, default=20.0, help="changes with the worker")
+    parser.add_argument(
+        "--before-seconds", type=float, default=60.0, help="changes with the schedules alone"
+    )
     parser.add_argument("--edit-every", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=float, default=300.0)
     parser.add_argument("--phases", default="after,before")

@@ -2,16 +2,18 @@
 edits within seconds, with the code and guarantees of the scheduled jobs.
 
 An inbox row stored (by the webhook function or a socket of this service) notifies
-``guesthub_inbox`` with the enterprise or integration it names; a staff edit notifies
+``guesthub_inbox`` with the enterprise it names, or the integration (WebSocket events name no
+enterprise: docs/MEWS.md#websocket, #general-webhooks); a staff edit notifies
 ``guesthub_push`` with its chain (migration ``realtime_notifies``). The worker ``LISTEN``s on a
 session connection of its own (a direct database URL: Supabase's transaction pooler does not
 carry notifications) and wakes the drain of the connections a notification names. Each
 connection has one :class:`Drainer`: a recorded run (``realtime``, a new one every
 ``run_seconds``) holding the token's client and engines, which runs the very
 ``process_events`` of the scheduled job (claims with SKIP LOCKED held by the run, routing by
-EnterpriseId/IntegrationId, ids deduplicated into one read by id per entity and batch, dead
-letters, per-record isolation), each call bounded (``drain_seconds``: about a batch) so that
-pushes and rescoring take turns with a steady stream and a stop finishes the batch in hand.
+EnterpriseId/IntegrationId, ids deduplicated into one read by id per entity and batch within
+the token's shared budget (docs/MEWS.md#rate-limit), dead letters, per-record isolation), its
+routes side by side, each call bounded (``drain_seconds``: about a batch) so that
+rescoring follows each batch under a steady stream and a stop finishes the batch in hand.
 
 Edits are pushed per chain once the chain's edits have been quiet for ``push_debounce``
 seconds (at most ``push_max_delay`` after the first; one call per guest, whatever it was

@@ -293,3 +293,36 @@ async def test_the_service_runs_the_worker_and_shows_it_on_its_health_endpoint(
     stop.set()
     await asyncio.wait_for(service, 60)
     assert job_runs(database_url, "process_events") == 0
+
+
+def inbox_processing(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) from public.event_inbox where status = 'processing'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_a_stop_finishes_the_events_in_hand(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """Stopped while Mews is slow to answer the read of claimed events: the worker completes
+    them before it returns, leaving nothing claimed for others to wait on."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listening and worker.state.drains >= 1)
+        await wait_for(
+            lambda: any(s.listener.state.status == "connected" for s in supervisor.sockets.values())
+        )
+        await asyncio.to_thread(simulator.set_faults, extra_delay_ms=1500)
+        changed = await asyncio.to_thread(simulator.mutate, reservations_updated=2)
+        await wait_for(lambda: inbox_processing(database_url) > 0, what="events in hand")
+    # `running` has stopped the worker and waited for it
+    assert inbox_processing(database_url) == 0
+    assert set(inbox_statuses(database_url)) == {"done"}
+    states = reservation_states(database_url)
+    for reservation_id in changed["reservations"]:
+        assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]
