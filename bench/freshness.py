@@ -59,8 +59,7 @@ from bench._sim import reset_stats, simulator_process, stats
 from shared.connections import jobs
 from shared.connections.registry import register_manual
 from shared.connections.runner import interactive, run_connections_job, scheduled
-from shared.db.connect import open_store
-from shared.db.store import Store
+from shared.db.store import PsycopgTransport, Store
 from shared.intake.store import accept_webhook
 from shared.netserve import serve_in_thread
 from shared.quality.job import score_profiles
@@ -78,29 +77,30 @@ def free_port() -> int:
 
 
 @contextmanager
-def webhook_receiver(settings: Settings) -> Iterator[str]:
-    """Our intake over HTTP; yields the URL Mews is given."""
+def webhook_receiver(db: str) -> Iterator[str]:
+    """Our intake over HTTP with one small pool (as a function instance keeps one store);
+    yields the URL Mews is given."""
+    held: list[Store] = []
+
+    async def opened() -> Store:
+        if not held:
+            held.append(await small_store(db))
+        return held[0]
 
     async def receive(request: Request) -> JSONResponse:
-        store: Store | None = None
-
-        async def opened() -> Store:
-            nonlocal store
-            store = await open_store(settings)
-            return store
-
-        try:
-            result = await accept_webhook(
-                opened, await request.body(), request.query_params.get("Token"), secret=SECRET
-            )
-        finally:
-            if store is not None:
-                await store.aclose()
+        result = await accept_webhook(
+            opened, await request.body(), request.query_params.get("Token"), secret=SECRET
+        )
         return JSONResponse(result.body, result.status)
 
     app = Starlette(routes=[Route("/webhook", receive, methods=["POST"])])
     with serve_in_thread(app) as server:
         yield f"{server.http_url}/webhook?Token={SECRET}"
+
+
+async def small_store(db: str) -> Store:
+    """A store of at most four connections: the database server is shared."""
+    return Store(await PsycopgTransport.connect(db, max_size=4))
 
 
 @contextmanager
@@ -354,7 +354,7 @@ async def run_phase(
         phase = Phase(scored=realtime)
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch(db, phase, stop))
-        store = await open_store(settings)
+        store = await small_store(db)
         jobs_task = (
             None if realtime else asyncio.create_task(scheduler(store, settings, time.monotonic()))
         )
@@ -393,7 +393,7 @@ async def prepare(settings: Settings, sim: str) -> tuple[list[Hotel], str]:
     db = settings.database_url.get_secret_value()
     async with httpx.AsyncClient(timeout=10) as client:
         properties = (await client.get(sim + "/_admin/properties")).json()
-    store = await open_store(settings)
+    store = await small_store(db)
     try:
         for prop in properties:
             await register_manual(store, settings, prop["access_token"], prop["name"])
@@ -502,22 +502,21 @@ def main() -> None:
     parser.add_argument("--server-url", default=LOCAL_SERVER)
     args = parser.parse_args()
     key = Fernet.generate_key().decode()
-    with fresh_database(args.server_url) as db:
-        settings = load_settings(database_url=db, token_encryption_key=key, log_level="WARNING")
-        with (
-            webhook_receiver(settings) as hook,
-            simulator_process(
-                "--customers",
-                str(args.customers),
-                "--properties",
-                str(args.properties),
-                "--latency-ms",
-                str(args.latency_ms),
-                "--webhook-url",
-                hook,
-            ) as sim,
-        ):
-            asyncio.run(run(args, db, sim, key))
+    with (
+        fresh_database(args.server_url) as db,
+        webhook_receiver(db) as hook,
+        simulator_process(
+            "--customers",
+            str(args.customers),
+            "--properties",
+            str(args.properties),
+            "--latency-ms",
+            str(args.latency_ms),
+            "--webhook-url",
+            hook,
+        ) as sim,
+    ):
+        asyncio.run(run(args, db, sim, key))
 
 
 if __name__ == "__main__":

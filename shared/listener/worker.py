@@ -192,6 +192,7 @@ class Worker:
         self._rescore_guests = rescore
         self._rng = random.Random()  # noqa: S311 - jitter
         self.drainers: dict[str, Drainer] = {}
+        self._retiring: set[asyncio.Task[None]] = set()
         self.state = WorkerState()
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -244,13 +245,17 @@ class Worker:
         self.drainers[connection.id] = drainer
 
     def _retire(self, drainer: Drainer) -> None:
+        """Stop a drain; it finishes what it holds (awaited at shutdown)."""
         drainer.stop.set()
         drainer.wake.set()
+        if drainer.task is not None and not drainer.task.done():
+            self._retiring.add(drainer.task)
+            drainer.task.add_done_callback(self._retiring.discard)
 
     async def _stop_all(self) -> None:
         for drainer in self.drainers.values():
             self._retire(drainer)
-        tasks = [d.task for d in self.drainers.values() if d.task is not None]
+        tasks = set(self._retiring)
         if not tasks:
             return
         _, pending = await asyncio.wait(tasks, timeout=self._shutdown)
@@ -321,7 +326,7 @@ class Worker:
     # one connection's drain
 
     async def _drain_forever(self, drainer: Drainer) -> None:
-        backoff = Backoff(base=1.0, cap=60.0)
+        backoff = Backoff(base=1.0, cap=30.0)
         label = drainer.connection.label()
         while not drainer.stop.is_set():
             try:
@@ -335,10 +340,9 @@ class Worker:
                     connection=label,
                     error=redact_text(f"{type(exc).__name__}: {exc}"),
                 )
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(
-                        drainer.stop.wait(), timeout=backoff.next_delay(self._rng)
-                    )
+                # until the backoff is over, or a notification says the database is back
+                drainer.wake.clear()
+                await _first_of((drainer.stop, drainer.wake), backoff.next_delay(self._rng))
                 drainer.wake.set()
 
     async def _one_run(self, drainer: Drainer) -> None:
