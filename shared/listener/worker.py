@@ -419,17 +419,19 @@ class Worker:
                 await self._rescore(work.run, chain_id)
 
     async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
-        """The scheduled job's drain of this connection, its routes side by side (each
-        enterprise's events, and the connection's own), each call bounded in time; the guests
-        a call read are rescored at once."""
+        """The scheduled job's drain of this connection, each call bounded in time; the
+        guests a call read are rescored at once. One enterprise: one route takes its events and
+        the connection's own together (a change announced by a webhook and the WebSocket is
+        read once when both are claimed together); a portfolio: each enterprise's route and the
+        connection's own, side by side."""
         enterprise_ids = work.connection.enterprise_ids
-        routes: list[tuple[Refresher, Route]] = [
-            (engine, Route((enterprise_id,)))
-            for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True)
-        ]
-        routes.append(
-            (jobs.AcrossEnterprises(work.engines), Route(enterprise_ids, work.connection.id))
-        )
+        own = Route(enterprise_ids, work.connection.id)  # its enterprises' events too
+        routes: list[tuple[Refresher, Route]] = [(jobs.AcrossEnterprises(work.engines), own)]
+        if len(work.engines) > 1:  # a portfolio: each enterprise's events by its own engine
+            routes[:0] = [
+                (engine, Route((enterprise_id,)))
+                for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True)
+            ]
 
         async def one(refresher: Refresher, route: Route) -> None:
             before = work.run.counts.get(GUESTS_READ, 0)
