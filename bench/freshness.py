@@ -15,7 +15,9 @@ seconds (``--before-seconds`` without the worker: one period of ``process_events
   first one drained wins);
 - change → new score: the guest's facts were computed from that row (``quality_facts_put``
   rescores it in the same call);
-- staff edit → Mews: the edit is no longer pending (Mews accepted the update, or lost the merge).
+- staff edit → Mews: the edit is no longer pending (Mews accepted the update, or lost the merge);
+- of which change → in the inbox: the first event about it stored (webhook or WebSocket), the
+  part of the delay before anything of ours can act (the simulator's and the intake's).
 
 Phases: ``after`` — ``guesthub listen`` with its real-time worker; ``before`` — ``guesthub listen
 --no-realtime`` (sockets only) and the schedules of scheduler.yaml run by the bench
@@ -188,6 +190,8 @@ class Path:
 class Phase:
     customers: Path = field(default_factory=lambda: Path("Mews change → guest (webhook)"))
     reservations: Path = field(default_factory=lambda: Path("Mews change → reservation (both)"))
+    stored: Path = field(default_factory=lambda: Path("  of which: change → in the inbox"))
+    changed_at: list[tuple[str, float]] = field(default_factory=list)  # (id, wall clock)
     scores: Path = field(default_factory=lambda: Path("change → new score"))
     edits: Path = field(default_factory=lambda: Path("staff edit → Mews"))
     # per guest: the row's synced_at once visible, and when its change was made
@@ -196,7 +200,7 @@ class Phase:
     scored: bool = True  # whether the phase waits for new scores
 
     def paths(self) -> list[Path]:
-        return [self.customers, self.reservations, self.edits, self.scores]
+        return [self.customers, self.reservations, self.stored, self.edits, self.scores]
 
     def waiting(self, *, scores: bool) -> bool:
         return any(p.left for p in self.paths() if scores or p is not self.scores)
@@ -277,16 +281,18 @@ async def generate(
     async with httpx.AsyncClient(timeout=30) as client:
 
         async def change(hotel: Hotel, kind: str) -> None:
-            at = time.monotonic()
+            at, wall = time.monotonic(), time.time()
             body = {"property": hotel.index, kind: 1}
             answer = (await client.post(sim + "/_admin/mutate", json=body)).json()
             if kind == "customers_updated":
                 for mews_id in answer["customers_updated"]:
                     phase.customers.started(mews_id, at)
                     phase.scores.started(mews_id, at)
+                    phase.changed_at.append((mews_id, wall))
             else:
                 for mews_id in answer["reservations"]:
                     phase.reservations.started(mews_id, at)
+                    phase.changed_at.append((mews_id, wall))
 
         while time.monotonic() - started < seconds:
             kind = "customers_updated" if turn % 2 == 0 else "reservations_updated"
@@ -383,7 +389,27 @@ async def run_phase(
                     await jobs_task
             await store.aclose()
         counters = await asyncio.to_thread(stats, sim)
+        await asyncio.to_thread(delivery, db, phase)
     return phase, counters, time.monotonic() - started
+
+
+def delivery(db: str, phase: Phase) -> None:
+    """How long each change took to be stored in the inbox (its first event, by a webhook or
+    the WebSocket): the part of the delay before anything of ours could process it."""
+    with psycopg.connect(db) as conn:
+        rows = conn.execute(
+            "select e->'Value'->>'Id', extract(epoch from i.received_at)"
+            " from public.event_inbox i, jsonb_array_elements(i.body->'Events') e"
+            " where i.received_at >= to_timestamp(%s)",
+            (min((w for _, w in phase.changed_at), default=time.time()) - 1,),
+        ).fetchall()
+    stored: dict[str, list[float]] = defaultdict(list)
+    for record_id, at in rows:
+        stored[str(record_id)].append(float(at))
+    for record_id, wall in phase.changed_at:
+        later = [at for at in stored.get(record_id, []) if at >= wall]
+        if later:
+            phase.stored.delays.append(min(later) - wall)
 
 
 async def prepare(settings: Settings, sim: str) -> tuple[list[Hotel], str]:
