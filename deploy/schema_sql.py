@@ -176,6 +176,13 @@ def _table(conn: psycopg.Connection[Any], name: str, oid: int) -> str:
         (oid,),
     ):
         lines.append(f"{definition};")
+    for (publication,) in _rows(
+        conn,
+        "select p.pubname from pg_publication_rel r join pg_publication p on p.oid = r.prpubid"
+        " where r.prrelid = %s order by p.pubname",
+        (oid,),
+    ):
+        lines.append(f"alter publication {_ident(publication)} add table {name};")
     lines += _relation_grants(conn, name, oid)
     lines += _comments_of(conn, name, oid)
     return "\n".join(lines)

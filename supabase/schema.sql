@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 53 migrations applied; the last: 20261206100100_rows_api_removed.sql
+-- 55 migrations applied; the last: 20261206100100_rows_api_removed.sql
 
 
 -- ================================================================================================
@@ -406,6 +406,18 @@ begin
 end
 $function$;
 
+-- app.guests_push_notify()
+CREATE OR REPLACE FUNCTION app.guests_push_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  perform pg_notify('guesthub_push', new.chain_id::text);
+  return null;
+end
+$function$;
+
 -- app.holder_gone(text)
 CREATE OR REPLACE FUNCTION app.holder_gone(p_holder text)
  RETURNS boolean
@@ -431,6 +443,19 @@ AS $function$
      and r.id = p_holder::uuid
 $function$;
 grant execute on function app.holder_run(text) to service_role;
+
+-- app.inbox_notify()
+CREATE OR REPLACE FUNCTION app.inbox_notify()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  perform pg_notify('guesthub_inbox',
+                    coalesce(new.enterprise_id::text, new.integration_id::text, ''));
+  return null;
+end
+$function$;
 
 -- app.inbox_unrouted()
 CREATE OR REPLACE FUNCTION app.inbox_unrouted()
@@ -2632,6 +2657,7 @@ CREATE INDEX conflict_log_guest_idx ON public.conflict_log USING btree (chain_id
 alter table public.conflict_log enable row level security;
 create policy conflict_log_read on public.conflict_log as permissive for select to authenticated
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
+alter publication supabase_realtime add table public.conflict_log;
 grant select on table public.conflict_log to authenticated;
 grant select, insert, update, delete on table public.conflict_log to service_role;
 
@@ -2772,6 +2798,8 @@ CREATE INDEX event_inbox_open_idx ON public.event_inbox USING btree (enterprise_
 CREATE INDEX event_inbox_ready_idx ON public.event_inbox USING btree (available_at, id) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text]));
 CREATE INDEX event_inbox_route_idx ON public.event_inbox USING btree (integration_id, enterprise_id, available_at, id) WHERE (status = ANY (ARRAY['pending'::text, 'failed'::text, 'processing'::text]));
 alter table public.event_inbox enable row level security;
+CREATE TRIGGER event_inbox_notify AFTER INSERT ON public.event_inbox FOR EACH ROW EXECUTE FUNCTION app.inbox_notify();
+CREATE TRIGGER event_inbox_notify_replay AFTER UPDATE OF status ON public.event_inbox FOR EACH ROW WHEN (new.status = 'pending'::text AND old.status IS DISTINCT FROM 'pending'::text) EXECUTE FUNCTION app.inbox_notify();
 CREATE TRIGGER event_inbox_redact BEFORE INSERT OR UPDATE OF body_raw, body ON public.event_inbox FOR EACH ROW EXECUTE FUNCTION app.event_inbox_redact();
 grant select, insert, update, delete on table public.event_inbox to service_role;
 
@@ -2932,6 +2960,7 @@ CREATE INDEX guest_score_history_guest_idx ON public.guest_score_history USING b
 alter table public.guest_score_history enable row level security;
 create policy guest_score_history_read on public.guest_score_history as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
+alter publication supabase_realtime add table public.guest_score_history;
 grant select on table public.guest_score_history to authenticated;
 grant select, insert, update, delete on table public.guest_score_history to service_role;
 
@@ -2953,6 +2982,7 @@ CREATE INDEX guest_scores_flips_idx ON public.guest_scores USING btree (enterpri
 alter table public.guest_scores enable row level security;
 create policy guest_scores_read on public.guest_scores as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
+alter publication supabase_realtime add table public.guest_scores;
 grant select on table public.guest_scores to authenticated;
 grant select, insert, update, delete on table public.guest_scores to service_role;
 comment on column public.guest_scores.flips_on is 'the next day a date_range verdict of this score changes by the calendar alone (null: never)';
@@ -3045,6 +3075,8 @@ create policy guests_staff_edit on public.guests as permissive for update to aut
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]))
     with check (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
 CREATE TRIGGER guests_local_edit BEFORE UPDATE ON public.guests FOR EACH ROW EXECUTE FUNCTION app.guests_mark_local_edit();
+CREATE TRIGGER guests_push_notify AFTER UPDATE ON public.guests FOR EACH ROW WHEN (new.push_status = 'pending'::text AND new.local_edited_at IS DISTINCT FROM old.local_edited_at) EXECUTE FUNCTION app.guests_push_notify();
+alter publication supabase_realtime add table public.guests;
 grant select on table public.guests to authenticated;
 grant select, insert, update, delete on table public.guests to service_role;
 grant update (title, sex, first_name, last_name, nationality_code, preferred_language_code, birth_date, occupation, email, phone, loyalty_code, notes, car_registration_number, dietary_requirements) on table public.guests to authenticated;
@@ -3242,6 +3274,7 @@ CREATE INDEX quarantine_run_idx ON public.quarantine USING btree (run_id);
 alter table public.quarantine enable row level security;
 create policy quarantine_read on public.quarantine as permissive for select to authenticated
     using ((scope_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[])) OR (scope_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[])));
+alter publication supabase_realtime add table public.quarantine;
 grant select on table public.quarantine to authenticated;
 grant select, insert, update, delete on table public.quarantine to service_role;
 
@@ -3424,6 +3457,7 @@ CREATE INDEX sync_runs_running_idx ON public.sync_runs USING btree (heartbeat_at
 alter table public.sync_runs enable row level security;
 create policy sync_runs_read on public.sync_runs as permissive for select to authenticated
     using ((scope_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[])) OR (scope_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[])));
+alter publication supabase_realtime add table public.sync_runs;
 grant select on table public.sync_runs to authenticated;
 grant select, insert, update, delete on table public.sync_runs to service_role;
 

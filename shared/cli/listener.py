@@ -35,9 +35,18 @@ def listen(
             "(a token Mews refused does not count).",
         ),
     ] = 300.0,
+    realtime: Annotated[
+        bool,
+        typer.Option(
+            envvar="LISTENER_REALTIME",
+            help="Drain the inbox and push staff edits as they happen (--no-realtime: the "
+            "scheduled jobs alone do).",
+        ),
+    ] = True,
 ) -> None:
     """Store Mews WebSocket events in the inbox, one socket per active connection; catch up
-    after every reconnect; /healthz shows each connection."""
+    after every reconnect; /healthz shows each connection. With --realtime (the default),
+    process inbox events and push staff edits as they arrive (LISTEN on DATABASE_URL)."""
     from shared.listener.service import serve  # uvicorn, starlette, websockets
 
     settings = command_settings()
@@ -47,5 +56,6 @@ def listen(
             port=port,
             refresh_seconds=refresh_seconds,
             max_disconnected_seconds=max_disconnected_seconds,
+            realtime=realtime,
         )
     )

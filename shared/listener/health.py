@@ -34,7 +34,7 @@ the single-socket shape that scripts and the chaos suite read. No token is ever 
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 from starlette.applications import Starlette
@@ -101,13 +101,22 @@ def health_report(
     return (200 if healthy else 503), body
 
 
-def health_app(supervisor: Supervisor, max_disconnected_seconds: float = 300.0) -> Starlette:
+def health_app(
+    supervisor: Supervisor,
+    max_disconnected_seconds: float = 300.0,
+    realtime: Callable[[], dict[str, Any]] | None = None,
+) -> Starlette:
+    """``realtime``: the worker's state, shown under ``"realtime"`` (it never changes the
+    verdict: the scheduled jobs cover a worker in trouble)."""
+
     async def health(_: Request) -> JSONResponse:
         code, body = health_report(
             [(s.connection, s.listener.state) for s in supervisor.sockets.values()],
             supervisor.registry,
             max_disconnected_seconds=max_disconnected_seconds,
         )
+        if realtime is not None:
+            body["realtime"] = realtime()
         return JSONResponse(body, status_code=code)
 
     return Starlette(routes=[Route("/healthz", health), Route("/", health)])

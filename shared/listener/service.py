@@ -21,6 +21,7 @@ from shared.listener.catch_up import catch_up
 from shared.listener.health import health_app
 from shared.listener.listener import CatchUp, Listener
 from shared.listener.supervisor import ConnectionSource, ListenerFactory, Supervisor
+from shared.listener.worker import Worker, listen_url
 from shared.logs import get_logger
 from shared.settings import Settings
 
@@ -100,7 +101,10 @@ async def serve(
     refresh_seconds: float = 60.0,
     max_disconnected_seconds: float = 300.0,
     source: ConnectionSource | None = None,
+    realtime: bool = True,
 ) -> None:
+    """The sockets, the health endpoint and (``realtime``) the real-time worker
+    (:mod:`shared.listener.worker`), until SIGTERM."""
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
     signals = (signal.SIGTERM, signal.SIGINT)
@@ -114,7 +118,8 @@ async def serve(
             supervisor = supervisor_for(
                 settings, store, source=source, refresh_seconds=refresh_seconds
             )
-            await _serve_with_health(supervisor, stop, port, max_disconnected_seconds)
+            worker = worker_for(settings, store, source=source) if realtime else None
+            await _serve_with_health(supervisor, stop, port, max_disconnected_seconds, worker)
         finally:
             await store.aclose()
     finally:
@@ -122,12 +127,32 @@ async def serve(
             loop.remove_signal_handler(sig)
 
 
+def worker_for(
+    settings: Settings, store: Store, *, source: ConnectionSource | None = None
+) -> Worker:
+    """The real-time worker of the service: the registry's active connections (or
+    ``source``), LISTENing on the direct database URL when there is one."""
+
+    async def active() -> list[Connection]:
+        return await active_connections(store, settings)
+
+    return Worker(settings, store, source or active, listen=listen_url(settings))
+
+
 async def _serve_with_health(
-    supervisor: Supervisor, stop: asyncio.Event, port: int, max_disconnected_seconds: float
+    supervisor: Supervisor,
+    stop: asyncio.Event,
+    port: int,
+    max_disconnected_seconds: float,
+    worker: Worker | None = None,
 ) -> None:
     server = _QuietServer(
         uvicorn.Config(
-            health_app(supervisor, max_disconnected_seconds),
+            health_app(
+                supervisor,
+                max_disconnected_seconds,
+                worker.state.snapshot if worker is not None else None,
+            ),
             host="0.0.0.0",  # noqa: S104 - Cloud Run routes to the container
             port=port,
             log_level="warning",
@@ -135,9 +160,13 @@ async def _serve_with_health(
         )
     )
     health = asyncio.create_task(server.serve())
+    working = asyncio.create_task(worker.run(stop)) if worker is not None else None
     try:
         await supervisor.run(stop)
     finally:
+        if working is not None:  # the drain in hand finishes (bounded)
+            stop.set()
+            await asyncio.gather(working, return_exceptions=True)
         server.should_exit = True
         await health
     log.info("listener stopped")

@@ -1,0 +1,28 @@
+"""Facts and scores of the guests that just changed, at once (the real-time worker's call after
+it wrote guests or pushed edits): one page of the chain's guests whose facts are older than
+their row, and one of those with an edit still to push, each put with ``quality_facts_put``
+(normalise, facts, rescore of those guests, queued for their duplicate suggestions).
+
+Bounded to a page each: more than a page changed (a first load, a reconcile) is the score job's
+(:func:`shared.quality.facts.refresh_chain`: bulk duplicates, statistics), which also runs the
+full passes, the calendar's changes and the snapshots."""
+
+from __future__ import annotations
+
+from shared.db.store import Store
+from shared.quality.facts import Refresh, put
+
+PAGE = 500
+
+
+async def rescore_changed(store: Store, chain_id: str, *, limit: int = PAGE) -> Refresh:
+    """Put the facts (and scores) of up to ``limit`` changed and ``limit`` edited guests of
+    the chain; what it did."""
+    refresh = Refresh()
+    page = await store.call("quality_facts_changed", p_chain_id=chain_id, p_limit=limit)
+    if page["guests"]:
+        await put(store, chain_id, page["guests"], refresh)
+    edited = await store.call("quality_facts_edited", p_chain_id=chain_id, p_limit=limit)
+    if edited:
+        await put(store, chain_id, edited, refresh)
+    return refresh

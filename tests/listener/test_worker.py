@@ -1,0 +1,328 @@
+"""The real-time worker: the real listener stores the simulator's WebSocket frames, the worker
+drains them (LISTEN/NOTIFY, or the poll without it) with the scheduled job's code, a lost LISTEN
+connection is reopened without losing what arrived meanwhile, and a staff edit is pushed to the
+simulator without any job run."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import timedelta
+from typing import Any
+
+import httpx
+import psycopg
+import pytest
+
+from shared.connections.registry import active_connections, connection_id_for
+from shared.db.store import Store
+from shared.listener.service import serve
+from shared.listener.supervisor import Supervisor
+from shared.listener.worker import LISTEN_APPLICATION, Worker, listen_url
+from shared.quality.job import score_profiles
+from shared.settings import Settings, load_settings
+from shared.simulator.running import Simulator
+from shared.sync.connect import connected_engine
+from shared.sync.runs import recorded_run
+from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
+from tests.listener.test_service import free_port
+from tests.listener.webhooks import webhook_receiver
+from tests.support.tenancy import add_user
+
+pytestmark = pytest.mark.anyio
+TOKEN = GOOD_TOKENS[0]
+NEVER = 3600.0  # a poll that never comes round within a test: only notifications wake
+
+
+def settings_for(simulator: Simulator, database_url: str, websocket_url: str) -> Settings:
+    return load_settings(
+        mews_platform_url=simulator.url,
+        mews_websocket_url=websocket_url,
+        database_url=database_url,
+        mews_access_token=TOKEN,
+        mews_rate_limit=10_000,
+    )
+
+
+def reservation_states(url: str) -> dict[str, str]:
+    with psycopg.connect(url) as conn:
+        return {
+            str(i): s for i, s in conn.execute("select mews_id, state from public.reservations")
+        }
+
+
+def inbox_statuses(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [s for (s,) in conn.execute("select status from public.event_inbox order by id")]
+
+
+def job_runs(url: str, job: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) from public.sync_runs where job = %s", (job,)
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+@asynccontextmanager
+async def running(
+    settings: Settings, store: Store, **options: Any
+) -> AsyncIterator[tuple[Supervisor, Worker]]:
+    """The listener's sockets and the worker, on the connections table."""
+
+    async def active() -> list[Any]:
+        return await active_connections(store, settings)
+
+    async def no_catch_up(_: Any) -> None:
+        return None
+
+    supervisor = Supervisor(
+        active,
+        listener_factory(store, settings.mews_websocket_url),
+        no_catch_up,
+        refresh_seconds=NEVER,
+    )
+    worker = Worker(settings, store, active, refresh_seconds=NEVER, **options)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(supervisor.run(stop)), asyncio.create_task(worker.run(stop))]
+    try:
+        yield supervisor, worker
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks), 60)
+
+
+async def loaded(settings: Settings, store: Store, *entities: str) -> None:
+    async with connected_engine(settings, store, lag=timedelta(0)) as engine:
+        for entity in entities:
+            await engine.backfill(entity)
+
+
+async def changes_arrive(simulator: Simulator, url: str, supervisor: Supervisor) -> None:
+    """Mews changes reservations; the frames are stored, then drained into the mirror."""
+    await wait_for(
+        lambda: any(s.listener.state.status == "connected" for s in supervisor.sockets.values())
+    )
+    changed = await asyncio.to_thread(simulator.mutate, reservations_updated=3)
+    ids = changed["reservations"]
+    assert ids
+
+    def mirrored() -> bool:
+        states = reservation_states(url)
+        return (
+            all(states.get(i) == simulator.data.reservations[i]["State"] for i in ids)
+            and inbox_statuses(url)
+            and set(inbox_statuses(url)) == {"done"}
+        )
+
+    await wait_for(mirrored, what="the changed reservations in the mirror, the inbox done")
+
+
+async def test_frames_reach_the_mirror_on_a_notification_without_any_job(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listening, what="LISTEN")
+        await changes_arrive(simulator, database_url, supervisor)
+        assert worker.state.notifications >= 1
+    assert job_runs(database_url, "process_events") == 0
+    assert job_runs(database_url, "realtime") >= 1
+
+
+async def test_without_listen_the_inbox_is_polled(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(settings, store, listen=None, poll_seconds=0.5) as (supervisor, worker):
+        await changes_arrive(simulator, database_url, supervisor)
+        assert not worker.state.listening
+        assert worker.state.notifications == 0
+
+
+async def test_a_lost_listen_connection_is_reopened_and_nothing_is_lost(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listens == 1 and worker.state.listening)
+        await wait_for(lambda: worker.state.drains >= 1, what="the first drain")
+        with psycopg.connect(database_url, autocommit=True) as conn:
+            killed = conn.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where application_name = %s and datname = current_database()",
+                (LISTEN_APPLICATION,),
+            ).fetchall()
+        assert killed == [(True,)]
+        await changes_arrive(simulator, database_url, supervisor)
+        await wait_for(lambda: worker.state.listens >= 2, what="LISTEN again")
+
+
+async def test_a_staff_edit_reaches_mews_without_any_job(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        row = conn.execute("select mews_id::text from public.guests limit 1").fetchone()
+    assert row is not None
+    guest = row[0]
+    async with running(
+        settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+    ) as (_, worker):
+        await wait_for(lambda: worker.state.listening and worker.drainers, what="LISTEN")
+        drainer = worker.drainers[connection_id_for(TOKEN)]
+        await wait_for(lambda: bool(drainer.chains), what="the drain's chains")
+        with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"role": "authenticated", "sub": user}),),
+            )
+            conn.execute(
+                "update public.guests set notes = 'pushed at once' where mews_id = %s", (guest,)
+            )
+        await wait_for(
+            lambda: simulator.data.customers[guest].get("Notes") == "pushed at once",
+            what="the edit in Mews",
+        )
+        await wait_for(lambda: worker.state.pushes >= 1)
+    assert job_runs(database_url, "push_changes") == 0
+
+
+def facts_current(url: str, ids: list[str]) -> bool:
+    """Each guest's facts computed from its current row, and a score for it."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select count(*) from public.guests g"
+            " join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id"
+            " join public.guest_scores s on s.chain_id = g.chain_id and s.guest_mews_id = g.mews_id"
+            " where g.mews_id = any(%s::uuid[]) and f.source_synced_at = g.synced_at",
+            (ids,),
+        ).fetchone()
+    return bool(rows and rows[0] == len(ids))
+
+
+def mirrored_phones(url: str, ids: list[str]) -> dict[str, str | None]:
+    with psycopg.connect(url) as conn:
+        return {
+            str(i): p
+            for i, p in conn.execute(
+                "select mews_id, phone from public.guests where mews_id = any(%s::uuid[])", (ids,)
+            )
+        }
+
+
+async def test_webhooks_reach_the_guests_and_their_scores_without_any_job(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    async with recorded_run(store, "score_profiles") as run:  # the first scoring: rule sets
+        await score_profiles(store, run)
+    with webhook_receiver(settings, "s3cret") as url:
+        simulator.set_webhook(url)
+        async with running(
+            settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+        ) as (_, worker):
+            await wait_for(lambda: worker.state.listening, what="LISTEN")
+            changed = await asyncio.to_thread(simulator.mutate, customers_updated=3)
+            ids = changed["customers_updated"]
+            assert ids
+
+            def arrived() -> bool:
+                phones = mirrored_phones(database_url, ids)
+                return all(phones[i] == simulator.data.customers[i].get("Phone") for i in ids)
+
+            await wait_for(arrived, what="the changed customers in the mirror")
+            await wait_for(lambda: facts_current(database_url, ids), what="their facts and scores")
+    assert job_runs(database_url, "process_events") == 0
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select sum((counts->>'facts_refreshed')::int) from public.sync_runs"
+            " where job = 'realtime'"
+        ).fetchone()
+    assert row is not None
+    assert row[0] >= len(ids)  # by the worker: the score job ran before the change
+
+
+async def test_the_service_runs_the_worker_and_shows_it_on_its_health_endpoint(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    port = free_port()
+    stop = asyncio.Event()
+    service = asyncio.create_task(serve(settings, port=port, stop=stop, refresh_seconds=NEVER))
+    health: dict[str, Any] = {}
+
+    async def listening() -> bool:
+        async with httpx.AsyncClient() as client:
+            try:
+                health.update((await client.get(f"http://127.0.0.1:{port}/healthz")).json())
+            except httpx.TransportError:
+                return False
+        return bool(health["status"] == "ok" and health["realtime"]["listening"])
+
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + 30
+    while not await listening():
+        assert loop.time() < deadline, "the service's worker did not listen"
+        await asyncio.sleep(0.1)
+    changed = await asyncio.to_thread(simulator.mutate, reservations_updated=2)
+
+    def mirrored() -> bool:
+        states = reservation_states(database_url)
+        return all(
+            states.get(i) == simulator.data.reservations[i]["State"]
+            for i in changed["reservations"]
+        )
+
+    await wait_for(mirrored, what="the reservations, drained by the service's worker")
+    stop.set()
+    await asyncio.wait_for(service, 60)
+    assert job_runs(database_url, "process_events") == 0
+
+
+def inbox_processing(url: str) -> int:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) from public.event_inbox where status = 'processing'"
+        ).fetchone()
+    return int(row[0]) if row else 0
+
+
+async def test_a_stop_finishes_the_events_in_hand(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """Stopped while Mews is slow to answer the read of claimed events: the worker completes
+    them before it returns, leaving nothing claimed for others to wait on."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listening and worker.state.drains >= 1)
+        await wait_for(
+            lambda: any(s.listener.state.status == "connected" for s in supervisor.sockets.values())
+        )
+        await asyncio.to_thread(simulator.set_faults, extra_delay_ms=1500)
+        changed = await asyncio.to_thread(simulator.mutate, reservations_updated=2)
+        await wait_for(lambda: inbox_processing(database_url) > 0, what="events in hand")
+    # `running` has stopped the worker and waited for it
+    assert inbox_processing(database_url) == 0
+    assert set(inbox_statuses(database_url)) == {"done"}
+    states = reservation_states(database_url)
+    for reservation_id in changed["reservations"]:
+        assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]
