@@ -12,11 +12,14 @@ Exit codes (README "Exit codes"):
 1     the work failed (a command that found nothing to do says so with 1, too)
 2     usage: an unknown command or a bad option (click's own)
 3     configuration: an invalid setting, missing Google credentials
-4     the database is unreachable or not migrated
+4     the database is unreachable, not migrated, or its connection was lost for good
 5     Mews is unreachable or refused the request
 6     needs attention (reserved for ``status``)
 7     skipped: the work is held by another live run (``--no-wait``)
 ====  ===========================================================================
+
+A command that left work for its next run (a ``partial`` run: a window Mews kept failing, named
+on stderr) exits 6 as well: its data is not complete yet.
 
 Foreign exception types are matched by module and class name through ``sys.modules``: an
 exception of a package that was never imported cannot occur, and the boundary imports nothing
@@ -146,6 +149,15 @@ def _store(exc: BaseException) -> Failure:
     code = getattr(exc, "code", None)
     fn = getattr(exc, "fn", "")
     message = str(exc).removeprefix(f"{fn}: ").removesuffix(f" [{code}]")
+    if _is(exc, "shared.db.store", "ConnectionLostError"):
+        # the call that lost it first (a cleanup's call may have failed the same way after it)
+        first = [e for e in _chain(exc) if _is(e, "shared.db.store", "ConnectionLostError")][-1]
+        return Failure(
+            f"lost the connection to {getattr(first, 'where', None) or _database()} during"
+            f" {getattr(first, 'fn', fn)}: {getattr(first, 'reason', message)}; check that the"
+            " server is running, then run the command again",
+            ExitCode.DATABASE,
+        )
     if code in NOT_MIGRATED_CODES:
         return _not_migrated(message)
     if _caused_by(exc, "httpx", "TransportError"):

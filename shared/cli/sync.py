@@ -121,6 +121,7 @@ async def run_backfill(
         if (sweep := entity(name).sweep) is not None and counts[f"{name}_waiting_for_{sweep.owner}"]
     }
     summary["failures"] = [o for o in result.outcomes if o.status not in OK]
+    summary["partial"] = [o for o in result.outcomes if o.status == "partial"]
     return summary
 
 
@@ -223,6 +224,14 @@ def _raise_when_all_failed(result: FleetResult) -> None:
         raise failures[0]
 
 
+def _exit_when_partial(partial: bool) -> None:
+    """Work left for the next run (named above) is not "done": exit 6 (needs attention), and
+    say how to finish it. A command that failed exits 1 instead."""
+    if partial:
+        console.print("work was left for the next run (above): run the command again to carry on")
+        raise typer.Exit(code=int(ExitCode.ATTENTION))
+
+
 async def _chosen_connections(
     store: Store, settings: Settings, only: str | None
 ) -> list[Connection]:
@@ -273,6 +282,9 @@ def backfill(
             f" finished; load {owner} first (`guesthub sync backfill --entity {owner}`)"
         )
     console.print(f"Mews requests: {summary['requests']}, 429s: {summary['rate_limited']}")
+    for outcome in summary["partial"]:
+        console.print(f"[yellow]{outcome.name or outcome.connection_id}: {outcome.error}[/yellow]")
+    _exit_when_partial(bool(summary["partial"]) and not summary["failures"])  # a failure: 1
     for outcome in summary["failures"]:
         error = explain(outcome.exception).message if outcome.exception else outcome.error
         console.print(f"[red]{outcome.name or outcome.connection_id}: {error}[/red]")
@@ -312,6 +324,7 @@ def run_connections_command(
         console.print(f"{job}: {result.status} ({len(result.outcomes)} connection(s))")
     else:
         console.print(f"{job}: no connection was due (another run holds them, or none is active)")
+    _exit_when_partial(result.status == "partial")  # the worst outcome: none failed
     if not result.ok:
         raise typer.Exit(code=1)
     skipped_exit(sum(o.counts.get("units_skipped", 0) for o in result.outcomes), "unit(s)")

@@ -8,11 +8,15 @@
   key.
 
 Both raise :class:`StoreError` with the SQLSTATE, so code above the transport never sees a
-driver's exception.
+driver's exception. A lost connection is not a refusal: the psycopg transport reopens it and
+repeats the call when that is safe (:mod:`shared.db.reconnect`), else (or when it cannot be
+reopened in time) raises :class:`ConnectionLostError`, which names the database.
 """
 
 from __future__ import annotations
 
+import asyncio
+import time
 import warnings
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -21,8 +25,18 @@ from uuid import UUID
 
 import httpx
 import psycopg
+from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool
 
+from shared.db.reconnect import (
+    GIVEN_UP_SECONDS,
+    READ_ONLY_QUERY,
+    RECONNECT_SECONDS,
+    connection_lost,
+    reason,
+    reopening,
+    safe_to_repeat,
+)
 from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call, check_name
 from shared.db.session import SessionLock
 from shared.logs import redact_text
@@ -37,6 +51,28 @@ class StoreError(RuntimeError):
         self.code = code
 
 
+class ConnectionLostError(StoreError):
+    """The connection to the database (``where``: host, port and name, never a password) was
+    lost during ``fn`` and the call could not be completed: either no connection could be
+    reopened in time, or the call was under way and is not safe to repeat (it may or may not
+    have been applied). Its text (recorded in runs, which staff may read) does not name the
+    host; the command line's message does."""
+
+    def __init__(self, fn: str, code: str | None, reason: str, *, where: str) -> None:
+        super().__init__(fn, code, f"connection to the database lost: {reason}")
+        self.where = where
+        self.reason = redact_text(reason)
+
+
+class _LostError(Exception):
+    """The connection went away during one attempt; ``sent``: the call had been sent."""
+
+    def __init__(self, cause: psycopg.Error, *, sent: bool) -> None:
+        super().__init__(str(cause))
+        self.cause = cause
+        self.sent = sent
+
+
 class Transport(Protocol):
     async def call(self, fn: str, args: Mapping[str, Any]) -> Any: ...
 
@@ -48,9 +84,20 @@ class Transport(Protocol):
 class PsycopgTransport:
     """Calls API functions over a psycopg connection pool, as ``service_role``."""
 
-    def __init__(self, pool: AsyncConnectionPool, *, role: str | None = "service_role") -> None:
+    def __init__(
+        self,
+        pool: AsyncConnectionPool,
+        *,
+        role: str | None = "service_role",
+        reconnect_seconds: float = RECONNECT_SECONDS,
+    ) -> None:
         self._pool = pool
         self._role = role
+        self._reconnect_seconds = reconnect_seconds
+        conninfo = pool.conninfo
+        self._conninfo = conninfo if isinstance(conninfo, str) else ""
+        self._read_only: dict[str, bool] = {}
+        self._given_up = False
         self._signatures: dict[str, dict[str, str]] = {}
         self._session: SessionLock | None = None
 
@@ -62,9 +109,11 @@ class PsycopgTransport:
         role: str | None = "service_role",
         max_size: int = 8,
         statement_timeout_seconds: float | None = None,
+        reconnect_seconds: float = RECONNECT_SECONDS,
     ) -> PsycopgTransport:
         """A pool on ``url``; every call runs as ``role`` and, when given, under a statement
-        timeout (what Supabase's API roles have; a direct connection has none of its own)."""
+        timeout (what Supabase's API roles have; a direct connection has none of its own). A
+        lost connection is tried again for ``reconnect_seconds``."""
 
         async def configure(conn: psycopg.AsyncConnection[Any]) -> None:
             await conn.set_autocommit(True)
@@ -92,24 +141,87 @@ class PsycopgTransport:
         except psycopg.Error as exc:
             await pool.close()
             raise StoreError("connect", exc.sqlstate, str(exc)) from exc
-        return cls(pool, role=role)
+        return cls(pool, role=role, reconnect_seconds=reconnect_seconds)
 
     @property
     def pool(self) -> AsyncConnectionPool:
         return self._pool
 
     async def call(self, fn: str, args: Mapping[str, Any]) -> Any:
+        """Run ``fn``. A lost connection is reopened (the pool replaces it) and the call tried
+        again with a capped backoff for ``reconnect_seconds``, unless it had been sent and is
+        not safe to repeat: then, or when time is up, :class:`ConnectionLostError`."""
+        budget = GIVEN_UP_SECONDS if self._given_up else self._reconnect_seconds
+        deadline = time.monotonic() + budget
+        attempt = 0
+        while True:
+            try:
+                result = await self._call_once(fn, args, deadline)
+            except _LostError as lost:
+                if lost.sent and not safe_to_repeat(fn, read_only=self._read_only.get(fn, False)):
+                    raise await self._lost(
+                        fn,
+                        lost,
+                        "it was under way and is not repeated: it may or may not have been applied",
+                    ) from lost.cause
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    self._given_up = True
+                    raise await self._lost(
+                        fn, lost, f"not reopened within {self._reconnect_seconds:g} s"
+                    ) from lost.cause
+                attempt += 1
+                reopening(fn, attempt, lost.cause)
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0, left))
+            else:
+                self._given_up = False
+                return result
+
+    async def _call_once(self, fn: str, args: Mapping[str, Any], deadline: float) -> Any:
+        sent = False
         try:
-            async with self._pool.connection() as conn:
+            wait = max(deadline - time.monotonic(), 0.1)
+            async with self._pool.connection(timeout=wait) as conn:
                 signature = await self._signature(conn, fn)
                 statement, params = build_call(fn, signature, args)
+                sent = True
                 cursor = await conn.execute(statement, params)
                 row = await cursor.fetchone()
         except psycopg.Error as exc:
+            if connection_lost(exc):
+                raise _LostError(exc, sent=sent) from exc
             raise StoreError(fn, exc.sqlstate, exc.diag.message_primary or str(exc)) from exc
         except UnknownFunctionError as exc:
             raise StoreError(fn, "PGRST202", str(exc)) from exc
         return None if row is None else row[0]
+
+    async def _lost(self, fn: str, lost: _LostError, outcome: str) -> ConnectionLostError:
+        """The error for a call given up: the database named, the driver's reason, and when no
+        connection could be had, the reason a new one is refused (the pool only says it
+        timed out)."""
+        why = reason(lost.cause)
+        if not lost.sent:
+            why = await self._connect_reason() or why
+        return ConnectionLostError(fn, lost.cause.sqlstate, f"{why}; {outcome}", where=self.where)
+
+    async def _connect_reason(self) -> str | None:
+        try:
+            conn = await psycopg.AsyncConnection.connect(self._conninfo)
+        except psycopg.Error as exc:
+            return reason(exc)
+        await conn.close()
+        return None
+
+    @property
+    def where(self) -> str:
+        """The database, for messages: host, port and name (never a password)."""
+        try:
+            params = conninfo_to_dict(self._conninfo)
+        except psycopg.Error:
+            return "the database"
+        port = f":{params['port']}" if params.get("port") else ""
+        name = params.get("dbname") or ""
+        return f"the database at {params.get('host') or 'localhost'}{port}/{name}"
 
     async def _signature(self, conn: psycopg.AsyncConnection[Any], fn: str) -> dict[str, str]:
         if fn not in self._signatures:
@@ -117,6 +229,9 @@ class PsycopgTransport:
             rows = await cursor.fetchall()
             if not rows and not await _exists_without_args(conn, fn):
                 raise UnknownFunctionError(f"no API function public.{fn}")
+            cursor = await conn.execute(READ_ONLY_QUERY, (fn,))
+            read_only = await cursor.fetchone()
+            self._read_only[fn] = bool(read_only and read_only[0])
             self._signatures[fn] = dict(rows)
         return self._signatures[fn]
 

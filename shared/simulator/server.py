@@ -75,9 +75,12 @@ MUTATION_COUNTS = (
 
 @dataclass
 class Faults:
-    """What goes wrong next. ``statuses``: answer the next requests with these codes."""
+    """What goes wrong next. ``statuses``: answer the next requests with these codes.
+    ``targeted``: answer the requests of one ``operation`` whose body contains ``matching``
+    (e.g. one time window's start) with ``status``, ``times`` times."""
 
     statuses: list[int] = field(default_factory=list)
+    targeted: list[dict[str, Any]] = field(default_factory=list)
     storm: int = 0  # the next N requests get 429
     storm_retry_after: int = 1
     extra_delay_ms: float = 0.0
@@ -164,6 +167,9 @@ class SimulatorApp:
         if self.faults.statuses:
             status = self.faults.statuses.pop(0)
             return _error(status, f"Injected fault {status}.", request_id)
+        targeted = self._targeted(operation, await request.body())
+        if targeted is not None:
+            return _error(targeted, f"Injected fault {targeted}.", request_id)
         try:
             result = self._dispatch(operation, handler, body, tenant)
         except RequestError as exc:
@@ -177,6 +183,17 @@ class SimulatorApp:
         return Response(
             orjson.dumps(result), 200, {"Request-Id": request_id}, media_type="application/json"
         )
+
+    def _targeted(self, operation: str, body: bytes) -> int | None:
+        """The status of the first targeted fault this request matches (one of its times
+        used), or None."""
+        for fault in self.faults.targeted:
+            if fault["operation"] == operation and fault["matching"].encode() in body:
+                fault["times"] -= 1
+                if fault["times"] <= 0:
+                    self.faults.targeted.remove(fault)
+                return int(fault["status"])
+        return None
 
     def _dispatch(
         self, operation: str, spec: ReadSpec | None, body: dict[str, Any], tenant: Tenant
@@ -313,6 +330,15 @@ class SimulatorApp:
     async def admin_faults(self, request: Request) -> Response:
         body = orjson.loads(await request.body() or b"{}")
         self.faults.statuses.extend(int(s) for s in body.get("statuses", []))
+        self.faults.targeted.extend(
+            {
+                "operation": str(t["operation"]),
+                "matching": str(t["matching"]),
+                "status": int(t.get("status", 500)),
+                "times": int(t.get("times", 1)),
+            }
+            for t in body.get("targeted", [])
+        )
         self.faults.storm += int(body.get("storm", 0))
         self.faults.storm_retry_after = int(
             body.get("storm_retry_after", self.faults.storm_retry_after)

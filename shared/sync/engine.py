@@ -11,14 +11,18 @@ Rules it keeps (docs/MEWS.md#sync-rules):
   windows in flight; the guarded upsert makes re-reading harmless);
 - a record that fails validation or mapping, or that the database refuses, is quarantined with
   its reason (one entry per record version), the page goes on and the window completes;
-- a 408 splits the window in two and tries again.
+- a 408 splits the window in two and tries again;
+- a window (or page of owner ids) whose Mews calls keep failing (5xx, no answer, still too
+  heavy when small) after the client's retries is left for the next run: its checkpoint does
+  not move, the run (when there is one) is ``partial`` and names it, and the other windows and
+  entities carry on. A 429 or a 401 is not a window's fault: it stops the pass as before.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -27,7 +31,7 @@ from typing import Any
 from shared.db.store import Store
 from shared.logs import get_logger
 from shared.mews.client import MewsClient, Page
-from shared.mews.errors import MewsTimeoutError
+from shared.mews.errors import MewsNetworkError, MewsServerError, MewsTimeoutError
 from shared.mews.windows import Window, format_utc, plan_windows, poll_windows
 from shared.sync.bisect import about_the_data, isolate
 from shared.sync.entities import ENTITIES, EntitySpec, followers
@@ -38,6 +42,9 @@ __all__ = ["ENTITIES", "Counts", "Scope", "SyncEngine"]
 
 log = get_logger(__name__)
 CHANGED = "updated_utc"  # the time field of polls and full compares
+# what Mews answers a unit of work that keeps failing for reasons of its own: the unit is left
+# for the next run, the others go on
+LEFT_FOR_LATER = (MewsServerError, MewsNetworkError, MewsTimeoutError)
 Progress = Callable[[str, int, int], None]  # (entity, rows, windows done)
 
 
@@ -250,11 +257,10 @@ class SyncEngine:
                 return Counts()
             return await self._sweep(spec, run)
         if spec.first_load is None:  # one read of everything
-            total = Counts()
-            async for page in self._pages(spec, scope):
-                total += await self._ingest_page(spec, page, run)
-            await self._finish_backfill(scope_id, spec, scope.now_utc)
-            return total
+            everything = await self._or_left(f"{entity} first load", self._read_all(spec, run), run)
+            if everything is not None:
+                await self._finish_backfill(scope_id, spec, scope.now_utc)
+            return everything or Counts()
         end = scope.now_utc - self.lag
         state = checkpoint.get("state") or {}
         if checkpoint.get("low_water_utc"):
@@ -279,11 +285,19 @@ class SyncEngine:
         field = spec.first_load
         gate = asyncio.Semaphore(self.concurrency)
         total = Counts()
+        left = False
 
         async def one(window: Window) -> None:
-            nonlocal total
+            nonlocal total, left
             async with gate:
-                counts = await self._window(spec, field, window, run)
+                counts = await self._or_left(
+                    f"{entity} first-load window {_span(window)}",
+                    self._window(spec, field, window, run),
+                    run,
+                )
+                if counts is None:
+                    left = True  # not marked done: the next run reads it
+                    return
                 await self.store.call(
                     "checkpoint_window_done",
                     p_scope_id=scope_id,
@@ -296,8 +310,28 @@ class SyncEngine:
                     self.progress(entity, 0, 1)
 
         await _gather_all(one(w) for w in windows)
-        await self._finish_backfill(scope_id, spec, end)
+        if not left:
+            await self._finish_backfill(scope_id, spec, end)
         return total
+
+    async def _read_all(self, spec: EntitySpec, run: Run | None) -> Counts:
+        total = Counts()
+        async for page in self._pages(spec, await self.scope()):
+            total += await self._ingest_page(spec, page, run)
+        return total
+
+    async def _or_left(self, unit: str, work: Awaitable[Counts], run: Run | None) -> Counts | None:
+        """``work``'s counts, or None when Mews kept failing it (:data:`LEFT_FOR_LATER`): then
+        ``unit`` is recorded on ``run`` as left for the next run. Without a run to say so, the
+        failure is raised."""
+        try:
+            return await work
+        except LEFT_FOR_LATER as exc:
+            if run is None:
+                raise
+            log.warning("left for the next run", unit=unit, error=str(exc))
+            run.left_for_later(unit, exc)
+            return None
 
     async def loaded(self, entity: str) -> bool:
         """Whether the entity's first load has finished (polling takes over where it ended)."""
@@ -349,9 +383,11 @@ class SyncEngine:
         start = datetime.fromisoformat(high_water) if high_water else scope.oldest_utc
         total = Counts()
         for window in poll_windows(start, scope.now_utc, overlap=self.overlap, lag=self.lag):
-            total += await self._window(spec, CHANGED, window, run)
-            for also in spec.poll_also:
-                total += await self._window(spec, also.field, window, run, dict(also.filters))
+            unit = f"{entity} poll window {_span(window)}"
+            counts = await self._or_left(unit, self._poll_window(spec, window, run), run)
+            if counts is None:
+                break  # the high-water mark stays before it: the next poll reads it again
+            total += counts
             await self.store.call(
                 "checkpoint_save",
                 p_scope_id=scope_id,
@@ -361,6 +397,13 @@ class SyncEngine:
             )
         if run is not None and total.written:
             run.count(**{f"{entity}_corrected_by_poll": total.written})
+        return total
+
+    async def _poll_window(self, spec: EntitySpec, window: Window, run: Run | None) -> Counts:
+        """One poll window: the changes, and the spec's further reads of it (deletions)."""
+        total = await self._window(spec, CHANGED, window, run)
+        for also in spec.poll_also:
+            total += await self._window(spec, also.field, window, run, dict(also.filters))
         return total
 
     # -- by id (webhooks, WebSocket, push) ------------------------------------------------
@@ -424,7 +467,8 @@ class SyncEngine:
         """The records of every mirrored owner (inactive ones too), by owner ids read from the
         database 1000 at a time: the calls of several pages of ids side by side under one gate
         (:meth:`refresh_owned`), the next ids read while they run; only a few pages of ids
-        are held at once, however many owners there are."""
+        are held at once, however many owners there are. A page of ids whose calls keep failing
+        is left (the sweep is then not marked done: the next one reads every owner again)."""
         if spec.sweep is None:
             raise ValueError(f"{spec.name} is not swept")
         owner_ids = spec.sweep.owner_ids
@@ -433,8 +477,15 @@ class SyncEngine:
         gate = asyncio.Semaphore(self.concurrency * 2)
         ahead = self.concurrency * 2 // 10 + 2  # pages of ids in flight: enough to fill the gate
         total = Counts()
-        running: set[asyncio.Task[Counts]] = set()
+        left = False
+        running: set[asyncio.Task[Counts | None]] = set()
         after: str | None = None
+
+        def add(counts: Counts | None) -> None:
+            nonlocal total, left
+            total += counts or Counts()
+            left = left or counts is None
+
         try:
             while True:
                 ids = await self.store.call(
@@ -442,20 +493,23 @@ class SyncEngine:
                 )
                 if not ids:
                     break
-                running.add(asyncio.create_task(self.refresh_owned(spec.name, ids, run, gate=gate)))
+                unit = f"{spec.name} of {spec.sweep.owner} {ids[0]}..{ids[-1]}"
+                work = self.refresh_owned(spec.name, ids, run, gate=gate)
+                running.add(asyncio.create_task(self._or_left(unit, work, run)))
                 after = ids[-1]
                 while len(running) >= ahead:
                     done, running = await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
                     for task in done:
-                        total += task.result()
+                        add(task.result())
         finally:
             # a failure lets the calls under way finish (their writes land), then is raised
             results = await asyncio.gather(*running, return_exceptions=True)
         for result in results:
             if isinstance(result, BaseException):
                 raise result
-            total += result
-        await self._finish_backfill(scope_id, spec, scope.now_utc)
+            add(result)
+        if not left:
+            await self._finish_backfill(scope_id, spec, scope.now_utc)
         return total
 
     # -- reconcile -------------------------------------------------------------------------
@@ -470,20 +524,26 @@ class SyncEngine:
         if spec.sweep is not None:
             return await self._sweep(spec, run)
         for window in plan_windows(scope.oldest_utc, scope.now_utc - self.lag):
-            total += await self._window(spec, CHANGED, window, run)
+            unit = f"{entity} reconcile window {_span(window)}"
+            counts = await self._or_left(unit, self._window(spec, CHANGED, window, run), run)
+            total += counts or Counts()  # a window left: the next full compare reads it
         if run is not None:
             run.count(**{f"{entity}_corrected": total.written})
         return total
 
 
 def _record(run: Run | None, entity: str, counts: Counts) -> None:
-    """Add a page's counts to the run; quarantined records make it partial, with the totals."""
+    """Add a page's counts to the run (its quarantined records counted: the run still succeeds)."""
     if run is None:
         return
     names = ("fetched", "inserted", "updated", "unchanged")
     values = counts.astuple()[: len(names)]
     run.count(**{f"{entity}_{k}": v for k, v in zip(names, values, strict=True) if v})
     run.quarantined(entity, counts.quarantined)
+
+
+def _span(window: Window) -> str:
+    return f"{format_utc(window.start)}..{format_utc(window.end)}"
 
 
 def _batches(items: list[str], size: int) -> list[list[str]]:

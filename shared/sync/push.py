@@ -347,8 +347,8 @@ async def _record(store: Store, run: Run, guest: dict[str, Any], outcome: PushOu
     if outcome.status == "refused":
         run.count(push_refused=1)
         if outcome.error not in (MERGED_AWAY, GONE):  # Mews refused it: staff must see why
+            # (in the conflict log; nothing is left for a later push: the run still succeeds)
             conflicts = [refusal_row(guest["changes"], outcome.error)]
-            run.degrade("partial", f"Mews refused an edit: {outcome.error}")
     elif outcome.status == "pending":
         run.count(push_kept_pending=1)
         run.degrade("partial", outcome.error)

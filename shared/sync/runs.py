@@ -1,5 +1,12 @@
 """Recording runs honestly: every function invocation and command is a `sync_runs` row whose
-status says what happened (a rate-limited or failed run is never recorded as a success).
+status says what happened:
+
+- ``succeeded``: all its work is done. Records kept in the quarantine (malformed, refused by
+  the database) do not change that: the run's counts say how many (``<entity>_quarantined``);
+- ``partial``: work was left for the next run, which carries on from the checkpoints: the time
+  budget ran out, or a unit of work (a time window, a page of ids) kept failing in Mews and was
+  left (``units_left``; the error names each, with its failure), or edits/events wait for a retry;
+- ``rate_limited`` / ``failed``: it stopped early for that reason (the error says why).
 
 And the quarantine: records that could not be read, mapped or stored, kept with the reason —
 one entry per record version, counted at each sighting, resolved once a valid version of the
@@ -18,13 +25,14 @@ from uuid import UUID
 
 import orjson
 
-from shared.db.store import Store
+from shared.db.store import Store, StoreError
 from shared.logs import get_logger, redact_text
 
 FINAL_STATUSES = ("succeeded", "partial", "rate_limited", "failed")
 NUL = "\x00"
 REPLACEMENT = "\ufffd"
 QUARANTINED = "_quarantined"
+SHOWN_LEFT = 3  # units left for the next run named in a run's error
 
 
 @dataclass
@@ -39,32 +47,43 @@ class Run:
     # units of work this run has done (e.g. a chain's customers, polled once for the several
     # enterprises of a portfolio)
     units_done: set[str] = field(default_factory=set)
+    # why the outcome is what it is, by kind (see degrade)
+    reasons: dict[str, str] = field(default_factory=dict)
+    left: list[str] = field(default_factory=list)  # units of work left for the next run
 
     def count(self, **increments: int) -> None:
         self.counts.update(increments)
 
-    def degrade(self, status: str, error: str | None = None) -> None:
+    def degrade(self, status: str, error: str | None = None, *, kind: str | None = None) -> None:
         """Lower the outcome (never raise it): succeeded < partial < rate_limited < failed.
         The error says why the outcome is what it is: a lesser outcome's text never replaces
-        the text of a worse one."""
+        the text of a worse one. One text is kept per ``kind``: a later text of a kind
+        replaces the earlier one, texts of different kinds are kept side by side."""
         rank = FINAL_STATUSES.index(status)
         if rank > FINAL_STATUSES.index(self.status):
             self.status = status
+            self.reasons.clear()
         if error and rank == FINAL_STATUSES.index(self.status):
-            self.error = without_nul(redact_text(error))
+            self.reasons[kind or ""] = without_nul(redact_text(error))
+            self.error = "; ".join(self.reasons.values())
 
     def quarantined(self, entity: str, count: int) -> None:
-        """Count ``count`` more quarantined records of ``entity``: the run is partial, and its
-        error gives the run's totals ("21 customers record(s) quarantined")."""
-        if count <= 0:
-            return
-        self.count(**{entity + QUARANTINED: count})
-        totals = ", ".join(
-            f"{n} {name.removesuffix(QUARANTINED)}"
-            for name, n in sorted(self.counts.items())
-            if name.endswith(QUARANTINED) and n
-        )
-        self.degrade("partial", f"{totals} record(s) quarantined")
+        """Count ``count`` more quarantined records of ``entity`` (``<entity>_quarantined``).
+        The run still succeeds: the records are kept with their reasons, and nothing is left
+        for a later run to do."""
+        if count > 0:
+            self.count(**{entity + QUARANTINED: count})
+
+    def left_for_later(self, unit: str, exc: BaseException) -> None:
+        """``unit`` (e.g. "customers first-load window 2025-01-01T00:00:00Z..2025-02-01T00:00:00Z")
+        kept failing with ``exc`` and is left for the next run: the run is partial, and its
+        error names every unit left with its failure (the first few, and how many in all)."""
+        self.left.append(f"{unit}: {type(exc).__name__}: {exc}")
+        self.count(units_left=1)
+        shown = "; ".join(self.left[:SHOWN_LEFT])
+        more = len(self.left) - SHOWN_LEFT
+        tail = f"; and {more} more" if more > 0 else ""
+        self.degrade("partial", f"left for the next run: {shown}{tail}", kind="left")
 
 
 def outcome_for(exc: BaseException) -> str:
@@ -91,19 +110,27 @@ async def recorded_run(
         run_id=str(run.id),
         **({"connection": connection_id} if connection_id else {}),
     )
+    failure: BaseException | None = None
     try:
         yield run
     except BaseException as exc:
+        failure = exc
         run.degrade(outcome_for(exc), f"{type(exc).__name__}: {exc}")
         raise
     finally:
-        await store.call(
-            "run_finish",
-            p_id=str(run.id),
-            p_status=run.status,
-            p_counts=dict(run.counts),
-            p_error=run.error,
-        )
+        try:
+            await store.call(
+                "run_finish",
+                p_id=str(run.id),
+                p_status=run.status,
+                p_counts=dict(run.counts),
+                p_error=run.error,
+            )
+        except StoreError as exc:
+            if failure is None:
+                raise
+            # the failure under way is what the caller must hear about (often the same outage)
+            log.warning("run not recorded as finished", error=str(exc))
         log.info("run finished", status=run.status, counts=dict(run.counts), error=run.error)
 
 

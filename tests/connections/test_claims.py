@@ -179,6 +179,21 @@ def test_a_pass_cut_short_by_its_budget_is_due_again_first(conn: psycopg.Connect
     assert (second, "failed", False, "Mews 503") in jobs
 
 
+def test_only_a_pass_that_finished_its_work_is_its_last_success(conn: psycopg.Connection) -> None:
+    """`partial` (a window left for the next run) is not a success; quarantined records do not
+    make a pass partial, so a `succeeded` one counts."""
+    left, done = add_connection(conn, "left"), add_connection(conn, "done")
+    claim(conn, "i1", 2)
+    release(conn, left, "i1", status="partial", error="left for the next run: customers window")
+    release(conn, done, "i1", status="succeeded")
+    succeeded = dict(
+        conn.execute(
+            "select integration_id::text, last_succeeded_at is not null from public.connection_jobs"
+        ).fetchall()
+    )
+    assert succeeded == {left: False, done: True}
+
+
 def test_a_holder_renews_only_its_own_live_leases(conn: psycopg.Connection) -> None:
     mine, theirs = add_connection(conn, "mine"), add_connection(conn, "theirs")
     claim(conn, "me", 1, lease=60)

@@ -382,6 +382,25 @@ def test_injected_faults(simulator: Simulator) -> None:
     assert codes[0].headers["Retry-After"] == "3"
 
 
+def test_a_targeted_fault_fails_only_the_requests_it_matches_and_only_so_often(
+    simulator: Simulator,
+) -> None:
+    window = {"StartUtc": "2020-01-01T00:00:00Z", "EndUtc": "2020-02-01T00:00:00Z"}
+    other = {"StartUtc": "2020-02-01T00:00:00Z", "EndUtc": "2020-03-01T00:00:00Z"}
+    target = {"operation": "customers/getAll", "matching": window["StartUtc"], "times": 2}
+    simulator.set_faults(targeted=[{**target, "status": 503}])
+    body = {"ChainIds": [simulator.data.chain_id], "Limitation": {"Count": 10}}
+    codes = [
+        post(simulator, "configuration/get", {}).status_code,
+        post(simulator, "customers/getAll", {**body, "CreatedUtc": other}).status_code,
+        *(
+            post(simulator, "customers/getAll", {**body, "CreatedUtc": window}).status_code
+            for _ in range(3)
+        ),
+    ]
+    assert codes == [200, 200, 503, 503, 200]
+
+
 def test_mutations_send_webhooks_with_ids_only_and_added_updated_pairs() -> None:
     from starlette.applications import Starlette
     from starlette.requests import Request

@@ -186,15 +186,28 @@ async def test_entries_are_resolved_when_a_valid_version_is_stored_and_reopened_
     ]
 
 
-def test_a_run_says_how_many_records_it_quarantined_in_total() -> None:
+def test_a_run_that_quarantined_records_still_succeeds_and_counts_them_per_entity() -> None:
     run = Run(id=uuid4(), job="backfill")
-    for _ in range(20):
+    for _ in range(21):
         run.quarantined("customers", 1)
-    run.quarantined("customers", 1)
-    assert (run.status, run.error) == ("partial", "21 customers record(s) quarantined")
     run.quarantined("reservations", 2)
-    assert run.error == "21 customers, 2 reservations record(s) quarantined"
+    assert (run.status, run.error) == ("succeeded", None)
     assert (run.counts["customers_quarantined"], run.counts["reservations_quarantined"]) == (21, 2)
+
+
+def test_units_left_for_the_next_run_make_it_partial_and_are_named_with_their_failures() -> None:
+    run = Run(id=uuid4(), job="backfill")
+    run.degrade("partial", "time budget spent")
+    for n in range(5):
+        run.left_for_later(f"customers window {n}", TimeoutError(f"no answer {n}"))
+    assert (run.status, run.counts["units_left"]) == ("partial", 5)
+    assert run.error == (
+        "time budget spent; left for the next run: customers window 0: TimeoutError: no answer 0;"
+        " customers window 1: TimeoutError: no answer 1; customers window 2: TimeoutError:"
+        " no answer 2; and 2 more"
+    )
+    run.degrade("failed", "RuntimeError: boom")
+    assert (run.status, run.error) == ("failed", "RuntimeError: boom")
 
 
 def test_a_lesser_outcome_never_replaces_the_reason_for_a_worse_one() -> None:
