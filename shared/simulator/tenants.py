@@ -158,7 +158,11 @@ class Tenant:
 def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[Tenant]:
     """Property 0 (today's data and tokens), properties 1..N-1, then the portfolio if any."""
     first = generate(
-        seed=config.seed, customers=config.customers, enterprises=config.enterprises, now=now
+        seed=config.seed,
+        customers=config.customers,
+        enterprises=config.enterprises,
+        now=now,
+        duplicates=config.duplicates,
     )
     tenants = [Tenant(0, "property-0", first, list(config.access_tokens), config.seed)]
     for index in range(1, config.properties):
@@ -171,6 +175,7 @@ def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[
             now=first.now,
             chain_name=f"{name} Group",
             enterprise_names=(name,),
+            duplicates=config.duplicates,
         )
         tenants.append(Tenant(index, label, data, [derived_token(config.seed, label)], seed))
     if config.portfolio_enterprises > 0:
