@@ -26,6 +26,7 @@ import httpx
 
 from bench._sim import simulator_process
 from shared.quality import matching
+from shared.quality.duplicates import FLOOR
 from shared.quality.facts import facts_for
 from shared.settings import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN
 
@@ -164,10 +165,13 @@ def full_pass(guests: list[matching.Guest]) -> dict[str, float]:
     took["estimate"] = time.perf_counter() - start - sum(took.values())
     blocking = matching.candidate_pairs(prepared, model.uninformative)
     took["block"] = time.perf_counter() - start - sum(took.values())
+    at_least = matching.weight_for(FLOOR, model)
+    kept = 0
     for x, y in blocking.pairs:
-        matching.compare(model, prepared[x], prepared[y])
+        kept += matching.compare_reaching(model, prepared[x], prepared[y], at_least) is not None
     took["compare"] = time.perf_counter() - start - sum(took.values())
     took["pairs"] = len(blocking.pairs)
+    took["kept"] = kept
     return took
 
 
@@ -248,7 +252,8 @@ def main() -> None:
         print(
             f"full pass at {len(guests):,} guests: {total:.1f} s (prepare {parts['prepare']:.1f},"
             f" estimate u {parts['estimate']:.1f}, block {parts['block']:.1f}, compare"
-            f" {int(parts['pairs']):,} pairs {parts['compare']:.1f})"
+            f" {int(parts['pairs']):,} pairs {parts['compare']:.1f}; {int(parts['kept']):,} at or"
+            f" above the stored floor p {FLOOR})"
         )
 
 

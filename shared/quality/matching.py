@@ -256,6 +256,12 @@ class Model:
         return int(self.counts.get(field_name, Counter()).get(value, 0))
 
     @property
+    def names_at_most(self) -> float:
+        """The most two names can weigh: both exact and held by one profile each."""
+        rarest = 1 / max(self.n, 1)
+        return sum(math.log2(M[name]["exact"] / rarest) for name in ("first_name", "last_name"))
+
+    @property
     def log_prior(self) -> float:
         """log2 of the prior odds that a random pair is one person."""
         pairs = max(self.n * (self.n - 1) / 2, 1)
@@ -353,8 +359,8 @@ def _names(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
         (a.last, b.last, a.last_raw, b.last_raw),
         swapped=False,
     )
-    if not (a.first and a.last and b.first and b.last) or (a.first, a.last) == (b.first, b.last):
-        return best
+    if not (a.first and a.last and b.first and b.last) or all(e.level != "different" for e in best):
+        return best  # swapped names would show as a difference
     best_weight = sum(e.weight for e in best)
     for first, last in (
         ((a.first, b.last, a.first_raw, b.last_raw), (a.last, b.first, a.last_raw, b.first_raw)),
@@ -370,7 +376,22 @@ def _names(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
 
 def compare(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
     """The evidence of every field both profiles have, best orientation of the names."""
-    evidence = _names(model, a, b)
+    return [*_names(model, a, b), *_others(model, a, b)]
+
+
+def compare_reaching(
+    model: Model, a: Prepared, b: Prepared, at_least: float
+) -> list[Evidence] | None:
+    """:func:`compare`, or None as soon as even the best names could not bring the weight up
+    to ``at_least`` (most candidate pairs: a conflicting birth date, other contacts)."""
+    rest = _others(model, a, b)
+    if sum(e.weight for e in rest) + model.names_at_most < at_least:
+        return None
+    return [*_names(model, a, b), *rest]
+
+
+def _others(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
+    evidence: list[Evidence] = []
     level = birth_date_level(a.birth, b.birth)
     if level is not None:
         held = model.held_by("birth_date", a.birth) if level == "exact" else 0
@@ -465,6 +486,15 @@ def candidate_pairs(prepared: list[Prepared], uninformative: int = UNINFORMATIVE
     return Blocking(pairs, dict(skipped))
 
 
+def weight_for(threshold: float, model: Model) -> float:
+    """The total weight a pair needs to reach ``threshold``."""
+    if threshold <= 0:
+        return -math.inf
+    if threshold >= 1:
+        return math.inf
+    return math.log2(threshold / (1 - threshold)) - model.log_prior
+
+
 def match(
     guests: Iterable[Guest], *, threshold: float = 0.9, model: Model | None = None
 ) -> tuple[list[Suggestion], Blocking]:
@@ -473,11 +503,15 @@ def match(
     model = model or estimate(prepared)
     blocking = candidate_pairs(prepared, model.uninformative)
     found: list[Suggestion] = []
+    # the weight below which no pair reaches the threshold
+    at_least = weight_for(threshold, model)
     for x, y in blocking.pairs:
         a, b = prepared[x], prepared[y]
         if a.id > b.id:
             a, b = b, a
-        evidence = compare(model, a, b)
+        evidence = compare_reaching(model, a, b, at_least)
+        if evidence is None:
+            continue
         weight = sum(e.weight for e in evidence)
         chance = probability(weight, model.log_prior)
         if chance >= threshold:

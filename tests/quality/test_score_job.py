@@ -162,8 +162,19 @@ async def test_facts_of_a_first_load_are_analyzed_before_the_duplicates_read_the
     conn: psycopg.Connection, store: Store
 ) -> None:
     conn.execute("delete from public.guest_facts")  # a first load: no facts yet
+    # a hundred people entered twice (one name and birth date): suggestions to write
+    conn.execute(
+        """with g as (select mews_id, first_name, last_name, birth_date,
+                             row_number() over (order by mews_id) as r
+                      from public.guests where birth_date is not null and first_name is not null)
+           update public.guests t
+              set first_name = s.first_name, last_name = s.last_name, birth_date = s.birth_date
+             from g s, g d
+            where d.mews_id = t.mews_id and d.r = s.r + 1 and s.r % 2 = 1 and s.r < 200"""
+    )
     counts = await job(store)
     assert (counts["facts_refreshed"], counts["scored"]) == (GUESTS, GUESTS)
+    assert counts["duplicate_pairs"] >= 100
     for table in ("guest_facts", "guest_enrichments", "guest_duplicates", "guest_scores"):
         planner, actual, analyzed = estimated(conn, table)
         assert analyzed, table
