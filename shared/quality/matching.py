@@ -37,7 +37,8 @@ from shared.quality.nicknames import same_group
 SIMILAR = 0.88  # Jaro–Winkler of folded names from which they are "similar"
 CONTACT_CAP = 8.0  # most an e-mail or phone alone can weigh: a household shares them
 UNINFORMATIVE = 20  # a contact value on more profiles says nothing about a pair
-NAME_BLOCK_CAP = 50  # a name on more profiles is too common to pair on by name alone
+NAME_BLOCK_CAP = 10  # a name on more profiles is too common to pair on by name alone
+BIRTH_NAME_BLOCK_CAP = 50  # a birth date with a name's first letters
 SWAP_PENALTY = -1.0
 PRIOR_SHARE = 0.02  # profiles that are the second entry of a person (prior odds)
 GENERIC_LOCAL_PARTS = frozenset(
@@ -471,7 +472,7 @@ def candidate_pairs(prepared: list[Prepared], uninformative: int = UNINFORMATIVE
     for index, p in enumerate(prepared):
         for key in set(blocking_keys(p)):
             groups[key].append(index)
-    caps = {"name": NAME_BLOCK_CAP, "birth_name": NAME_BLOCK_CAP}
+    caps = {"name": NAME_BLOCK_CAP, "birth_name": BIRTH_NAME_BLOCK_CAP}
     pairs: set[tuple[int, int]] = set()
     skipped: Counter[str] = Counter()
     for (kind, _), members in groups.items():
