@@ -31,6 +31,7 @@ class Refresh:
     pairs: int = 0
     bulk: bool = False
     analyzed: int = 0
+    uninformative: int = 0  # shared values that paired no one (a travel agency's e-mail)
 
     def add(self, put: dict[str, Any]) -> None:
         self.facts += int(put["facts"])
@@ -93,7 +94,8 @@ async def refresh_chain(
     # their queue kept is not read, and a change rebuilds the chain's suggestions
     await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
     if refresh.facts:
-        refresh.pairs = (await duplicates.rebuild(store, chain_id)).pairs
+        done = await duplicates.rebuild(store, chain_id)
+        refresh.pairs, refresh.uninformative = done.pairs, sum(done.uninformative.values())
     if refresh.bulk or refresh.pairs:
         written = {"guest_duplicates": refresh.pairs or None}
         refresh.analyzed += len(await analyze_tables(store, written))

@@ -194,3 +194,21 @@ def test_threshold_per_enterprise_best_first_and_only_for_its_hotels(
         "select public.quality_duplicates_prune(%s, %s)", (CHAIN_ID, later["at"])
     ).fetchone()
     assert gone == 1
+
+
+@pytest.mark.anyio
+async def test_an_address_on_many_profiles_pairs_no_one_and_is_counted(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    ids = people(conn, 60)
+    conn.execute(
+        "update public.guests set email = 'bookings@agency.example', phone = null,"
+        " synced_at = now() where mews_id = any (%s::uuid[])",
+        (ids[:40],),
+    )
+    conn.execute("update public.guests set synced_at = now()")
+    refresh = await refresh_chain(store, CHAIN_ID)
+    assert refresh.facts == 60
+    assert refresh.pairs == 0
+    assert refresh.uninformative >= 1
+    assert conn.execute("select count(*) from public.guest_duplicates").fetchone() == (0,)
