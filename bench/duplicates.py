@@ -252,8 +252,8 @@ def main() -> None:
         print(
             f"full pass at {len(guests):,} guests: {total:.1f} s (prepare {parts['prepare']:.1f},"
             f" estimate u {parts['estimate']:.1f}, block {parts['block']:.1f}, compare"
-            f" {int(parts['pairs']):,} pairs {parts['compare']:.1f}; {int(parts['kept']):,} at or"
-            f" above the stored floor p {FLOOR})"
+            f" {int(parts['pairs']):,} pairs {parts['compare']:.1f}, {int(parts['kept']):,} of them"
+            f" in full: the others could not reach p {FLOOR})"
         )
 
 

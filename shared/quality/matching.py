@@ -256,11 +256,10 @@ class Model:
     def held_by(self, field_name: str, value: Any) -> int:
         return int(self.counts.get(field_name, Counter()).get(value, 0))
 
-    @property
-    def names_at_most(self) -> float:
-        """The most two names can weigh: both exact and held by one profile each."""
-        rarest = 1 / max(self.n, 1)
-        return sum(math.log2(M[name]["exact"] / rarest) for name in ("first_name", "last_name"))
+    def unequal_at_most(self, name: str) -> float:
+        """The most a name that is not equal once folded can weigh (nickname, initial, …)."""
+        levels = [level for level in M[name] if level not in LEVELS_WITH_VALUE]
+        return max(_weight(self, name, level) for level in levels)
 
     @property
     def log_prior(self) -> float:
@@ -386,9 +385,46 @@ def compare_reaching(
     """:func:`compare`, or None as soon as even the best names could not bring the weight up
     to ``at_least`` (most candidate pairs: a conflicting birth date, other contacts)."""
     rest = _others(model, a, b)
-    if sum(e.weight for e in rest) + model.names_at_most < at_least:
+    if sum(e.weight for e in rest) + names_bound(model, a, b) < at_least:
         return None
     return [*_names(model, a, b), *rest]
+
+
+def names_bound(model: Model, a: Prepared, b: Prepared) -> float:
+    """At least what :func:`_names` can weigh (cheap: equalities and the levels' weights).
+
+    A name equal once folded weighs at most its exact weight (from its share); any other at
+    most the best of the levels that need no equality (nickname, initial, similar)."""
+    best = -math.inf
+    straight = (
+        (a.first, b.first, a.first_raw, b.first_raw),
+        (a.last, b.last, a.last_raw, b.last_raw),
+    )
+    swapped = (
+        (a.first, b.last, a.first_raw, b.last_raw),
+        (a.last, b.first, a.last_raw, b.first_raw),
+    )
+    for pairs, penalty in ((straight, 0.0), (swapped, SWAP_PENALTY)):
+        bound = penalty
+        for name, (x, y, raw_x, raw_y) in zip(("first_name", "last_name"), pairs, strict=True):
+            if not x or not y:
+                continue
+            if x != y:
+                bound += model.unequal_at_most(name)
+                continue
+            folded = min(model.share(name, x), model.share(_OTHER[name], x))
+            weight = _weight(model, name, "folded", folded)
+            if raw_x == raw_y:
+                raw = min(
+                    model.share(name + "_raw", raw_x), model.share(_OTHER[name] + "_raw", raw_x)
+                )
+                weight = max(weight, _weight(model, name, "exact", raw))
+            bound += weight
+        best = max(best, bound)
+    return best
+
+
+_OTHER = {"first_name": "last_name", "last_name": "first_name"}
 
 
 def _others(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:

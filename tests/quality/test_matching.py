@@ -189,3 +189,24 @@ def test_suggestions_are_ordered_best_first_and_carry_their_evidence() -> None:
     assert found == sorted(found, key=lambda s: -s.weight)
     fields = {e.field for e in found[0].evidence}
     assert {"first_name", "last_name", "birth_date"} <= fields
+
+
+def test_the_early_exit_never_drops_a_pair_that_reaches_the_threshold() -> None:
+    base = people(400)
+    variants = [
+        Guest("v1", base[1].last_name, base[1].first_name, base[1].birth_date, None, None),
+        Guest("v2", "Bill", base[2].last_name, base[2].birth_date, base[2].email, None),
+        Guest("v3", base[3].first_name, base[3].last_name, None, None, base[3].phone),
+        Guest("v4", base[4].first_name, base[4].last_name, date(1999, 1, 1), None, base[4].phone),
+    ]
+    prepared = [prepare(g) for g in [*base, *variants]]
+    model = estimate(prepared)
+    for threshold in (0.5, 0.9, 0.99):
+        at_least = matching.weight_for(threshold, model)
+        for x, y in matching.candidate_pairs(prepared).pairs:
+            a, b = prepared[x], prepared[y]
+            full = sum(e.weight for e in compare(model, a, b))
+            early = matching.compare_reaching(model, a, b, at_least)
+            if full >= at_least:
+                assert early is not None
+                assert sum(e.weight for e in early) == pytest.approx(full)
