@@ -83,3 +83,21 @@ def test_without_the_option_nothing_is_planted() -> None:
     data = generate(seed=9, customers=300)
     assert data.planted == []
     assert len(data.customers) == 300
+
+
+def test_the_weighed_matcher_meets_its_goals_on_a_set_read_over_http() -> None:
+    """The labelled set as the bench reads it (HTTP), on a seed the weights were not tuned on."""
+    from bench.duplicates import labelled_set, score, today
+    from shared.quality.matching import match
+
+    config = SimulatorConfig(customers=3000, duplicates=0.05, rate_limit=None, seed=404)
+    with running_simulator(config) as sim:
+        labelled = labelled_set(sim.url)
+    assert len(labelled.same) == len(labelled.look_alikes) == 150
+    found, _ = match(labelled.guests, threshold=0.9)
+    weighed = score({frozenset((s.a, s.b)) for s in found}, labelled)
+    assert weighed.precision >= 0.95
+    assert weighed.recall >= 0.90
+    assert weighed.look_alike_share <= 0.05
+    before = score(today(labelled), labelled)  # exact keys pair families and fathers and sons
+    assert before.look_alike_share > weighed.look_alike_share
