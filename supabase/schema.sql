@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 55 migrations applied; the last: 20261206100100_rows_api_removed.sql
+-- 56 migrations applied; the last: 20261206100100_rows_api_removed.sql
 
 
 -- ================================================================================================
@@ -2713,6 +2713,28 @@ create policy connections_read on public.connections as permissive for select to
 grant select, insert, update, delete on table public.connections to service_role;
 grant select (integration_id, enterprise_id, enterprise_name, status, last_action, updated_at, source, enterprise_ids, is_portfolio, discovered_at, created_at) on table public.connections to authenticated;
 
+-- public.duplicate_settings
+create table public.duplicate_settings (
+    enterprise_id uuid not null,
+    threshold real default 0.9 not null,
+    updated_at timestamp with time zone default now() not null
+);
+alter table public.duplicate_settings add constraint duplicate_settings_pkey PRIMARY KEY (enterprise_id);
+alter table public.duplicate_settings add constraint duplicate_settings_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.duplicate_settings add constraint duplicate_settings_threshold_check CHECK (threshold >= 0.5::double precision AND threshold < 1::double precision);
+alter table public.duplicate_settings enable row level security;
+create policy duplicate_settings_admin_insert on public.duplicate_settings as permissive for insert to authenticated
+    with check (enterprise_id = ANY ((( SELECT app.admin_enterprise_ids() AS admin_enterprise_ids))::uuid[]));
+create policy duplicate_settings_admin_update on public.duplicate_settings as permissive for update to authenticated
+    using (enterprise_id = ANY ((( SELECT app.admin_enterprise_ids() AS admin_enterprise_ids))::uuid[]))
+    with check (enterprise_id = ANY ((( SELECT app.admin_enterprise_ids() AS admin_enterprise_ids))::uuid[]));
+create policy duplicate_settings_read on public.duplicate_settings as permissive for select to authenticated
+    using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
+grant select on table public.duplicate_settings to authenticated;
+grant select, insert, update, delete on table public.duplicate_settings to service_role;
+grant insert (enterprise_id, threshold) on table public.duplicate_settings to authenticated;
+grant update (threshold) on table public.duplicate_settings to authenticated;
+
 -- public.enrichment_settings
 create table public.enrichment_settings (
     enterprise_id uuid not null,
@@ -2843,12 +2865,16 @@ create table public.guest_duplicates (
     guest_a uuid not null,
     guest_b uuid not null,
     evidence jsonb not null,
-    found_at timestamp with time zone default now() not null
+    found_at timestamp with time zone default now() not null,
+    probability real,
+    match_weight real
 );
 alter table public.guest_duplicates add constraint guest_duplicates_pkey PRIMARY KEY (chain_id, guest_a, guest_b);
 alter table public.guest_duplicates add constraint guest_duplicates_check CHECK (guest_a < guest_b);
 alter table public.guest_duplicates add constraint guest_duplicates_evidence_max_1048576_bytes CHECK (pg_column_size(evidence) <= 1048576) NOT VALID;
+alter table public.guest_duplicates add constraint guest_duplicates_probability_check CHECK (probability >= 0::double precision AND probability <= 1::double precision);
 CREATE INDEX guest_duplicates_b_idx ON public.guest_duplicates USING btree (chain_id, guest_b);
+CREATE INDEX guest_duplicates_best_idx ON public.guest_duplicates USING btree (chain_id, probability DESC);
 alter table public.guest_duplicates enable row level security;
 create policy guest_duplicates_read on public.guest_duplicates as permissive for select to authenticated
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
@@ -4467,6 +4493,105 @@ end
 $function$;
 grant execute on function public.quality_dry_run(uuid,integer,integer,jsonb) to authenticated;
 grant execute on function public.quality_dry_run(uuid,integer,integer,jsonb) to service_role;
+
+-- public.quality_duplicate_inputs(uuid,uuid,integer)
+CREATE OR REPLACE FUNCTION public.quality_duplicate_inputs(p_chain_id uuid, p_after uuid DEFAULT NULL::uuid, p_limit integer DEFAULT 5000)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with page as (
+    select g.mews_id, g.first_name, g.last_name, g.birth_date,
+           case when not g.has_ota_email then f.email_normalized end as email, f.phone_e164 as phone
+    from public.guests g
+    left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
+    where g.chain_id = p_chain_id and g.is_active
+      and g.mews_id > coalesce(p_after, '00000000-0000-0000-0000-000000000000')
+    order by g.mews_id
+    limit least(greatest(p_limit, 1), 20000))
+  select jsonb_build_object(
+    'guests', coalesce((select jsonb_agg(jsonb_build_object(
+                'id', p.mews_id, 'first_name', p.first_name, 'last_name', p.last_name,
+                'birth_date', p.birth_date, 'email', p.email, 'phone', p.phone) order by p.mews_id)
+              from page p), '[]'::jsonb),
+    'next', (select p.mews_id from page p
+             where (select count(*) from page) >= least(greatest(p_limit, 1), 20000)
+             order by p.mews_id desc limit 1))
+$function$;
+grant execute on function public.quality_duplicate_inputs(uuid,uuid,integer) to service_role;
+
+-- public.quality_duplicate_suggestions(uuid,integer)
+CREATE OR REPLACE FUNCTION public.quality_duplicate_suggestions(p_enterprise_id uuid, p_limit integer DEFAULT 50)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with ent as (
+    select e.chain_id, coalesce(s.threshold, 0.9) as threshold
+    from public.enterprises e
+    left join public.duplicate_settings s on s.enterprise_id = e.id
+    where e.id = p_enterprise_id),
+  chosen as (
+    select d.* from public.guest_duplicates d, ent
+    where d.chain_id = ent.chain_id and d.probability >= ent.threshold)
+  select jsonb_build_object(
+    'threshold', (select threshold from ent),
+    'total', (select count(*) from chosen),
+    'pairs', coalesce((
+      select jsonb_agg(jsonb_build_object(
+               'a', jsonb_build_object('guest', d.guest_a, 'name', concat_ws(' ', ga.first_name, ga.last_name), 'email', ga.email),
+               'b', jsonb_build_object('guest', d.guest_b, 'name', concat_ws(' ', gb.first_name, gb.last_name), 'email', gb.email),
+               'probability', d.probability, 'weight', d.match_weight, 'evidence', d.evidence)
+             order by d.probability desc, d.match_weight desc, d.guest_a, d.guest_b)
+      from (select * from chosen order by probability desc, match_weight desc, guest_a, guest_b
+            limit least(greatest(p_limit, 1), 500)) d
+      left join public.guests ga on ga.chain_id = d.chain_id and ga.mews_id = d.guest_a
+      left join public.guests gb on gb.chain_id = d.chain_id and gb.mews_id = d.guest_b), '[]'::jsonb))
+$function$;
+grant execute on function public.quality_duplicate_suggestions(uuid,integer) to authenticated;
+grant execute on function public.quality_duplicate_suggestions(uuid,integer) to service_role;
+
+-- public.quality_duplicates_prune(uuid,timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_prune(p_chain_id uuid, p_before timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_gone integer;
+begin
+  delete from public.guest_duplicates d where d.chain_id = p_chain_id and d.found_at < p_before;
+  get diagnostics v_gone = row_count;
+  return v_gone;
+end
+$function$;
+grant execute on function public.quality_duplicates_prune(uuid,timestamp with time zone) to service_role;
+
+-- public.quality_duplicates_put(uuid,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_put(p_chain_id uuid, p_pairs jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_pairs integer;
+begin
+  if jsonb_typeof(p_pairs) is distinct from 'array' or jsonb_array_length(p_pairs) > 20000 then
+    raise exception 'p_pairs must be an array of at most 20000 pairs' using errcode = '22023';
+  end if;
+  insert into public.guest_duplicates as d (chain_id, guest_a, guest_b, evidence, probability, match_weight)
+  select p_chain_id, r.a, r.b, r.evidence, least(greatest(r.probability, 0), 1), r.weight
+  from jsonb_to_recordset(p_pairs) as r(a uuid, b uuid, probability real, weight real, evidence jsonb)
+  on conflict (chain_id, guest_a, guest_b) do update
+    set evidence = excluded.evidence, probability = excluded.probability,
+        match_weight = excluded.match_weight, found_at = now();
+  get diagnostics v_pairs = row_count;
+  return jsonb_build_object('pairs', v_pairs, 'at', now());
+end
+$function$;
+grant execute on function public.quality_duplicates_put(uuid,jsonb) to service_role;
 
 -- public.quality_duplicates_refresh(uuid,integer,boolean)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_refresh(p_chain_id uuid, p_limit integer DEFAULT 5000, p_discard boolean DEFAULT false)

@@ -45,6 +45,15 @@ def serve(
         str | None, typer.Option(help="General Webhook target (with ?Token=).")
     ] = None,
     webhook_delay: Annotated[float, typer.Option(help="Seconds before a webhook is sent.")] = 0.0,
+    duplicates: Annotated[
+        float,
+        typer.Option(
+            min=0.0,
+            max=0.5,
+            help="Share of people planted twice (and as many look-alikes); truth at"
+            " /_admin/duplicates.",
+        ),
+    ] = 0.0,
 ) -> None:
     """Serve the simulator until interrupted."""
     if ctx.invoked_subcommand is not None:
@@ -64,6 +73,7 @@ def serve(
         rate_window_seconds=rate_window,
         webhook_url=webhook_url,
         webhook_delay_seconds=webhook_delay,
+        duplicates=duplicates,
     )
     stop = threading.Event()
     signal.signal(signal.SIGTERM, lambda *_: stop.set())

@@ -1,29 +1,24 @@
 """Facts of the guests that changed: Python normalises what needs libraries (e-mail, phone), the
-database derives the rest, rescores those guests and queues them for their duplicate
-suggestions, which are then updated around them, a batch at a time.
+database derives the rest and rescores those guests; when any changed, the chain's duplicate
+suggestions are weighed again (:mod:`shared.quality.duplicates`).
 
 Only the guests synced since the previous refresh are read (``quality_facts_changed`` pages
-through them by an index), and the guests with a staff edit still to push. After a bulk change
-(more than a fifth of the guests: a first load), duplicates are rebuilt instead, in parts that
-each fit a call. What the refresh wrote is analyzed when it was a large share (a first load's
+through them by an index), and the guests with a staff edit still to push. What the refresh wrote is analyzed when it was a large share (a first load's
 facts), before the duplicates and the full pass read it.
 """
 
 from __future__ import annotations
 
-import asyncio
 from dataclasses import dataclass
 from typing import Any
 
 from shared.db.store import Store
-from shared.quality import normalize
+from shared.quality import duplicates, normalize
 from shared.quality.statistics import analyze_tables
 
 BATCH = 1000
-# updating the suggestions around each changed guest costs about five times what rebuilding
-# costs per guest of the chain: past a fifth of the chain, rebuild
+# past a fifth of the chain, a change is a bulk load (its facts are analyzed as such)
 BULK_SHARE = 0.2
-GUESTS_PER_DUPLICATES_CALL = 100_000
 
 
 @dataclass
@@ -36,6 +31,7 @@ class Refresh:
     pairs: int = 0
     bulk: bool = False
     analyzed: int = 0
+    uninformative: int = 0  # shared values that paired no one (a travel agency's e-mail)
 
     def add(self, put: dict[str, Any]) -> None:
         self.facts += int(put["facts"])
@@ -94,11 +90,12 @@ async def refresh_chain(
     # what the puts wrote, before the duplicates (and a full pass) read it
     refresh.analyzed += len(await analyze_tables(store, written_by_puts(refresh)))
     refresh.bulk = is_bulk(refresh.facts, guests)
-    if refresh.bulk:  # what was queued, the rebuild covers
-        await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
-        refresh.pairs = await rebuild_duplicates(store, chain_id, guests=guests, workers=workers)
-    else:
-        refresh.pairs = await refresh_duplicates(store, chain_id)
+    # the weighed matcher (shared.quality.duplicates) replaced the exact-key suggestions: what
+    # their queue kept is not read, and a change rebuilds the chain's suggestions
+    await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
+    if refresh.facts:
+        done = await duplicates.rebuild(store, chain_id)
+        refresh.pairs, refresh.uninformative = done.pairs, sum(done.uninformative.values())
     if refresh.bulk or refresh.pairs:
         written = {"guest_duplicates": refresh.pairs or None}
         refresh.analyzed += len(await analyze_tables(store, written))
@@ -114,32 +111,3 @@ def written_by_puts(refresh: Refresh) -> dict[str, int]:
         "guest_enrichments": refresh.facts,
         "guest_scores": refresh.changed,
     }
-
-
-async def refresh_duplicates(store: Store, chain_id: str, *, batch: int = 5000) -> int:
-    """Update the suggestions around the guests queued since the last time; pairs written."""
-    pairs = 0
-    while True:
-        done = await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_limit=batch)
-        pairs += int(done["pairs"])
-        if not done["more"]:
-            return pairs
-
-
-async def rebuild_duplicates(store: Store, chain_id: str, *, guests: int, workers: int = 2) -> int:
-    """Every duplicate suggestion of a chain again, in parts of about 100,000 guests."""
-    parts = max(1, -(-guests // GUESTS_PER_DUPLICATES_CALL))
-    queue = list(range(parts))
-    pairs = 0
-
-    async def worker() -> None:
-        nonlocal pairs
-        while queue:
-            part = queue.pop()
-            found = await store.call(
-                "quality_find_duplicates", p_chain_id=chain_id, p_part=part, p_parts=parts
-            )
-            pairs += int(found["pairs"])
-
-    await asyncio.gather(*(worker() for _ in range(max(1, workers))))
-    return pairs

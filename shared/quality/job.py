@@ -64,6 +64,7 @@ async def score_profiles(store: Store, run: Run, *, parts: int = 2) -> None:
         run.count(
             facts_refreshed=refresh.facts,
             duplicate_pairs=refresh.pairs,
+            duplicate_values_uninformative=refresh.uninformative,
             scored=refresh.scored,
             scores_changed=refresh.changed,
             tables_analyzed=refresh.analyzed,  # what it wrote, before the duplicates read it

@@ -186,11 +186,38 @@ MATCHES = {
 
 
 def _evidence(evidence: list[dict[str, Any]]) -> str:
+    """Exact-key evidence ({match, value}) or weighed ({field, level, weight, detail})."""
     return "".join(
-        f'<span class="gap">{escape(MATCHES.get(str(e.get("match")), str(e.get("match"))))}:'
+        _weighed(e)
+        if "field" in e
+        else f'<span class="gap">{escape(MATCHES.get(str(e.get("match")), str(e.get("match"))))}:'
         f" {escape(str(e.get('value', '')))}</span>"
         for e in evidence
     )
+
+
+FIELDS = {
+    "first_name": "first name",
+    "last_name": "last name",
+    "birth_date": "birth date",
+    "email": "e-mail",
+    "phone": "phone",
+    "names": "names",
+}
+
+
+def _weighed(e: dict[str, Any]) -> str:
+    """``first name: nickname bill/william +3.2``"""
+    field = FIELDS.get(str(e.get("field")), str(e.get("field")))
+    level = str(e.get("level", "")).replace("_", " ")
+    detail = f" {e['detail']}" if e.get("detail") else ""
+    weight = float(e.get("weight") or 0)
+    return f'<span class="gap">{escape(field)}: {escape(level + detail)} {weight:+.1f}</span>'
+
+
+def _probability(pair: dict[str, Any]) -> str:
+    chance = pair.get("probability")
+    return "" if chance is None else f"{float(chance):.1%}"
 
 
 def _json_value(value: Any) -> str:
@@ -229,7 +256,8 @@ def _worst(worst: list[dict[str, Any]]) -> str:
 
 def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
     rows = [
-        f"<tr><td>{_guest(p['a'])}</td><td>{_guest(p['b'])}</td><td>{_evidence(p['evidence'])}</td></tr>"
+        f"<tr><td>{_guest(p['a'])}</td><td>{_guest(p['b'])}</td><td>{_probability(p)}</td>"
+        f"<td>{_evidence(p['evidence'])}</td></tr>"
         for p in pairs
     ]
     more = (
@@ -238,7 +266,7 @@ def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
         else ""
     )
     table = _table(
-        ["Guest", "Possible duplicate", "Evidence"],
+        ["Guest", "Possible duplicate", "Probability", "Evidence"],
         rows,
         "No possible duplicates (nothing is ever merged automatically; merges belong in Mews).",
     )

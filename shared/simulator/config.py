@@ -39,3 +39,4 @@ class SimulatorConfig:
     webhook_delay_seconds: float = 0.0
     webhook_batch_size: int = 100
     webhook_duplicates: bool = False  # send some events twice, and messages out of order
+    duplicates: float = 0.0  # share of people planted twice, as many look-alikes (the truth kept)

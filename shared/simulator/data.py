@@ -17,6 +17,8 @@ from typing import Any
 
 import orjson
 
+from shared.simulator import duplicates as planted
+
 MATCHES_KEPT = 64  # filter sets whose matches are kept (a first load reads ~25 windows at once)
 
 CUSTOMER_KEYS = [
@@ -209,6 +211,7 @@ class SimData:
     resources: dict[str, dict[str, Any]] = field(default_factory=dict)
     deleted_utc: dict[str, str] = field(default_factory=dict)  # customer id → deletion time
     services: dict[str, str] = field(default_factory=dict)  # service id → enterprise id
+    planted: list[dict[str, Any]] = field(default_factory=list)  # --duplicates: the truth
     version: int = 0  # bumped by every write: invalidates the time indexes
     _indexes: dict[tuple[str, str], tuple[int, list[str], list[dict[str, Any]]]] = field(
         default_factory=dict, repr=False
@@ -279,9 +282,12 @@ def generate(
     history_days: int = 730,
     chain_name: str = "Simulated Hotels",
     enterprise_names: Sequence[str] = ENTERPRISE_NAMES,
+    duplicates: float = 0.0,
 ) -> SimData:
     """The simulator's data, one chain: same arguments, same data. Enterprises beyond the
-    names given are called "<chain name> <n>"."""
+    names given are called "<chain name> <n>". ``duplicates`` > 0 plants that share of people
+    entered twice and as many look-alike pairs, with their truth (instead of the unlabelled
+    copies)."""
     rng = random.Random(seed)
     new_id = _Ids(rng)
     now = (now or datetime.now(UTC)).replace(second=0, microsecond=0)
@@ -303,7 +309,12 @@ def generate(
         created = now - timedelta(seconds=rng.randrange(created_span))
         customer = _customer(data, index, rng, new_id, created, now, company_ids)
         data.customers[customer["Id"]] = customer
-    _duplicates_merges_and_deletions(data, rng, now)
+    _duplicates_merges_and_deletions(data, rng, now, copies=duplicates <= 0)
+    if duplicates > 0:
+        template = next(iter(data.customers.values()))
+        data.planted = planted.plant(
+            data.customers, template, duplicates, seed * 7919 + 17, _Ids(random.Random(seed + 3))
+        )
     for customer in list(data.customers.values()):
         if rng.random() < 0.6:
             address = _address(customer, rng, new_id)
@@ -477,15 +488,20 @@ def _customer(
     }
 
 
-def _duplicates_merges_and_deletions(data: SimData, rng: random.Random, now: datetime) -> None:
-    """About 2 % duplicates (same e-mail, same phone, or same name and birth date), 0.5 %
-    merged into another profile, 0.5 % deleted."""
+def _duplicates_merges_and_deletions(
+    data: SimData, rng: random.Random, now: datetime, *, copies: bool = True
+) -> None:
+    """About 2 % duplicates (same e-mail, same phone, or same name and birth date; without
+    ``copies`` the draws are made and nothing copied), 0.5 % merged into another profile, 0.5 %
+    deleted."""
     customers = list(data.customers.values())
     if len(customers) < 4:
         return
     for _ in range(max(1, len(customers) // 50)):
         original, copy = rng.sample(customers, 2)
         kind = rng.randrange(3)
+        if not copies:
+            continue
         if kind == 0 and original["Email"]:
             copy["Email"] = original["Email"].upper()
         elif kind == 1 and original["Phone"]:

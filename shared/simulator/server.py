@@ -10,6 +10,7 @@ Routes:
 - ``/_admin/mutate`` — staff at work (``property``: an index, an enterprise id or ``"all"``).
 - ``/_admin/integration`` — send an Integration Webhook for a property (and apply it).
 - ``/_admin/properties`` — the properties, their enterprises and tokens.
+- ``/_admin/duplicates`` — the truth of the planted duplicates and look-alikes (``--duplicates``).
 """
 
 from __future__ import annotations
@@ -415,6 +416,15 @@ class SimulatorApp:
     async def admin_properties(self, request: Request) -> Response:
         return _json([asdict(t.info()) for t in self.tenants])
 
+    async def admin_duplicates(self, request: Request) -> Response:
+        """Per property, the planted pairs: ``same`` (one person entered twice) or not."""
+        return _json(
+            [
+                {"property": t.index, "chain_id": t.data.chain_id, "pairs": t.data.planted}
+                for t in self.tenants
+            ]
+        )
+
     def asgi(self) -> Starlette:
         return Starlette(
             routes=[
@@ -428,5 +438,6 @@ class SimulatorApp:
                 Route("/_admin/mutate", self.admin_mutate, methods=["POST"]),
                 Route("/_admin/integration", self.admin_integration, methods=["POST"]),
                 Route("/_admin/properties", self.admin_properties, methods=["GET"]),
+                Route("/_admin/duplicates", self.admin_duplicates, methods=["GET"]),
             ]
         )

@@ -163,6 +163,7 @@ def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[
         enterprises=config.enterprises,
         now=now,
         history_days=config.history_days,
+        duplicates=config.duplicates,
     )
     tenants = [Tenant(0, "property-0", first, list(config.access_tokens), config.seed)]
     for index in range(1, config.properties):
@@ -176,6 +177,7 @@ def build_tenants(config: SimulatorConfig, now: datetime | None = None) -> list[
             history_days=config.history_days,
             chain_name=f"{name} Group",
             enterprise_names=(name,),
+            duplicates=config.duplicates,
         )
         tenants.append(Tenant(index, label, data, [derived_token(config.seed, label)], seed))
     if config.portfolio_enterprises > 0:

@@ -14,6 +14,7 @@ from typing import Any
 
 import psycopg
 import pytest
+from psycopg.types.json import Jsonb
 
 from shared.quality.rules import DEFAULT_RULES
 from shared.quality.rules_file import entry_of
@@ -117,9 +118,9 @@ def seed_tenant(conn: psycopg.Connection, enterprise: str, chain: str) -> Tenant
     )
     low, high = sorted([guest, twin])
     conn.execute(
-        "insert into public.guest_duplicates (chain_id, guest_a, guest_b, evidence)"
-        ' values (%s, %s, %s, \'[{"match": "phone", "value": "+420601000000"}]\')',
-        (chain, low, high),
+        "insert into public.guest_duplicates (chain_id, guest_a, guest_b, evidence, probability,"
+        " match_weight) values (%s, %s, %s, %s, 0.97, 25.0)",
+        (chain, low, high, Jsonb([{"field": "phone", "level": "exact", "weight": 8.0}])),
     )
     conn.execute(
         "insert into public.guest_enrichments (chain_id, guest_mews_id, field, value, source, rule)"

@@ -80,6 +80,26 @@ def test_duplicate_pairs_show_their_evidence_and_how_many_are_not_listed(page: s
     assert "and 2 more pair(s)" in page
 
 
+def test_weighed_pairs_show_their_probability_and_each_fields_level_and_weight() -> None:
+    evidence = [
+        {"field": "birth_date", "level": "exact", "weight": 13.4, "detail": "1980-03-07"},
+        {"field": "first_name", "level": "nickname", "weight": 3.2, "detail": "bill/william"},
+        {"field": "email", "level": "different", "weight": -1.3, "detail": ""},
+        {"field": "phone", "level": "uninformative", "weight": 0.0, "detail": "shared by 41"},
+    ]
+    weighed = {
+        **DATA,
+        "duplicates": 1,
+        "duplicate_pairs": [{"a": GUEST, "b": OTHER, "probability": 0.9731, "evidence": evidence}],
+    }
+    page = render(weighed, generated=datetime(2026, 11, 25, tzinfo=UTC))
+    assert "97.3%" in page
+    assert "birth date: exact 1980-03-07 +13.4" in page
+    assert "first name: nickname bill/william +3.2" in page
+    assert "e-mail: different -1.3" in page
+    assert "phone: uninformative shared by 41 +0.0" in page
+
+
 def test_conflicts_show_both_values_and_who_won(page: str) -> None:
     assert "staff@example.jp" in page
     assert "mews@example.jp" in page

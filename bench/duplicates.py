@@ -1,0 +1,261 @@
+"""Duplicate guests on a labelled set: today's exact-key matcher and the weighing one, side by side.
+
+    python -m bench.duplicates [--customers 20000] [--rate 0.05] [--seed 202]
+                               [--threshold 0.9] [--scale 100000 ...]
+
+A simulator process (``guesthub simulator --duplicates RATE``) plants people entered twice and
+look-alikes who are other people; the guests are read over HTTP (customers/getAll, addresses for
+the phone's region) and normalised as the facts job does; the truth comes from
+``/_admin/duplicates``. The seed must not be one the matcher was tuned on (101 was).
+
+Prints precision, recall, F1 and look-alikes suggested for both matchers, the new one's
+precision-recall curve over thresholds, and the time of a full pass (prepare, estimate, block,
+compare) at each ``--scale`` (guests generated in process with the same planting).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+import httpx
+
+from bench._sim import simulator_process
+from shared.quality import matching
+from shared.quality.duplicates import FLOOR
+from shared.quality.facts import facts_for
+from shared.settings import DEMO_ACCESS_TOKEN, DEMO_CLIENT_TOKEN
+
+THRESHOLDS = (0.5, 0.7, 0.8, 0.9, 0.95, 0.99, 0.999)
+
+
+@dataclass
+class Labelled:
+    guests: list[matching.Guest]
+    same: set[frozenset[str]]
+    look_alikes: dict[frozenset[str], str]  # pair → kind
+    today_keys: dict[str, list[tuple[str, str]]]  # guest → (match, value) as the SQL builds them
+
+
+def _post(url: str, operation: str, body: dict[str, Any]) -> dict[str, Any]:
+    answer = httpx.post(
+        f"{url}/api/connector/v1/{operation}",
+        json={
+            "ClientToken": DEMO_CLIENT_TOKEN,
+            "AccessToken": DEMO_ACCESS_TOKEN,
+            "Client": "bench",
+            **body,
+        },
+        timeout=120,
+    )
+    answer.raise_for_status()
+    result: dict[str, Any] = answer.json()
+    return result
+
+
+def _all(url: str, operation: str, body: dict[str, Any], key: str) -> list[dict[str, Any]]:
+    found: list[dict[str, Any]] = []
+    cursor = None
+    while True:
+        limitation: dict[str, Any] = {"Count": 1000, **({"Cursor": cursor} if cursor else {})}
+        page = _post(url, operation, {**body, "Limitation": limitation})
+        found += page[key]
+        cursor = page.get("Cursor")
+        if not page[key] or cursor is None:
+            return found
+
+
+def labelled_set(url: str) -> Labelled:
+    """The guests and the truth of property 0, over HTTP."""
+    (truth,) = httpx.get(url + "/_admin/duplicates", timeout=60).json()[:1]
+    chain = truth["chain_id"]
+    customers = _all(
+        url, "customers/getAll", {"ChainIds": [chain], "Extent": {"Customers": True}}, "Customers"
+    )
+    addresses = _all(url, "addresses/getAll", {"ChainIds": [chain]}, "Addresses")
+    country = {a["AccountId"]: a.get("CountryCode") for a in addresses if a.get("IsActive")}
+    return from_customers(customers, country, truth["pairs"])
+
+
+def from_customers(
+    customers: list[dict[str, Any]], country: dict[str, str | None], pairs: list[dict[str, Any]]
+) -> Labelled:
+    guests: list[matching.Guest] = []
+    keys: dict[str, list[tuple[str, str]]] = {}
+    for c in customers:
+        if not c.get("IsActive", True):
+            continue
+        facts = facts_for(
+            {
+                "guest_mews_id": c["Id"],
+                "email": c.get("Email"),
+                "phone": c.get("Phone"),
+                "nationality_code": c.get("NationalityCode"),
+                "address_country": country.get(c["Id"]),
+                "synced_at": None,
+            }
+        )
+        email = None if c.get("HasOtaEmail") else facts["email_normalized"]
+        born = date.fromisoformat(c["BirthDate"][:10]) if c.get("BirthDate") else None
+        guests.append(
+            matching.Guest(
+                c["Id"], c.get("FirstName"), c.get("LastName"), born, email, facts["phone_e164"]
+            )
+        )
+        keys[c["Id"]] = today_keys(c, email, facts["phone_e164"])
+    same = {frozenset((p["a"], p["b"])) for p in pairs if p["same"]}
+    look = {frozenset((p["a"], p["b"])): p["kind"] for p in pairs if not p["same"]}
+    return Labelled(guests, same, look, keys)
+
+
+def today_keys(c: dict[str, Any], email: str | None, phone: str | None) -> list[tuple[str, str]]:
+    """The keys of migration 20261126010300: e-mail (no OTA relay), E.164 phone, and
+    lower(btrim(first)) || ' ' || lower(btrim(last)) || ' ' || birth date."""
+    found = [("email", email), ("phone", phone)]
+    first, last, born = c.get("FirstName"), c.get("LastName"), c.get("BirthDate")
+    if first is not None and last is not None and born:
+        found.append(("name", f"{first.strip().lower()} {last.strip().lower()} {born[:10]}"))
+    return [(k, v) for k, v in found if v]
+
+
+def today(labelled: Labelled) -> set[frozenset[str]]:
+    """Pairs of every key group of 2 to 20 active guests."""
+    groups: dict[tuple[str, str], list[str]] = defaultdict(list)
+    for guest, keys in labelled.today_keys.items():
+        for key in keys:
+            groups[key].append(guest)
+    pairs: set[frozenset[str]] = set()
+    for members in groups.values():
+        if 2 <= len(members) <= 20:
+            pairs.update(frozenset((a, b)) for i, a in enumerate(members) for b in members[i + 1 :])
+    return pairs
+
+
+@dataclass
+class Scores:
+    suggested: int
+    precision: float
+    recall: float
+    f1: float
+    look_alikes: int
+    look_alike_share: float
+    by_kind: Counter[str]
+
+
+def score(found: set[frozenset[str]], labelled: Labelled) -> Scores:
+    right = len(found & labelled.same)
+    precision = right / len(found) if found else 1.0
+    recall = right / len(labelled.same) if labelled.same else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    looked = [labelled.look_alikes[p] for p in found if p in labelled.look_alikes]
+    share = len(looked) / len(labelled.look_alikes) if labelled.look_alikes else 0.0
+    return Scores(len(found), precision, recall, f1, len(looked), share, Counter(looked))
+
+
+def full_pass(guests: list[matching.Guest]) -> dict[str, float]:
+    took: dict[str, float] = {}
+    start = time.perf_counter()
+    prepared = [matching.prepare(g) for g in guests]
+    took["prepare"] = time.perf_counter() - start
+    model = matching.estimate(prepared)
+    took["estimate"] = time.perf_counter() - start - sum(took.values())
+    blocking = matching.candidate_pairs(prepared, model.uninformative)
+    took["block"] = time.perf_counter() - start - sum(took.values())
+    at_least = matching.weight_for(FLOOR, model)
+    kept = 0
+    for x, y in blocking.pairs:
+        kept += matching.compare_reaching(model, prepared[x], prepared[y], at_least) is not None
+    took["compare"] = time.perf_counter() - start - sum(took.values())
+    took["pairs"] = len(blocking.pairs)
+    took["kept"] = kept
+    return took
+
+
+def _in_process(customers: int, rate: float, seed: int) -> list[matching.Guest]:
+    from shared.simulator.data import generate
+
+    data = generate(seed=seed, customers=customers, duplicates=rate)
+    country = {a["AccountId"]: a["CountryCode"] for a in data.addresses.values()}
+    return from_customers(list(data.customers.values()), country, data.planted).guests
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--customers", type=int, default=20_000)
+    parser.add_argument("--rate", type=float, default=0.05)
+    parser.add_argument("--seed", type=int, default=202)
+    parser.add_argument("--threshold", type=float, default=0.9)
+    parser.add_argument("--scale", type=int, nargs="*", default=[100_000])
+    args = parser.parse_args()
+
+    with simulator_process(
+        "--customers",
+        str(args.customers),
+        "--duplicates",
+        str(args.rate),
+        "--seed",
+        str(args.seed),
+        "--no-rate-limit",
+    ) as url:
+        labelled = labelled_set(url)
+    print(
+        f"labelled set: seed {args.seed}, {len(labelled.guests):,} active guests,"
+        f" {len(labelled.same):,} people entered twice, {len(labelled.look_alikes):,}"
+        " look-alike pairs (other people)"
+    )
+    start = time.perf_counter()
+    found, blocking = matching.match(labelled.guests, threshold=min(THRESHOLDS))
+    took = time.perf_counter() - start
+    by_threshold = {
+        t: {frozenset((s.a, s.b)) for s in found if s.probability >= t} for t in THRESHOLDS
+    }
+    rows = [
+        ("today (exact keys)", score(today(labelled), labelled)),
+        (
+            f"weighed, p >= {args.threshold}",
+            score(
+                by_threshold[args.threshold]
+                if args.threshold in by_threshold
+                else {frozenset((s.a, s.b)) for s in found if s.probability >= args.threshold},
+                labelled,
+            ),
+        ),
+    ]
+    print(
+        f"\n{'matcher':<24} {'suggested':>9} {'precision':>9} {'recall':>7} {'F1':>6}"
+        f" {'look-alikes':>12}"
+    )
+    for name, s in rows:
+        print(
+            f"{name:<24} {s.suggested:>9,} {s.precision:>9.3f} {s.recall:>7.3f} {s.f1:>6.3f}"
+            f" {s.look_alikes:>5} ({s.look_alike_share:>4.1%})"
+        )
+    for name, s in rows:
+        print(f"  look-alikes suggested by {name}: {dict(s.by_kind) or 'none'}")
+    print("\nprecision-recall curve (weighed):")
+    print(f"{'threshold':>9} {'suggested':>9} {'precision':>9} {'recall':>7} {'look-alikes':>11}")
+    for t in THRESHOLDS:
+        s = score(by_threshold[t], labelled)
+        print(f"{t:>9} {s.suggested:>9,} {s.precision:>9.3f} {s.recall:>7.3f} {s.look_alikes:>11}")
+    print(
+        f"\nblocking: {len(blocking.pairs):,} candidate pairs; values too common to pair on,"
+        f" per key: {blocking.skipped or 'none'}; match() took {took:.1f} s"
+    )
+    for size in args.scale:
+        guests = _in_process(size, args.rate, args.seed + size)
+        parts = full_pass(guests)
+        total = parts["prepare"] + parts["estimate"] + parts["block"] + parts["compare"]
+        print(
+            f"full pass at {len(guests):,} guests: {total:.1f} s (prepare {parts['prepare']:.1f},"
+            f" estimate u {parts['estimate']:.1f}, block {parts['block']:.1f}, compare"
+            f" {int(parts['pairs']):,} pairs {parts['compare']:.1f}, {int(parts['kept']):,} of them"
+            f" in full: the others could not reach p {FLOOR})"
+        )
+
+
+if __name__ == "__main__":
+    main()
