@@ -66,6 +66,7 @@ from shared.intake.store import accept_webhook
 from shared.netserve import serve_in_thread
 from shared.quality.job import score_profiles
 from shared.settings import Settings, load_settings
+from shared.sync.entities import entities
 from shared.sync.runs import recorded_run
 
 SECRET = "bench-freshness"
@@ -427,7 +428,7 @@ async def prepare(settings: Settings, sim: str) -> tuple[list[Hotel], str]:
             store,
             settings,
             "poll_changes",
-            jobs.poll(["customers", "reservations"]),
+            jobs.poll(entities(["customers", "reservations"])),
             interactive(settings),
         )
         assert load.ok, load.summary()

@@ -353,7 +353,9 @@ class Worker:
             live_run(
                 self._store, "realtime", connection_id=connection.id, liveness=self._liveness
             ) as run,
-            connected_client(self._settings, self._store, connection=connection) as client,
+            connected_client(
+                self._settings, self._store, access_token=connection.access_token
+            ) as client,
         ):
             connection, engines = await _engines(self._store, connection, client, self._options)
             drainer.connection = connection
