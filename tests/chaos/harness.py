@@ -862,7 +862,11 @@ class Chaos:
         self.simulator.set_webhook(None, webhook_duplicates=False)
 
     def start_listener(self) -> None:
-        self.listener = self._proc("listen", self._cli("listen", "--port", str(self.listener_port)))
+        # the sockets only: the real-time worker lost a Mews change in this run once and stays
+        # opt-in until it passes here (README, "Real time")
+        self.listener = self._proc(
+            "listen", self._cli("listen", "--no-realtime", "--port", str(self.listener_port))
+        )
 
         def connected() -> bool:
             assert self.listener is not None

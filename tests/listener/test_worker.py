@@ -25,6 +25,7 @@ from shared.quality.job import score_profiles
 from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
+from shared.sync.entities import entities
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
 from tests.listener.test_service import free_port
@@ -94,10 +95,10 @@ async def running(
         await asyncio.wait_for(asyncio.gather(*tasks), 60)
 
 
-async def loaded(settings: Settings, store: Store, *entities: str) -> None:
+async def loaded(settings: Settings, store: Store, *names: str) -> None:
     async with connected_engine(settings, store, lag=timedelta(0)) as engine:
-        for entity in entities:
-            await engine.backfill(entity)
+        for spec in entities(names):
+            await engine.backfill(spec)
 
 
 async def changes_arrive(simulator: Simulator, url: str, supervisor: Supervisor) -> None:
@@ -264,7 +265,9 @@ async def test_the_service_runs_the_worker_and_shows_it_on_its_health_endpoint(
     await loaded(settings, store, "reservations")
     port = free_port()
     stop = asyncio.Event()
-    service = asyncio.create_task(serve(settings, port=port, stop=stop, refresh_seconds=NEVER))
+    service = asyncio.create_task(
+        serve(settings, port=port, stop=stop, refresh_seconds=NEVER, realtime=True)
+    )
     health: dict[str, Any] = {}
 
     async def listening() -> bool:
