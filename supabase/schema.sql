@@ -2079,16 +2079,16 @@ AS $function$
   on conflict (enterprise_id) do update set version = s.version + 1, retry_at = null
 $function$;
 
--- app.rate_limit_decreased(integer,integer)
-CREATE OR REPLACE FUNCTION app.rate_limit_decreased(p_limit integer, p_used integer)
+-- app.rate_limit_decreased(integer,integer,integer)
+CREATE OR REPLACE FUNCTION app.rate_limit_decreased(p_limit integer, p_used integer, p_ceiling integer)
  RETURNS integer
  LANGUAGE sql
  IMMUTABLE
  SET search_path TO ''
 AS $function$
-  select greatest(1, floor(least(p_limit, p_used) * 0.9)::integer)
+  select greatest(1, ceil(p_ceiling * 0.1)::integer, floor(least(p_limit, p_used) * 0.9)::integer)
 $function$;
-grant execute on function app.rate_limit_decreased(integer,integer) to service_role;
+grant execute on function app.rate_limit_decreased(integer,integer,integer) to service_role;
 
 -- app.rate_limit_increased(integer,integer)
 CREATE OR REPLACE FUNCTION app.rate_limit_increased(p_limit integer, p_ceiling integer)
@@ -5572,7 +5572,7 @@ begin
    where key = p_key and at > v_now - make_interval(secs => p_window_ms / 1000.0);
   -- each 429 of the event lowers the estimate: fewer of the requests taken were accepted
   v_state.adapted_limit := app.rate_limit_decreased(
-    v_state.event_limit, v_used - v_state.event_refusals);
+    v_state.event_limit, v_used - v_state.event_refusals, p_limit);
   v_state.adapted_at := v_now;
   v_state.confirmed := least(coalesce(v_state.confirmed, v_state.adapted_limit), v_state.adapted_limit);
   update public.rate_limit_state

@@ -45,12 +45,14 @@ alter table public.rate_limit_hits
 create index rate_limit_hits_open_idx on public.rate_limit_hits (key) where open_until is not null;
 
 -- The limit after a congestion event: 90 % of the least of the limit in force and the requests
--- the window accepted (at least 1).
-create function app.rate_limit_decreased(p_limit integer, p_used integer)
+-- the window accepted, never below a tenth of the ceiling (at least 1): a storm of 429s that
+-- let nothing through is no measure of the limit, and a limit of one a window would take minutes
+-- to climb back; a stricter server is still obeyed, its every 429's Retry-After held.
+create function app.rate_limit_decreased(p_limit integer, p_used integer, p_ceiling integer)
 returns integer
 language sql immutable set search_path = ''
 as $$
-  select greatest(1, floor(least(p_limit, p_used) * 0.9)::integer)
+  select greatest(1, ceil(p_ceiling * 0.1)::integer, floor(least(p_limit, p_used) * 0.9)::integer)
 $$;
 
 -- The limit after a full window without a 429 when it holds a request back: 5 % of the ceiling more (at least 1); null (the
@@ -174,7 +176,7 @@ begin
    where key = p_key and at > v_now - make_interval(secs => p_window_ms / 1000.0);
   -- each 429 of the event lowers the estimate: fewer of the requests taken were accepted
   v_state.adapted_limit := app.rate_limit_decreased(
-    v_state.event_limit, v_used - v_state.event_refusals);
+    v_state.event_limit, v_used - v_state.event_refusals, p_limit);
   v_state.adapted_at := v_now;
   v_state.confirmed := least(coalesce(v_state.confirmed, v_state.adapted_limit), v_state.adapted_limit);
   update public.rate_limit_state
@@ -210,11 +212,11 @@ as $$
   select jsonb_build_object('probe', exists (select 1 from probe))
 $$;
 
-revoke all on function app.rate_limit_decreased(integer, integer),
+revoke all on function app.rate_limit_decreased(integer, integer, integer),
   app.rate_limit_increased(integer, integer),
   public.rate_limit_refused(text, double precision, integer, integer, bigint),
   public.rate_limit_answered(text, bigint) from public, anon, authenticated;
-grant execute on function app.rate_limit_decreased(integer, integer),
+grant execute on function app.rate_limit_decreased(integer, integer, integer),
   app.rate_limit_increased(integer, integer),
   public.rate_limit_refused(text, double precision, integer, integer, bigint),
   public.rate_limit_answered(text, bigint) to service_role;

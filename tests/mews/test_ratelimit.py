@@ -132,14 +132,15 @@ def sql(database_url: str, query: str, *args: Any) -> Any:
     return row[0]
 
 
-def test_the_limit_falls_to_90_percent_of_what_was_accepted_and_never_below_one(
+def test_the_limit_falls_to_90_percent_of_what_was_accepted_and_never_below_a_tenth(
     database_url: str,
 ) -> None:
-    decreased = "select app.rate_limit_decreased(%s, %s)"
-    assert sql(database_url, decreased, 190, 50) == 45  # Mews accepted 50: 90 % of them
-    assert sql(database_url, decreased, 30, 50) == 27  # never above 90 % of the limit in force
-    assert sql(database_url, decreased, 190, 0) == 1  # nothing accepted: one at a time
-    assert sql(database_url, decreased, 190, -3) == 1
+    decreased = "select app.rate_limit_decreased(%s, %s, %s)"
+    assert sql(database_url, decreased, 190, 50, 200) == 45  # Mews accepted 50: 90 % of them
+    assert sql(database_url, decreased, 30, 50, 200) == 27  # never above 90 % of the limit in force
+    assert sql(database_url, decreased, 190, 0, 200) == 20  # a storm let nothing through: a tenth
+    assert sql(database_url, decreased, 190, -3, 200) == 20
+    assert sql(database_url, decreased, 5, 0, 5) == 1  # a ceiling of 5: at least one
 
 
 def test_the_limit_recovers_by_5_percent_of_the_ceiling_per_quiet_window(
