@@ -5287,6 +5287,11 @@ begin
   if jsonb_typeof(p_rules) is distinct from 'array' then
     raise exception 'rules must be a list' using errcode = '22023';
   end if;
+  -- the set's bound on rules, before every entry is checked (each pattern is parsed)
+  if jsonb_array_length(p_rules) > 50 then
+    raise exception 'a rule set holds at most 50 rules (this one: %)', jsonb_array_length(p_rules)
+      using errcode = '54000';
+  end if;
   for v_entry in select e.value, e.n from jsonb_array_elements(p_rules) with ordinality as e(value, n) loop
     v_problem := app.quality_rule_entry_problem(v_entry.value);
     if v_problem is not null then

@@ -167,6 +167,53 @@ begin
 end
 $$;
 
+-- Replacing a draft's rules with more than a set may hold is refused before any entry is checked
+-- (otherwise a list of thousands is parsed pattern by pattern first).
+create or replace function public.quality_rules_replace(p_rule_set_id uuid, p_rules jsonb) returns jsonb
+language plpgsql security invoker set search_path = ''
+as $$
+declare
+  v_status text;
+  v_problem text;
+  v_entry record;
+  v_count integer;
+begin
+  select s.status into v_status from public.quality_rule_sets s where s.id = p_rule_set_id;
+  if v_status is null then
+    raise exception 'no rule set % (or it is not yours to read)', p_rule_set_id using errcode = '22023';
+  end if;
+  if v_status <> 'draft' then
+    raise exception 'only the rules of a draft can be replaced (this one is %)', v_status
+      using errcode = '22023';
+  end if;
+  if jsonb_typeof(p_rules) is distinct from 'array' then
+    raise exception 'rules must be a list' using errcode = '22023';
+  end if;
+  -- the set's bound on rules, before every entry is checked (each pattern is parsed)
+  if jsonb_array_length(p_rules) > 50 then
+    raise exception 'a rule set holds at most 50 rules (this one: %)', jsonb_array_length(p_rules)
+      using errcode = '54000';
+  end if;
+  for v_entry in select e.value, e.n from jsonb_array_elements(p_rules) with ordinality as e(value, n) loop
+    v_problem := app.quality_rule_entry_problem(v_entry.value);
+    if v_problem is not null then
+      raise exception 'rule %: %', v_entry.n, v_problem using errcode = '22023';
+    end if;
+  end loop;
+  delete from public.quality_rules r where r.rule_set_id = p_rule_set_id;
+  if exists (select 1 from public.quality_rules r where r.rule_set_id = p_rule_set_id) then
+    raise exception 'only admins of the enterprise may edit its drafts' using errcode = '42501';
+  end if;
+  insert into public.quality_rules (rule_set_id, field, kind, params, severity, weight)
+  select p_rule_set_id, e.value->>'field', e.value->>'kind', coalesce(e.value->'params', '{}'::jsonb),
+         coalesce(e.value->>'severity', 'warning'), (e.value->>'weight')::integer
+  from jsonb_array_elements(p_rules) with ordinality as e(value, n)
+  order by e.n;
+  get diagnostics v_count = row_count;
+  return jsonb_build_object('rule_set_id', p_rule_set_id, 'rules', v_count);
+end
+$$;
+
 -- Enabling a set that exceeds a bound (saved before the bounds existed) is refused.
 create or replace function app.quality_rule_set_enable_check() returns trigger
 language plpgsql security definer set search_path = ''

@@ -168,3 +168,19 @@ def test_a_rules_file_over_a_bound_is_refused_offline_in_the_same_words() -> Non
     assert rules_file.problems("\n".join(lines), "hotel.yaml") == [
         f"hotel.yaml:2: rules: {TOO_MANY_PATTERNS}"
     ]
+
+
+def test_a_list_of_thousands_of_rules_is_refused_before_any_is_checked(
+    conn: psycopg.Connection, admin: str
+) -> None:
+    rule_set = draft(conn)
+    rules = [pattern_rule(f"^g{i}[a-z]{{0,9}}$") for i in range(5000)]
+    with (
+        as_role(conn, "authenticated", admin),
+        pytest.raises(
+            psycopg.errors.ProgramLimitExceeded,
+            match=re.escape("a rule set holds at most 50 rules (this one: 5000)"),
+        ),
+    ):
+        one(conn, "select public.quality_rules_replace(%s, %s::jsonb)", rule_set, json.dumps(rules))
+    assert rules_in(conn, rule_set) == len(DEFAULTS)
