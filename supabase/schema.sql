@@ -185,9 +185,12 @@ CREATE OR REPLACE FUNCTION app.duplicate_decision_holds(p_chain_id uuid, p_guest
  STABLE
  SET search_path TO ''
 AS $function$
-  select p_decision = 'same'
-      or (p_fingerprint_a is not distinct from app.guest_match_fingerprint(p_chain_id, p_guest_a)
-          and p_fingerprint_b is not distinct from app.guest_match_fingerprint(p_chain_id, p_guest_b))
+  select case
+    when p_decision is null then false
+    when p_decision = 'same' then true
+    else coalesce(p_fingerprint_a = app.guest_match_fingerprint(p_chain_id, p_guest_a)
+                  and p_fingerprint_b = app.guest_match_fingerprint(p_chain_id, p_guest_b), false)
+  end
 $function$;
 grant execute on function app.duplicate_decision_holds(uuid,uuid,uuid,text,text,text) to authenticated;
 grant execute on function app.duplicate_decision_holds(uuid,uuid,uuid,text,text,text) to service_role;
@@ -353,10 +356,14 @@ CREATE OR REPLACE FUNCTION app.guest_duplicates_hold_back_decided()
  SET search_path TO ''
 AS $function$
 begin
+  -- the decisions of the pairs written first (a join), the rule then for those only
+  with decided as materialized (
+    select x.* from written w
+    join public.duplicate_decisions x
+      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b)
   delete from public.guest_duplicates d
-   using written w, public.duplicate_decisions x
-   where x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b
-     and d.chain_id = w.chain_id and d.guest_a = w.guest_a and d.guest_b = w.guest_b
+   using decided x
+   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b
      and app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
                                       x.fingerprint_a, x.fingerprint_b);
   return null;
@@ -3687,9 +3694,12 @@ create view public.duplicate_suggestions with (security_invoker=on) as
      LEFT JOIN public.duplicate_settings s ON s.enterprise_id = e.id
      JOIN public.guests ga ON ga.chain_id = d.chain_id AND ga.mews_id = d.guest_a
      JOIN public.guests gb ON gb.chain_id = d.chain_id AND gb.mews_id = d.guest_b
-  WHERE d.probability >= COALESCE(s.threshold, 0.9::real) AND ga.is_active AND ga.merge_target_id IS NULL AND gb.is_active AND gb.merge_target_id IS NULL AND NOT (EXISTS ( SELECT 1
-           FROM public.duplicate_decisions x
-          WHERE x.chain_id = d.chain_id AND x.guest_a = d.guest_a AND x.guest_b = d.guest_b AND app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision, x.fingerprint_a, x.fingerprint_b)));
+     LEFT JOIN public.duplicate_decisions x ON x.chain_id = d.chain_id AND x.guest_a = d.guest_a AND x.guest_b = d.guest_b
+  WHERE d.probability >= COALESCE(s.threshold, 0.9::real) AND ga.is_active AND ga.merge_target_id IS NULL AND gb.is_active AND gb.merge_target_id IS NULL AND
+        CASE
+            WHEN x.chain_id IS NULL THEN true
+            ELSE NOT app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision, x.fingerprint_a, x.fingerprint_b)
+        END;
 grant select on table public.duplicate_suggestions to authenticated;
 grant select on table public.duplicate_suggestions to service_role;
 

@@ -85,16 +85,21 @@ create policy duplicate_decision_log_read on public.duplicate_decision_log for s
   using (chain_id = any ((select app.readable_chain_ids())::uuid[]));
 
 -- Whether a decision holds its pair back: "same" always; "different" while neither guest changed
--- in a field the matcher uses. The one statement of the rule (the triggers and the view use it).
+-- in a field the matcher uses; no decision (null) never. The one statement of the rule (the
+-- triggers and the view use it). It reads both guests: callers evaluate it for the pairs that
+-- have a decision only, never for every decision of a chain.
 create or replace function app.duplicate_decision_holds(
   p_chain_id uuid, p_guest_a uuid, p_guest_b uuid, p_decision text, p_fingerprint_a text,
   p_fingerprint_b text
 ) returns boolean
 language sql stable set search_path = ''
 as $$
-  select p_decision = 'same'
-      or (p_fingerprint_a is not distinct from app.guest_match_fingerprint(p_chain_id, p_guest_a)
-          and p_fingerprint_b is not distinct from app.guest_match_fingerprint(p_chain_id, p_guest_b))
+  select case
+    when p_decision is null then false
+    when p_decision = 'same' then true
+    else coalesce(p_fingerprint_a = app.guest_match_fingerprint(p_chain_id, p_guest_a)
+                  and p_fingerprint_b = app.guest_match_fingerprint(p_chain_id, p_guest_b), false)
+  end
 $$;
 
 -- Who may decide on a chain's pairs: the service, or staff and admins of its hotels.
@@ -115,10 +120,14 @@ returns trigger
 language plpgsql set search_path = ''
 as $$
 begin
+  -- the decisions of the pairs written first (a join), the rule then for those only
+  with decided as materialized (
+    select x.* from written w
+    join public.duplicate_decisions x
+      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b)
   delete from public.guest_duplicates d
-   using written w, public.duplicate_decisions x
-   where x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b
-     and d.chain_id = w.chain_id and d.guest_a = w.guest_a and d.guest_b = w.guest_b
+   using decided x
+   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b
      and app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
                                       x.fingerprint_a, x.fingerprint_b);
   return null;
@@ -156,14 +165,15 @@ join public.enterprises e on e.chain_id = d.chain_id
 left join public.duplicate_settings s on s.enterprise_id = e.id
 join public.guests ga on ga.chain_id = d.chain_id and ga.mews_id = d.guest_a
 join public.guests gb on gb.chain_id = d.chain_id and gb.mews_id = d.guest_b
+-- joined first, the rule after (a case): evaluated for the pairs with a decision only
+left join public.duplicate_decisions x
+  on x.chain_id = d.chain_id and x.guest_a = d.guest_a and x.guest_b = d.guest_b
 where d.probability >= coalesce(s.threshold, 0.9::real)
   and ga.is_active and ga.merge_target_id is null
   and gb.is_active and gb.merge_target_id is null
-  and not exists (
-    select 1 from public.duplicate_decisions x
-    where x.chain_id = d.chain_id and x.guest_a = d.guest_a and x.guest_b = d.guest_b
-      and app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
-                                       x.fingerprint_a, x.fingerprint_b));
+  and case when x.chain_id is null then true
+           else not app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
+                                                 x.fingerprint_a, x.fingerprint_b) end;
 
 -- Staff decide: "same" person (with the survivor, to merge in Mews) or "different" people. A
 -- decision replaces the pair's previous one (kept in the log); a merge done in Mews stands.
