@@ -130,6 +130,12 @@ def main() -> None:
         put_all(conn, pairs)
         kept = conn.execute("select count(*) from public.guest_duplicates").fetchone()
         conn.execute("analyze")
+        worst = conn.execute(
+            "select guest_mews_id::text from public.guest_scores where enterprise_id = %s"
+            " order by score limit 40",
+            (ENTERPRISE,),
+        ).fetchall()
+        page = [g for (g,) in worst] + [str(p["a"]) for p in pairs[-10:]]
         reads: dict[str, Callable[[], float]] = {
             "read: quality_duplicate_suggestions(50)": lambda: as_staff(
                 conn, staff, "select public.quality_duplicate_suggestions(%s, 50)", (ENTERPRISE,)
@@ -137,13 +143,20 @@ def main() -> None:
             "read: quality_report": lambda: as_staff(
                 conn, staff, "select public.quality_report(%s)", (ENTERPRISE,)
             ),
+            # the ids as supabase-js sends them (.in('guest_mews_id', ids)): the worst 40 and
+            # 10 with a pair
             "read: gaps of 50 guests": lambda: as_staff(
                 conn,
                 staff,
-                "select * from public.quality_guest_gaps where enterprise_id = %s and guest_mews_id"
-                " in (select guest_mews_id from public.guest_scores where enterprise_id = %s"
-                " order by score limit 50)",
-                (ENTERPRISE, ENTERPRISE),
+                "select * from public.quality_guest_gaps where enterprise_id = %s"
+                " and guest_mews_id = any (%s::uuid[])",
+                (ENTERPRISE, page),
+            ),
+            "read: count of open suggestions": lambda: as_staff(
+                conn,
+                staff,
+                "select count(*) from public.duplicate_suggestions where enterprise_id = %s",
+                (ENTERPRISE,),
             ),
             "read: duplicate_suggestions page of 50": lambda: as_staff(
                 conn,

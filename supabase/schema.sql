@@ -3761,16 +3761,24 @@ UNION ALL
     s.guest_mews_id,
     'profile'::text AS field,
     'duplicate'::text AS kind,
-    ((('Possible duplicate of '::text ||
-        CASE
-            WHEN d.guest_a = s.guest_mews_id THEN d.guest_b
-            ELSE d.guest_a
-        END) || ' (p '::text) || round(d.probability::numeric, 2)) || ')'::text AS message,
+    ((('Possible duplicate of '::text || d.other) || ' (p '::text) || round(d.probability::numeric, 2)) || ')'::text AS message,
     0 AS cost,
     'info'::text AS severity,
     d.evidence
-   FROM public.duplicate_suggestions d
-     JOIN public.guest_scores s ON s.enterprise_id = d.enterprise_id AND s.chain_id = d.chain_id AND (s.guest_mews_id = d.guest_a OR s.guest_mews_id = d.guest_b);
+   FROM public.guest_scores s
+     CROSS JOIN LATERAL ( SELECT p.chain_id,
+            p.guest_b AS other,
+            p.probability,
+            p.evidence
+           FROM public.duplicate_suggestions p
+          WHERE p.enterprise_id = s.enterprise_id AND p.chain_id = s.chain_id AND p.guest_a = s.guest_mews_id
+        UNION ALL
+         SELECT p.chain_id,
+            p.guest_a,
+            p.probability,
+            p.evidence
+           FROM public.duplicate_suggestions p
+          WHERE p.enterprise_id = s.enterprise_id AND p.chain_id = s.chain_id AND p.guest_b = s.guest_mews_id) d;
 grant select on table public.quality_guest_gaps to authenticated;
 grant select on table public.quality_guest_gaps to service_role;
 

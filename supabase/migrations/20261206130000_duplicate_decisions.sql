@@ -344,13 +344,20 @@ join public.quality_rules r on r.id = f.rule_id
 union all
 select s.enterprise_id, d.chain_id, s.guest_mews_id, 'profile'::text as field,
        'duplicate'::text as kind,
-       'Possible duplicate of '::text
-         || case when d.guest_a = s.guest_mews_id then d.guest_b else d.guest_a end
-         || ' (p ' || round(d.probability::numeric, 2) || ')' as message,
+       'Possible duplicate of '::text || d.other || ' (p ' || round(d.probability::numeric, 2) || ')'
+         as message,
        0 as cost, 'info'::text as severity, d.evidence
-from public.duplicate_suggestions d
-join public.guest_scores s on s.enterprise_id = d.enterprise_id and s.chain_id = d.chain_id
-  and (s.guest_mews_id = d.guest_a or s.guest_mews_id = d.guest_b);
+from public.guest_scores s
+-- from each guest asked for to its pairs (a page of guests reads its pairs, not every pair)
+cross join lateral (
+  select p.chain_id, p.guest_b as other, p.probability, p.evidence
+  from public.duplicate_suggestions p
+  where p.enterprise_id = s.enterprise_id and p.chain_id = s.chain_id and p.guest_a = s.guest_mews_id
+  union all
+  select p.chain_id, p.guest_a, p.probability, p.evidence
+  from public.duplicate_suggestions p
+  where p.enterprise_id = s.enterprise_id and p.chain_id = s.chain_id and p.guest_b = s.guest_mews_id
+) d;
 
 -- The report's duplicates: the enterprise's open suggestions at its threshold, best first, with
 -- their probability (the rest of the report as in 20261126010400).
