@@ -178,22 +178,21 @@ AS $function$
   select coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
 $function$;
 
--- app.duplicate_decision_holds(uuid,uuid,uuid,text,text,text)
-CREATE OR REPLACE FUNCTION app.duplicate_decision_holds(p_chain_id uuid, p_guest_a uuid, p_guest_b uuid, p_decision text, p_fingerprint_a text, p_fingerprint_b text)
+-- app.duplicate_decision_holds(text,text,text,text,text)
+CREATE OR REPLACE FUNCTION app.duplicate_decision_holds(p_decision text, p_fingerprint_a text, p_fingerprint_b text, p_now_a text, p_now_b text)
  RETURNS boolean
  LANGUAGE sql
- STABLE
+ IMMUTABLE
  SET search_path TO ''
 AS $function$
   select case
     when p_decision is null then false
     when p_decision = 'same' then true
-    else coalesce(p_fingerprint_a = app.guest_match_fingerprint(p_chain_id, p_guest_a)
-                  and p_fingerprint_b = app.guest_match_fingerprint(p_chain_id, p_guest_b), false)
+    else coalesce(p_fingerprint_a = p_now_a and p_fingerprint_b = p_now_b, false)
   end
 $function$;
-grant execute on function app.duplicate_decision_holds(uuid,uuid,uuid,text,text,text) to authenticated;
-grant execute on function app.duplicate_decision_holds(uuid,uuid,uuid,text,text,text) to service_role;
+grant execute on function app.duplicate_decision_holds(text,text,text,text,text) to authenticated;
+grant execute on function app.duplicate_decision_holds(text,text,text,text,text) to service_role;
 
 -- app.duplicate_evidence_best_first(jsonb)
 CREATE OR REPLACE FUNCTION app.duplicate_evidence_best_first(p_evidence jsonb)
@@ -357,15 +356,26 @@ CREATE OR REPLACE FUNCTION app.guest_duplicates_hold_back_decided()
 AS $function$
 begin
   -- the decisions of the pairs written first (a join), the rule then for those only
+  -- (set-based: both guests' fingerprints of now from one join, not a query per pair)
   with decided as materialized (
-    select x.* from written w
+    select x.chain_id, x.guest_a, x.guest_b,
+           app.duplicate_decision_holds(
+             x.decision, x.fingerprint_a, x.fingerprint_b,
+             app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                            ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+             app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                            gb.has_ota_email, fb.email_normalized, fb.phone_e164)
+           ) as holds
+    from written w
     join public.duplicate_decisions x
-      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b)
+      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b
+    left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+    left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+    left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+    left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b)
   delete from public.guest_duplicates d
    using decided x
-   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b
-     and app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
-                                      x.fingerprint_a, x.fingerprint_b);
+   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b and x.holds;
   return null;
 end
 $function$;
@@ -401,16 +411,29 @@ CREATE OR REPLACE FUNCTION app.guest_match_fingerprint(p_chain_id uuid, p_guest 
  STABLE
  SET search_path TO ''
 AS $function$
-  select md5(jsonb_build_object(
-           'first_name', g.first_name, 'last_name', g.last_name, 'birth_date', g.birth_date,
-           'email', case when not g.has_ota_email then f.email_normalized end,
-           'phone', f.phone_e164)::text)
+  select app.guest_match_fingerprint_of(g.first_name, g.last_name, g.birth_date, g.has_ota_email,
+                                        f.email_normalized, f.phone_e164)
   from public.guests g
   left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
   where g.chain_id = p_chain_id and g.mews_id = p_guest
 $function$;
 grant execute on function app.guest_match_fingerprint(uuid,uuid) to authenticated;
 grant execute on function app.guest_match_fingerprint(uuid,uuid) to service_role;
+
+-- app.guest_match_fingerprint_of(text,text,date,boolean,text,text)
+CREATE OR REPLACE FUNCTION app.guest_match_fingerprint_of(p_first_name text, p_last_name text, p_birth_date date, p_has_ota_email boolean, p_email_normalized text, p_phone_e164 text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select md5(jsonb_build_object(
+           'first_name', p_first_name, 'last_name', p_last_name, 'birth_date', p_birth_date,
+           'email', case when not p_has_ota_email then p_email_normalized end,
+           'phone', p_phone_e164)::text)
+$function$;
+grant execute on function app.guest_match_fingerprint_of(text,text,date,boolean,text,text) to authenticated;
+grant execute on function app.guest_match_fingerprint_of(text,text,date,boolean,text,text) to service_role;
 
 -- app.guests_from_records(uuid,jsonb)
 CREATE OR REPLACE FUNCTION app.guests_from_records(p_scope_id uuid, p_records jsonb)
@@ -3698,7 +3721,7 @@ create view public.duplicate_suggestions with (security_invoker=on) as
   WHERE d.probability >= COALESCE(s.threshold, 0.9::real) AND ga.is_active AND ga.merge_target_id IS NULL AND gb.is_active AND gb.merge_target_id IS NULL AND
         CASE
             WHEN x.chain_id IS NULL THEN true
-            ELSE NOT app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision, x.fingerprint_a, x.fingerprint_b)
+            ELSE NOT app.duplicate_decision_holds(x.decision, x.fingerprint_a, x.fingerprint_b, app.guest_match_fingerprint(x.chain_id, x.guest_a), app.guest_match_fingerprint(x.chain_id, x.guest_b))
         END;
 grant select on table public.duplicate_suggestions to authenticated;
 grant select on table public.duplicate_suggestions to service_role;

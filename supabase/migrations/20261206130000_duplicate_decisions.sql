@@ -17,15 +17,25 @@
 -- * public.duplicate_merges_pending / public.duplicate_merge_record: the push's side (service).
 
 -- What the matcher reads of one guest, hashed (keep in step with quality_duplicate_inputs:
--- tests/quality/test_duplicate_decisions.py compares the two).
+-- tests/quality/test_duplicate_decisions.py compares the two): from the values, and of a guest.
+create or replace function app.guest_match_fingerprint_of(
+  p_first_name text, p_last_name text, p_birth_date date, p_has_ota_email boolean,
+  p_email_normalized text, p_phone_e164 text
+) returns text
+language sql immutable set search_path = ''
+as $$
+  select md5(jsonb_build_object(
+           'first_name', p_first_name, 'last_name', p_last_name, 'birth_date', p_birth_date,
+           'email', case when not p_has_ota_email then p_email_normalized end,
+           'phone', p_phone_e164)::text)
+$$;
+
 create or replace function app.guest_match_fingerprint(p_chain_id uuid, p_guest uuid)
 returns text
 language sql stable set search_path = ''
 as $$
-  select md5(jsonb_build_object(
-           'first_name', g.first_name, 'last_name', g.last_name, 'birth_date', g.birth_date,
-           'email', case when not g.has_ota_email then f.email_normalized end,
-           'phone', f.phone_e164)::text)
+  select app.guest_match_fingerprint_of(g.first_name, g.last_name, g.birth_date, g.has_ota_email,
+                                        f.email_normalized, f.phone_e164)
   from public.guests g
   left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
   where g.chain_id = p_chain_id and g.mews_id = p_guest
@@ -85,20 +95,18 @@ create policy duplicate_decision_log_read on public.duplicate_decision_log for s
   using (chain_id = any ((select app.readable_chain_ids())::uuid[]));
 
 -- Whether a decision holds its pair back: "same" always; "different" while neither guest changed
--- in a field the matcher uses; no decision (null) never. The one statement of the rule (the
--- triggers and the view use it). It reads both guests: callers evaluate it for the pairs that
--- have a decision only, never for every decision of a chain.
+-- in a field the matcher uses (the fingerprints stored with it are those of now); no decision
+-- (null) never. The one statement of the rule; the triggers and the view hand it the
+-- fingerprints of now, for the pairs that have a decision only.
 create or replace function app.duplicate_decision_holds(
-  p_chain_id uuid, p_guest_a uuid, p_guest_b uuid, p_decision text, p_fingerprint_a text,
-  p_fingerprint_b text
+  p_decision text, p_fingerprint_a text, p_fingerprint_b text, p_now_a text, p_now_b text
 ) returns boolean
-language sql stable set search_path = ''
+language sql immutable set search_path = ''
 as $$
   select case
     when p_decision is null then false
     when p_decision = 'same' then true
-    else coalesce(p_fingerprint_a = app.guest_match_fingerprint(p_chain_id, p_guest_a)
-                  and p_fingerprint_b = app.guest_match_fingerprint(p_chain_id, p_guest_b), false)
+    else coalesce(p_fingerprint_a = p_now_a and p_fingerprint_b = p_now_b, false)
   end
 $$;
 
@@ -121,15 +129,26 @@ language plpgsql set search_path = ''
 as $$
 begin
   -- the decisions of the pairs written first (a join), the rule then for those only
+  -- (set-based: both guests' fingerprints of now from one join, not a query per pair)
   with decided as materialized (
-    select x.* from written w
+    select x.chain_id, x.guest_a, x.guest_b,
+           app.duplicate_decision_holds(
+             x.decision, x.fingerprint_a, x.fingerprint_b,
+             app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                            ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+             app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                            gb.has_ota_email, fb.email_normalized, fb.phone_e164)
+           ) as holds
+    from written w
     join public.duplicate_decisions x
-      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b)
+      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b
+    left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+    left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+    left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+    left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b)
   delete from public.guest_duplicates d
    using decided x
-   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b
-     and app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
-                                      x.fingerprint_a, x.fingerprint_b);
+   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b and x.holds;
   return null;
 end
 $$;
@@ -172,8 +191,10 @@ where d.probability >= coalesce(s.threshold, 0.9::real)
   and ga.is_active and ga.merge_target_id is null
   and gb.is_active and gb.merge_target_id is null
   and case when x.chain_id is null then true
-           else not app.duplicate_decision_holds(x.chain_id, x.guest_a, x.guest_b, x.decision,
-                                                 x.fingerprint_a, x.fingerprint_b) end;
+           else not app.duplicate_decision_holds(
+                  x.decision, x.fingerprint_a, x.fingerprint_b,
+                  app.guest_match_fingerprint(x.chain_id, x.guest_a),
+                  app.guest_match_fingerprint(x.chain_id, x.guest_b)) end;
 
 -- Staff decide: "same" person (with the survivor, to merge in Mews) or "different" people. A
 -- decision replaces the pair's previous one (kept in the log); a merge done in Mews stands.
@@ -443,7 +464,8 @@ as $$
 $$;
 
 revoke all on function app.guest_match_fingerprint(uuid, uuid),
-  app.duplicate_decision_holds(uuid, uuid, uuid, text, text, text),
+  app.guest_match_fingerprint_of(text, text, date, boolean, text, text),
+  app.duplicate_decision_holds(text, text, text, text, text),
   app.duplicate_may_decide(uuid), app.guest_duplicates_hold_back_decided(),
   app.duplicate_evidence_best_first(jsonb),
   public.duplicate_decide(uuid, uuid, uuid, text, uuid, text),
@@ -452,7 +474,8 @@ revoke all on function app.guest_match_fingerprint(uuid, uuid),
   from public, anon, authenticated, service_role;
 -- the view's readers evaluate these as themselves (their policies apply)
 grant execute on function app.guest_match_fingerprint(uuid, uuid),
-  app.duplicate_decision_holds(uuid, uuid, uuid, text, text, text),
+  app.guest_match_fingerprint_of(text, text, date, boolean, text, text),
+  app.duplicate_decision_holds(text, text, text, text, text),
   app.duplicate_evidence_best_first(jsonb)
   to authenticated, service_role;
 grant execute on function public.duplicate_decide(uuid, uuid, uuid, text, uuid, text)
