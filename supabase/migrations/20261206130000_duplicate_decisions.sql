@@ -260,6 +260,9 @@ begin
     p_note, auth.uid(), v_row.decided_at);
   delete from public.guest_duplicates d
    where d.chain_id = p_chain_id and d.guest_a = v_a and d.guest_b = v_b;
+  if p_survivor is not null then  -- the real-time worker pushes the chain (as after an edit)
+    perform pg_notify('guesthub_push', p_chain_id::text);
+  end if;
   return jsonb_build_object(
     'chain_id', v_row.chain_id, 'guest_a', v_row.guest_a, 'guest_b', v_row.guest_b,
     'decision', v_row.decision, 'survivor', v_row.survivor, 'decided_by', v_row.decided_by,

@@ -283,3 +283,17 @@ def test_readers_apply_the_threshold_and_show_the_strongest_evidence_first(
     guests, report = seen()
     assert guests == {a, b}
     assert report["duplicates"] == 1
+
+
+def test_a_merge_asked_wakes_the_push_of_the_chain(
+    conn: psycopg.Connection, database_url: str
+) -> None:
+    """As a staff edit does: the real-time worker pushes the chain (shared/listener/worker.py)."""
+    a, b = two_guests(conn)
+    staff = add_user(conn, enterprise_id=ENTERPRISE_ID)
+    with psycopg.connect(database_url, autocommit=True) as listener:
+        listener.execute("listen guesthub_push")
+        decide(conn, staff, (a, b), "different")
+        decide(conn, staff, (a, b), "same", survivor=a)
+        heard = [n.payload for n in listener.notifies(timeout=10, stop_after=1)]
+    assert heard == [CHAIN_ID]
