@@ -4898,6 +4898,30 @@ $function$;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to authenticated;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to service_role;
 
+-- public.quality_duplicates_held(uuid)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_held(p_chain_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(jsonb_build_array(x.guest_a, x.guest_b) order by x.guest_a, x.guest_b),
+                  '[]'::jsonb)
+  from public.duplicate_decisions x
+  left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+  left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+  left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+  left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b
+  where x.chain_id = p_chain_id
+    and app.duplicate_decision_holds(
+          x.decision, x.fingerprint_a, x.fingerprint_b,
+          app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                         ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+          app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                         gb.has_ota_email, fb.email_normalized, fb.phone_e164))
+$function$;
+grant execute on function public.quality_duplicates_held(uuid) to service_role;
+
 -- public.quality_duplicates_prune(uuid,timestamp with time zone)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_prune(p_chain_id uuid, p_before timestamp with time zone)
  RETURNS integer

@@ -15,6 +15,8 @@
 --   an enterprise's open pairs at or above its threshold (duplicate_settings), evidence best
 --   first, read by quality_duplicate_suggestions, quality_guest_gaps and quality_report.
 -- * public.duplicate_merges_pending / public.duplicate_merge_record: the push's side (service).
+-- * public.quality_duplicates_held: the pairs held back now, for a pass that would rather not
+--   write them at all (service).
 
 -- What the matcher reads of one guest, hashed (keep in step with quality_duplicate_inputs:
 -- tests/quality/test_duplicate_decisions.py compares the two): from the values, and of a guest.
@@ -158,6 +160,28 @@ create trigger guest_duplicates_decided_insert after insert on public.guest_dupl
 create trigger guest_duplicates_decided_update after update on public.guest_duplicates
   referencing new table as written for each statement
   execute function app.guest_duplicates_hold_back_decided();
+
+-- The pairs of a chain a decision holds back now ([[a, b], ...]): what a pass may leave out of
+-- what it writes (the triggers drop them anyway; a pass that knows them writes nothing for them).
+create or replace function public.quality_duplicates_held(p_chain_id uuid)
+returns jsonb
+language sql stable set search_path = ''
+as $$
+  select coalesce(jsonb_agg(jsonb_build_array(x.guest_a, x.guest_b) order by x.guest_a, x.guest_b),
+                  '[]'::jsonb)
+  from public.duplicate_decisions x
+  left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+  left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+  left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+  left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b
+  where x.chain_id = p_chain_id
+    and app.duplicate_decision_holds(
+          x.decision, x.fingerprint_a, x.fingerprint_b,
+          app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                         ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+          app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                         gb.has_ota_email, fb.email_normalized, fb.phone_e164))
+$$;
 
 -- Evidence strongest first (the pass writes it so; older rows and any writer are sorted here).
 create or replace function app.duplicate_evidence_best_first(p_evidence jsonb)
@@ -473,7 +497,8 @@ revoke all on function app.guest_match_fingerprint(uuid, uuid),
   app.duplicate_evidence_best_first(jsonb),
   public.duplicate_decide(uuid, uuid, uuid, text, uuid, text),
   public.duplicate_merges_pending(integer, jsonb),
-  public.duplicate_merge_record(uuid, uuid, uuid, timestamptz, text, text, uuid)
+  public.duplicate_merge_record(uuid, uuid, uuid, timestamptz, text, text, uuid),
+  public.quality_duplicates_held(uuid)
   from public, anon, authenticated, service_role;
 -- the view's readers evaluate these as themselves (their policies apply)
 grant execute on function app.guest_match_fingerprint(uuid, uuid),
@@ -484,7 +509,8 @@ grant execute on function app.guest_match_fingerprint(uuid, uuid),
 grant execute on function public.duplicate_decide(uuid, uuid, uuid, text, uuid, text)
   to authenticated, service_role;
 grant execute on function public.duplicate_merges_pending(integer, jsonb),
-  public.duplicate_merge_record(uuid, uuid, uuid, timestamptz, text, text, uuid)
+  public.duplicate_merge_record(uuid, uuid, uuid, timestamptz, text, text, uuid),
+  public.quality_duplicates_held(uuid)
   to service_role;
 revoke all on public.duplicate_suggestions from public, anon, authenticated, service_role;
 grant select on public.duplicate_suggestions to authenticated, service_role;

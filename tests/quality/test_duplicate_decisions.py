@@ -297,3 +297,15 @@ def test_a_merge_asked_wakes_the_push_of_the_chain(
         decide(conn, staff, (a, b), "same", survivor=a)
         heard = [n.payload for n in listener.notifies(timeout=10, stop_after=1)]
     assert heard == [CHAIN_ID]
+
+
+def test_a_pass_can_ask_which_pairs_are_held_back(conn: psycopg.Connection) -> None:
+    a, b = two_guests(conn)
+    c = insert_profile(conn, {"first_name": "Jan", "last_name": "Novak"})
+    staff = add_user(conn, enterprise_id=ENTERPRISE_ID)
+    decide(conn, staff, (a, b), "different")
+    decide(conn, staff, (a, c), "same")
+    held = "select public.quality_duplicates_held(%s)"
+    assert one(conn, held, CHAIN_ID) == sorted([[a, b], sorted([a, c])])
+    conn.execute("update public.guests set last_name = 'Whitfeld' where mews_id = %s", (b,))
+    assert one(conn, held, CHAIN_ID) == [sorted([a, c])]
