@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 56 migrations applied; the last: 20261206100100_rows_api_removed.sql
+-- 57 migrations applied; the last: 20261206150100_partial_needs_attention.sql
 
 
 -- ================================================================================================
@@ -2355,6 +2355,12 @@ AS $function$
       from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
      where r->>'status' in ('failed', 'abandoned')
     union all
+    select 3, jsonb_build_object('check', 'partial_run', 'message',
+             'the last ' || (r->>'job') || ' run was partial: it left work for the next run'
+             || ' (guesthub status names what)')
+      from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
+     where r->>'status' = 'partial'
+    union all
     select 4, jsonb_build_object('check', 'lag', 'message',
              round((p_status->'poll'->>'lag_seconds')::numeric / 60) || ' min behind Mews (newest poll high-water mark; more than 30 min)')
      where (p_status->'poll'->>'lag_seconds')::numeric > 1800
@@ -3953,7 +3959,7 @@ AS $function$
       'discovered_at', c.discovered_at,
       'last_poll_at', (select max(r.finished_at) from public.sync_runs r
                         where r.connection_id = c.integration_id and r.job = 'poll_changes'
-                          and r.status in ('succeeded', 'partial')),
+                          and r.status = 'succeeded'),
       'lag_seconds', (select floor(extract(epoch from now() - min(k.high_water_utc)))
                         from public.sync_checkpoints k
                        where k.phase = 'poll' and k.scope_id = any (v.enterprise_ids || v.chain_ids)),
