@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # every call of the service over a direct connection (rescoring, dry runs, upserts) runs
     # under this statement timeout, as Supabase bounds its API roles (2 min globally)
     database_statement_timeout_seconds: float = Field(default=120.0, gt=0)
+    # a lost database connection (a restart, a failover) is reopened and a call that is safe to
+    # repeat is tried again for this long before it fails (shared/db/reconnect.py)
+    database_reconnect_seconds: float = Field(default=30.0, gt=0)
 
     # a scheduled job serves the due connections within this many seconds (below the
     # function's timeout), this many at once, and hands the rest to the next invocation
