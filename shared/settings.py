@@ -104,6 +104,9 @@ class Settings(BaseSettings):
 
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
+    # finished runs are purged after this many days by the same daily job (the newest run of
+    # each job, scope and connection is kept)
+    runs_retention_days: int = Field(default=90, ge=1)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal

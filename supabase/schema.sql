@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 57 migrations applied; the last: 20261206150100_partial_needs_attention.sql
+-- 58 migrations applied; the last: 20261206150200_runs_purged.sql
 
 
 -- ================================================================================================
@@ -5708,6 +5708,36 @@ AS $function$
   returning jsonb_build_object('id', id, 'started_at', started_at)
 $function$;
 grant execute on function public.run_start(text,uuid,uuid) to service_role;
+
+-- public.runs_purge(integer,integer)
+CREATE OR REPLACE FUNCTION public.runs_purge(p_retention_days integer, p_batch integer DEFAULT 10000)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_deleted integer;
+begin
+  if p_retention_days is null or p_retention_days < 1 then
+    raise exception 'the retention is at least one day' using errcode = '22023';
+  end if;
+  with old as (
+    select r.id from public.sync_runs r
+     where r.status <> 'running'
+       and coalesce(r.finished_at, r.started_at) < now() - make_interval(days => p_retention_days)
+       and exists (select 1 from public.sync_runs n
+                    where n.job = r.job and n.started_at > r.started_at
+                      and n.scope_id is not distinct from r.scope_id
+                      and n.connection_id is not distinct from r.connection_id)
+     order by r.started_at limit least(greatest(p_batch, 1), 50000)
+     for update skip locked
+  )
+  delete from public.sync_runs s using old where s.id = old.id;
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('purged', v_deleted);
+end
+$function$;
+grant execute on function public.runs_purge(integer,integer) to service_role;
 
 -- public.runs_reap(integer,text)
 CREATE OR REPLACE FUNCTION public.runs_reap(p_stale_seconds integer DEFAULT 90, p_by text DEFAULT NULL::text)
