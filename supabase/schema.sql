@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 58 migrations applied; the last: 20261206150200_runs_purged.sql
+-- 59 migrations applied; the last: 20261206150300_lowered_limit_shown.sql
 
 
 -- ================================================================================================
@@ -2519,6 +2519,8 @@ AS $function$
                                  and exists (select 1 from public.rate_limit_hits o
                                              where o.key <> s.key and o.at > s.unauthorized_at),
                    'used_last_30s', h.recent,
+                   'adapted_limit', s.adapted_limit,
+                   'adapted_at', s.adapted_at,
                    'last_request_at', h.last_request_at,
                    'paused_until', case when s.paused_until > now() then s.paused_until end)
                  || case when c.trusted then jsonb_build_object('key', s.key, 'error', s.unauthorized_error)
