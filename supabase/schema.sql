@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 59 migrations applied; the last: 20261206150300_lowered_limit_shown.sql
+-- 60 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
 
 
 -- ================================================================================================
@@ -1730,6 +1730,24 @@ begin
 end
 $function$;
 
+-- app.quality_rule_set_enabled_threshold()
+CREATE OR REPLACE FUNCTION app.quality_rule_set_enabled_threshold()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if new.status = 'enabled' and old.status is distinct from 'enabled'
+     and new.duplicate_threshold is not null then
+    insert into public.duplicate_settings (enterprise_id, threshold)
+    values (new.enterprise_id, new.duplicate_threshold)
+    on conflict (enterprise_id) do update set threshold = excluded.threshold, updated_at = now();
+  end if;
+  return new;
+end
+$function$;
+
 -- app.quality_rule_set_entries(uuid,bigint)
 CREATE OR REPLACE FUNCTION app.quality_rule_set_entries(p_rule_set_id uuid, p_without bigint DEFAULT NULL::bigint)
  RETURNS jsonb
@@ -3176,11 +3194,13 @@ create table public.quality_rule_sets (
     note text,
     created_by uuid default auth.uid(),
     created_at timestamp with time zone default now() not null,
-    enabled_at timestamp with time zone
+    enabled_at timestamp with time zone,
+    duplicate_threshold real
 );
 alter table public.quality_rule_sets add constraint quality_rule_sets_pkey PRIMARY KEY (id);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_version_key UNIQUE (enterprise_id, version);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.quality_rule_sets add constraint quality_rule_sets_duplicate_threshold_check CHECK (duplicate_threshold >= 0.5::double precision AND duplicate_threshold < 1::double precision);
 alter table public.quality_rule_sets add constraint quality_rule_sets_note_max_10000_chars CHECK (char_length(note) <= 10000) NOT VALID;
 alter table public.quality_rule_sets add constraint quality_rule_sets_status_check CHECK (status = ANY (ARRAY['draft'::text, 'enabled'::text, 'retired'::text]));
 CREATE UNIQUE INDEX quality_rule_sets_one_enabled ON public.quality_rule_sets USING btree (enterprise_id) WHERE (status = 'enabled'::text);
@@ -3188,6 +3208,7 @@ alter table public.quality_rule_sets enable row level security;
 create policy quality_rule_sets_read on public.quality_rule_sets as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
 CREATE TRIGGER quality_rule_sets_enable_check BEFORE UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enable_check();
+CREATE TRIGGER quality_rule_sets_enabled_threshold AFTER UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enabled_threshold();
 grant select on table public.quality_rule_sets to authenticated;
 grant select on table public.quality_rule_sets to service_role;
 
@@ -5232,6 +5253,36 @@ $function$;
 grant execute on function public.quality_rescore_pass(uuid,integer) to authenticated;
 grant execute on function public.quality_rescore_pass(uuid,integer) to service_role;
 
+-- public.quality_rule_set_duplicate_threshold(uuid,double precision)
+CREATE OR REPLACE FUNCTION public.quality_rule_set_duplicate_threshold(p_rule_set_id uuid, p_threshold double precision)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_enterprise uuid;
+  v_status text;
+begin
+  select enterprise_id, status into v_enterprise, v_status
+    from public.quality_rule_sets where id = p_rule_set_id;
+  if v_enterprise is null or not app.quality_may_admin(v_enterprise) then
+    raise exception 'only admins of the enterprise may set its duplicate threshold' using errcode = '42501';
+  end if;
+  if v_status <> 'draft' then
+    raise exception 'only a draft can be changed (this one is %)', v_status using errcode = '22023';
+  end if;
+  if p_threshold is not null and not (p_threshold >= 0.5 and p_threshold < 1) then
+    raise exception 'the duplicate threshold is at least 0.5 and below 1 (not %)', p_threshold
+      using errcode = '22023';
+  end if;
+  update public.quality_rule_sets set duplicate_threshold = p_threshold where id = p_rule_set_id;
+  return jsonb_build_object('rule_set_id', p_rule_set_id, 'duplicate_threshold', p_threshold);
+end
+$function$;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to authenticated;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to service_role;
+
 -- public.quality_rule_sets_list(uuid)
 CREATE OR REPLACE FUNCTION public.quality_rule_sets_list(p_enterprise_id uuid)
  RETURNS jsonb
@@ -5262,6 +5313,11 @@ AS $function$
   select jsonb_build_object(
            'id', s.id, 'enterprise_id', s.enterprise_id, 'version', s.version, 'status', s.status,
            'note', s.note, 'created_at', s.created_at, 'enabled_at', s.enabled_at,
+           'duplicate_threshold', case when s.status = 'enabled'
+                                       then coalesce((select d.threshold from public.duplicate_settings d
+                                                       where d.enterprise_id = s.enterprise_id),
+                                                     s.duplicate_threshold)
+                                       else s.duplicate_threshold end,
            'rules', coalesce((select jsonb_agg(jsonb_build_object('field', r.field, 'kind', r.kind,
                                                                   'params', r.params, 'severity', r.severity,
                                                                   'weight', r.weight) order by r.id)
