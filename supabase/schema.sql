@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 57 migrations applied; the last: 20261206130000_duplicate_decisions.sql
+-- 61 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
 
 
 -- ================================================================================================
@@ -1840,6 +1840,24 @@ begin
 end
 $function$;
 
+-- app.quality_rule_set_enabled_threshold()
+CREATE OR REPLACE FUNCTION app.quality_rule_set_enabled_threshold()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if new.status = 'enabled' and old.status is distinct from 'enabled'
+     and new.duplicate_threshold is not null then
+    insert into public.duplicate_settings (enterprise_id, threshold)
+    values (new.enterprise_id, new.duplicate_threshold)
+    on conflict (enterprise_id) do update set threshold = excluded.threshold, updated_at = now();
+  end if;
+  return new;
+end
+$function$;
+
 -- app.quality_rule_set_entries(uuid,bigint)
 CREATE OR REPLACE FUNCTION app.quality_rule_set_entries(p_rule_set_id uuid, p_without bigint DEFAULT NULL::bigint)
  RETURNS jsonb
@@ -2465,6 +2483,12 @@ AS $function$
       from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
      where r->>'status' in ('failed', 'abandoned')
     union all
+    select 3, jsonb_build_object('check', 'partial_run', 'message',
+             'the last ' || (r->>'job') || ' run was partial: it left work for the next run'
+             || ' (guesthub status names what)')
+      from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
+     where r->>'status' = 'partial'
+    union all
     select 4, jsonb_build_object('check', 'lag', 'message',
              round((p_status->'poll'->>'lag_seconds')::numeric / 60) || ' min behind Mews (newest poll high-water mark; more than 30 min)')
      where (p_status->'poll'->>'lag_seconds')::numeric > 1800
@@ -2623,6 +2647,8 @@ AS $function$
                                  and exists (select 1 from public.rate_limit_hits o
                                              where o.key <> s.key and o.at > s.unauthorized_at),
                    'used_last_30s', h.recent,
+                   'adapted_limit', s.adapted_limit,
+                   'adapted_at', s.adapted_at,
                    'last_request_at', h.last_request_at,
                    'paused_until', case when s.paused_until > now() then s.paused_until end)
                  || case when c.trusted then jsonb_build_object('key', s.key, 'error', s.unauthorized_error)
@@ -3345,11 +3371,13 @@ create table public.quality_rule_sets (
     note text,
     created_by uuid default auth.uid(),
     created_at timestamp with time zone default now() not null,
-    enabled_at timestamp with time zone
+    enabled_at timestamp with time zone,
+    duplicate_threshold real
 );
 alter table public.quality_rule_sets add constraint quality_rule_sets_pkey PRIMARY KEY (id);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_version_key UNIQUE (enterprise_id, version);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.quality_rule_sets add constraint quality_rule_sets_duplicate_threshold_check CHECK (duplicate_threshold >= 0.5::double precision AND duplicate_threshold < 1::double precision);
 alter table public.quality_rule_sets add constraint quality_rule_sets_note_max_10000_chars CHECK (char_length(note) <= 10000) NOT VALID;
 alter table public.quality_rule_sets add constraint quality_rule_sets_status_check CHECK (status = ANY (ARRAY['draft'::text, 'enabled'::text, 'retired'::text]));
 CREATE UNIQUE INDEX quality_rule_sets_one_enabled ON public.quality_rule_sets USING btree (enterprise_id) WHERE (status = 'enabled'::text);
@@ -3357,6 +3385,7 @@ alter table public.quality_rule_sets enable row level security;
 create policy quality_rule_sets_read on public.quality_rule_sets as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
 CREATE TRIGGER quality_rule_sets_enable_check BEFORE UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enable_check();
+CREATE TRIGGER quality_rule_sets_enabled_threshold AFTER UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enabled_threshold();
 grant select on table public.quality_rule_sets to authenticated;
 grant select on table public.quality_rule_sets to service_role;
 
@@ -4163,7 +4192,7 @@ AS $function$
       'discovered_at', c.discovered_at,
       'last_poll_at', (select max(r.finished_at) from public.sync_runs r
                         where r.connection_id = c.integration_id and r.job = 'poll_changes'
-                          and r.status in ('succeeded', 'partial')),
+                          and r.status = 'succeeded'),
       'lag_seconds', (select floor(extract(epoch from now() - min(k.high_water_utc)))
                         from public.sync_checkpoints k
                        where k.phase = 'poll' and k.scope_id = any (v.enterprise_ids || v.chain_ids)),
@@ -5596,6 +5625,36 @@ $function$;
 grant execute on function public.quality_rescore_pass(uuid,integer) to authenticated;
 grant execute on function public.quality_rescore_pass(uuid,integer) to service_role;
 
+-- public.quality_rule_set_duplicate_threshold(uuid,double precision)
+CREATE OR REPLACE FUNCTION public.quality_rule_set_duplicate_threshold(p_rule_set_id uuid, p_threshold double precision)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_enterprise uuid;
+  v_status text;
+begin
+  select enterprise_id, status into v_enterprise, v_status
+    from public.quality_rule_sets where id = p_rule_set_id;
+  if v_enterprise is null or not app.quality_may_admin(v_enterprise) then
+    raise exception 'only admins of the enterprise may set its duplicate threshold' using errcode = '42501';
+  end if;
+  if v_status <> 'draft' then
+    raise exception 'only a draft can be changed (this one is %)', v_status using errcode = '22023';
+  end if;
+  if p_threshold is not null and not (p_threshold >= 0.5 and p_threshold < 1) then
+    raise exception 'the duplicate threshold is at least 0.5 and below 1 (not %)', p_threshold
+      using errcode = '22023';
+  end if;
+  update public.quality_rule_sets set duplicate_threshold = p_threshold where id = p_rule_set_id;
+  return jsonb_build_object('rule_set_id', p_rule_set_id, 'duplicate_threshold', p_threshold);
+end
+$function$;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to authenticated;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to service_role;
+
 -- public.quality_rule_sets_list(uuid)
 CREATE OR REPLACE FUNCTION public.quality_rule_sets_list(p_enterprise_id uuid)
  RETURNS jsonb
@@ -5626,6 +5685,11 @@ AS $function$
   select jsonb_build_object(
            'id', s.id, 'enterprise_id', s.enterprise_id, 'version', s.version, 'status', s.status,
            'note', s.note, 'created_at', s.created_at, 'enabled_at', s.enabled_at,
+           'duplicate_threshold', case when s.status = 'enabled'
+                                       then coalesce((select d.threshold from public.duplicate_settings d
+                                                       where d.enterprise_id = s.enterprise_id),
+                                                     s.duplicate_threshold)
+                                       else s.duplicate_threshold end,
            'rules', coalesce((select jsonb_agg(jsonb_build_object('field', r.field, 'kind', r.kind,
                                                                   'params', r.params, 'severity', r.severity,
                                                                   'weight', r.weight) order by r.id)
@@ -6074,6 +6138,36 @@ AS $function$
   returning jsonb_build_object('id', id, 'started_at', started_at)
 $function$;
 grant execute on function public.run_start(text,uuid,uuid) to service_role;
+
+-- public.runs_purge(integer,integer)
+CREATE OR REPLACE FUNCTION public.runs_purge(p_retention_days integer, p_batch integer DEFAULT 10000)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_deleted integer;
+begin
+  if p_retention_days is null or p_retention_days < 1 then
+    raise exception 'the retention is at least one day' using errcode = '22023';
+  end if;
+  with old as (
+    select r.id from public.sync_runs r
+     where r.status <> 'running'
+       and coalesce(r.finished_at, r.started_at) < now() - make_interval(days => p_retention_days)
+       and exists (select 1 from public.sync_runs n
+                    where n.job = r.job and n.started_at > r.started_at
+                      and n.scope_id is not distinct from r.scope_id
+                      and n.connection_id is not distinct from r.connection_id)
+     order by r.started_at limit least(greatest(p_batch, 1), 50000)
+     for update skip locked
+  )
+  delete from public.sync_runs s using old where s.id = old.id;
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('purged', v_deleted);
+end
+$function$;
+grant execute on function public.runs_purge(integer,integer) to service_role;
 
 -- public.runs_reap(integer,text)
 CREATE OR REPLACE FUNCTION public.runs_reap(p_stale_seconds integer DEFAULT 90, p_by text DEFAULT NULL::text)
