@@ -274,3 +274,25 @@ async def test_a_merge_that_cannot_be_done_is_recorded_as_failed_not_as_success(
     assert rows(
         database_url, "select is_active from public.guests where mews_id = %s", (target,)
     ) == [(False,)]
+
+
+async def test_nothing_is_merged_without_a_survivor_chosen_by_a_person(
+    engine: SyncEngine, simulator: Simulator, store: Store, database_url: str
+) -> None:
+    """A pair decided the same person without a survivor, or suggested at p 0.99 and not decided,
+    is never merged: the push sends no accounts/merge."""
+    user = await staff_of(engine, simulator, database_url)
+    a, b, c, d = active_ids(simulator, 4)
+    chain_id = simulator.data.chain_id
+    suggest(database_url, chain_id, c, d)
+    staff_call(
+        database_url,
+        user,
+        "select public.duplicate_decide(%s, %s, %s, 'same')",
+        (chain_id, a, b),
+    )
+    await asyncio.to_thread(simulator.reset_stats)
+    run = await push(store, engine)
+    assert run.status == "succeeded"
+    assert "accounts/merge" not in (await asyncio.to_thread(simulator.stats))["operations"]
+    assert all(simulator.data.customers[i]["IsActive"] for i in (a, b, c, d))
