@@ -49,8 +49,12 @@ async def write_report(
 
     written = []
     for index, enterprise in enumerate(await report_enterprises(store, enterprise_id, where)):
-        # with the enterprise's open duplicate suggestions at its threshold, best first
         data = await store.call("quality_report", p_enterprise_id=enterprise["id"])
+        # the weighed suggestions at the enterprise's threshold, best first
+        weighed = await store.call(
+            "quality_duplicate_suggestions", p_enterprise_id=enterprise["id"], p_limit=10
+        )
+        data.update(duplicate_pairs=weighed["pairs"], duplicates=weighed["total"])
         target = path if index == 0 else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(data), encoding="utf-8")

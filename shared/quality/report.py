@@ -254,7 +254,7 @@ def _worst(worst: list[dict[str, Any]]) -> str:
     return _table(["Guest", "Score", "Biggest gaps"], rows, "Nothing scored yet.")
 
 
-def _duplicates(pairs: list[dict[str, Any]], total: int, threshold: float | None = None) -> str:
+def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
     rows = [
         f"<tr><td>{_guest(p['a'])}</td><td>{_guest(p['b'])}</td><td>{_probability(p)}</td>"
         f"<td>{_evidence(p['evidence'])}</td></tr>"
@@ -268,15 +268,9 @@ def _duplicates(pairs: list[dict[str, Any]], total: int, threshold: float | None
     table = _table(
         ["Guest", "Possible duplicate", "Probability", "Evidence"],
         rows,
-        "No possible duplicates (nothing is ever merged without a person's decision).",
+        "No possible duplicates (nothing is ever merged automatically; merges belong in Mews).",
     )
-    at = (
-        f'<p class="empty">At probability {threshold:.2f} or more (the enterprise\'s threshold);'
-        " pairs staff decided are not listed.</p>"
-        if threshold is not None
-        else ""
-    )
-    return at + table + more
+    return table + more
 
 
 def _conflicts(conflicts: list[dict[str, Any]]) -> str:
@@ -389,7 +383,7 @@ def render(data: dict[str, Any], *, generated: datetime | None = None) -> str:
 <section class="wide"><h2>Sync health</h2>{_sync(data.get("sync"))}</section>
 <section class="wide"><h2>Arrivals at risk</h2>{_arrivals(data.get("arrivals", []))}</section>
 <section class="wide"><h2>Worst profiles</h2>{_worst(data.get("worst", []))}</section>
-<section class="wide"><h2>Possible duplicates</h2>{_duplicates(data.get("duplicate_pairs", []), int(data.get("duplicates") or 0), data.get("duplicate_threshold"))}</section>
+<section class="wide"><h2>Possible duplicates</h2>{_duplicates(data.get("duplicate_pairs", []), int(data.get("duplicates") or 0))}</section>
 <section class="wide"><h2>Push conflicts (last 7 days)</h2>{_conflicts(data.get("conflicts", []))}</section>
 <section class="wide"><h2>Average score over time</h2>{_line(trend)}</section>
 </main></body></html>
