@@ -365,32 +365,37 @@ class Worker:
             ended = asyncio.Event()
             pushing = asyncio.create_task(self._push_loop(drainer, work, chains, ended))
             try:
-                while not drainer.stop.is_set() and time.monotonic() < ends:
-                    await self._wait(drainer, ends)
-                    if drainer.stop.is_set() or not drainer.wake.is_set():
+                # a run another job marked abandoned (a database restart cut its session lock
+                # before the heartbeat took it again) holds nothing any more: a new one goes on
+                abandoned = run.abandoned
+                while not (drainer.stop.is_set() or abandoned.is_set()) and time.monotonic() < ends:
+                    await self._wait(drainer, ends, abandoned)
+                    if drainer.stop.is_set() or abandoned.is_set() or not drainer.wake.is_set():
                         continue
                     drainer.wake.clear()
                     claimed = run.counts.get("inbox_claimed", 0)
                     await self._drain(work, chains)
                     if run.counts.get("inbox_claimed", 0) != claimed:
                         drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
+                if abandoned.is_set():
+                    log.warning("real-time run marked abandoned; a new one takes over")
+                    drainer.wake.set()  # its claims are free: the next run drains them at once
             finally:
                 ended.set()  # the push in hand finishes
                 await pushing
 
-    async def _wait(self, drainer: Drainer, ends: float) -> None:
-        """Until woken, or the poll comes round (which wakes the drain), or the run ends."""
+    async def _wait(self, drainer: Drainer, ends: float, abandoned: asyncio.Event) -> None:
+        """Until woken, or the poll comes round (which wakes the drain), or the run ends or is
+        marked abandoned."""
         poll = self._backstop if self.state.listening else self._poll
         timeout = min(poll, max(0.0, ends - time.monotonic()))
-        try:
-            await asyncio.wait_for(drainer.wake.wait(), timeout=timeout)
-        except TimeoutError:
-            if timeout < poll:
-                return  # the run's end, not the poll
-            drainer.wake.set()
-            if not self.state.listening:  # no notification of edits either
-                for chain in drainer.chains:
-                    drainer.edited(chain)
+        await _first_of((drainer.wake, abandoned), timeout)
+        if drainer.wake.is_set() or abandoned.is_set() or timeout < poll:
+            return  # woken, or the run's end, not the poll
+        drainer.wake.set()
+        if not self.state.listening:  # no notification of edits either
+            for chain in drainer.chains:
+                drainer.edited(chain)
 
     async def _push_loop(
         self,

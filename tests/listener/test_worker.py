@@ -26,6 +26,7 @@ from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.entities import entities
+from shared.sync.liveness import Liveness
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
 from tests.listener.test_service import free_port
@@ -329,3 +330,54 @@ async def test_a_stop_finishes_the_events_in_hand(
     states = reservation_states(database_url)
     for reservation_id in changed["reservations"]:
         assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]
+
+
+def running_realtime_runs(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            str(i)
+            for (i,) in conn.execute(
+                "select id from public.sync_runs where job = 'realtime' and status = 'running'"
+            )
+        ]
+
+
+async def test_a_run_marked_abandoned_is_replaced_and_what_arrives_is_still_drained(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """In the chaos run, a Postgres restart cut the worker's session lock and another job marked
+    its run abandoned before the heartbeat took the lock again; the worker drained on under the
+    abandoned run for minutes, its claims free for any other job to take and its push's lease
+    free for the scheduled push. Told so by its heartbeat, it starts a new run."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings,
+        store,
+        listen=listen_url(settings),
+        poll_seconds=NEVER,
+        backstop_seconds=NEVER,
+        liveness=Liveness(heartbeat_seconds=0.2),
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listening and worker.state.drains >= 1)
+        (first,) = running_realtime_runs(database_url)
+        with psycopg.connect(database_url, autocommit=True) as conn:  # what runs_reap does
+            conn.execute(
+                "update public.sync_runs set status = 'abandoned', finished_at = now(),"
+                " abandoned_by = 'a job that saw its session lock gone' where id = %s",
+                (first,),
+            )
+        await wait_for(
+            lambda: running_realtime_runs(database_url) not in ([], [first]),
+            what="a new real-time run",
+        )
+        await changes_arrive(simulator, database_url, supervisor)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select status, (counts->>'inbox_claimed')::int from public.sync_runs"
+            " where job = 'realtime' and id <> %s",
+            (first,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == "succeeded"
+    assert row[1] >= 1  # the events were claimed by the new run
