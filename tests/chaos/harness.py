@@ -8,13 +8,16 @@ What runs, all on this machine (Postgres on a Unix socket, everything else on 12
   events;
 - the ``mews_webhook`` Cloud Function served by functions-framework in a subprocess;
 - every worker as a subprocess of the real CLI (``guesthub sync backfill|poll|push|reconcile``,
-  ``guesthub events process``, ``guesthub listen``), so that ``kill -9`` is real.
+  ``guesthub events process``, ``guesthub listen``), so that ``kill -9`` is real. The listener
+  runs its real-time worker (its default), which drains the inbox and pushes staff edits as
+  they happen; the scheduled jobs run beside it as its safety net.
 
 A seeded :class:`random.Random` decides the schedule: kill -9 of a worker at a random point of
 its progress (counted in the Mews requests it made), a Postgres restart mid-backfill, 429 storms,
 408/5xx bursts, slow responses, dropped WebSockets, a killed listener or webhook function,
-concurrent duplicate invocations, duplicate and reordered webhooks, poison records, and staff
-edits racing changes made in Mews. Then clean passes (events, push, poll, a final reconcile)
+the listener killed (kill -9) or stopped (SIGTERM) while its worker holds claimed events and
+Postgres restarted while changes stream to it, concurrent duplicate invocations, duplicate and
+reordered webhooks, poison records, and staff edits racing changes made in Mews. Then clean passes (events, push, poll, a final reconcile)
 until the database equals the simulator's truth; :mod:`tests.chaos.truth` judges it.
 
 Every wait is a condition with a deadline (:func:`wait_for`); every loop is bounded.
