@@ -1,5 +1,6 @@
-"""`guesthub listen`: hold one Mews WebSocket per active connection (the Cloud Run container
-runs this)."""
+"""`guesthub listen`: hold one Mews WebSocket per active connection and (unless
+--no-realtime) run the real-time worker, which drains the inbox and pushes staff edits as they
+happen (the Cloud Run container runs this)."""
 
 from __future__ import annotations
 
