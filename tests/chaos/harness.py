@@ -17,8 +17,9 @@ its progress (counted in the Mews requests it made), a Postgres restart mid-back
 408/5xx bursts, slow responses, dropped WebSockets, a killed listener or webhook function,
 the listener killed (kill -9) or stopped (SIGTERM) while its worker holds claimed events and
 Postgres restarted while changes stream to it, concurrent duplicate invocations, duplicate and
-reordered webhooks, poison records, and staff edits racing changes made in Mews. Then clean passes (events, push, poll, a final reconcile)
-until the database equals the simulator's truth; :mod:`tests.chaos.truth` judges it.
+reordered webhooks, poison records, and staff edits racing changes made in Mews. Then clean
+passes (events, push, poll, a final reconcile) until the database equals the simulator's truth,
+and the listener's SIGTERM; :mod:`tests.chaos.truth` judges it.
 
 Every wait is a condition with a deadline (:func:`wait_for`); every loop is bounded.
 """
