@@ -1272,11 +1272,12 @@ class Chaos:
         try:
             with self.streaming():
                 deadline = time.monotonic() + 30
-                while self._worker_claims(conn) == 0 and time.monotonic() < deadline:
-                    time.sleep(0.005)
-                stat.notes[
-                    "mid-drain" if self._worker_claims(conn) else "no drain caught (30 s)"
-                ] += 1
+                caught = False
+                while not caught and time.monotonic() < deadline:
+                    caught = self._worker_claims(conn) > 0
+                    if not caught:
+                        time.sleep(0.005)
+                stat.notes["mid-drain" if caught else "no drain caught (30 s)"] += 1
                 act()
                 time.sleep(1.0)  # changes go on arriving meanwhile
         finally:
