@@ -361,6 +361,8 @@ class Worker:
             drainer.connection = connection
             chains = {(await engine.scope()).chain_id: engine for engine in engines}
             drainer.chains = set(chains)
+            for chain_id in chains:  # what was edited while no run pushed (or a push failed)
+                drainer.edited(chain_id)
             work = ConnectionPass(connection, engines, run, self._liveness)
             ended = asyncio.Event()
             pushing = asyncio.create_task(self._push_loop(drainer, work, chains, ended))

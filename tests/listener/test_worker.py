@@ -381,3 +381,36 @@ async def test_a_run_marked_abandoned_is_replaced_and_what_arrives_is_still_drai
     assert row is not None
     assert row[0] == "succeeded"
     assert row[1] >= 1  # the events were claimed by the new run
+
+
+async def test_an_edit_made_while_no_worker_ran_is_pushed_when_it_starts(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """The chaos run killed the worker in the middle of a push; the edits it held were left to
+    the scheduled push (minutes) unless another edit of the chain came: a new run pushes what is
+    pending at once, no notification needed."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        row = conn.execute("select mews_id::text from public.guests limit 1").fetchone()
+        assert row is not None
+        guest = row[0]
+        with conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"role": "authenticated", "sub": user}),),
+            )
+            conn.execute(
+                "update public.guests set notes = 'edited while down' where mews_id = %s",
+                (guest,),
+            )
+    async with running(settings, store, listen=None, poll_seconds=NEVER) as (_, worker):
+        await wait_for(
+            lambda: simulator.data.customers[guest].get("Notes") == "edited while down",
+            what="the edit in Mews",
+        )
+        assert worker.state.notifications == 0
+    assert job_runs(database_url, "push_changes") == 0
