@@ -26,7 +26,7 @@ from shared.settings import Settings, load_settings
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.entities import entities
-from shared.sync.liveness import Liveness
+from shared.sync.liveness import Held, Liveness, live_run, unit
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
 from tests.listener.test_service import free_port
@@ -414,3 +414,56 @@ async def test_an_edit_made_while_no_worker_ran_is_pushed_when_it_starts(
         )
         assert worker.state.notifications == 0
     assert job_runs(database_url, "push_changes") == 0
+
+
+async def test_an_edit_the_scheduled_push_held_the_chain_for_is_pushed_after_it(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """The worker's push turn found the chain's lease held by the scheduled push (which had
+    read its edits before this one was made): it tries again after the longest delay instead of
+    leaving the edit to the next scheduled push."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        row = conn.execute("select mews_id::text, chain_id::text from public.guests").fetchone()
+    assert row is not None
+    guest, chain = row
+    skipped: list[Held] = []
+    async with (
+        running(
+            settings,
+            store,
+            listen=listen_url(settings),
+            poll_seconds=NEVER,
+            backstop_seconds=NEVER,
+            push_debounce=0.1,
+            push_max_delay=0.5,
+            liveness=Liveness(heartbeat_seconds=0.2, on_held=skipped.append),
+        ) as (_, worker),
+        live_run(store, "push_changes") as scheduled,
+    ):
+        await wait_for(lambda: worker.state.listening and worker.drainers, what="LISTEN")
+        drainer = worker.drainers[connection_id_for(TOKEN)]
+        await wait_for(lambda: drainer.chains == {chain}, what="the drain's chain")
+        await wait_for(lambda: worker.state.pushes >= 1, what="the run's first push turn")
+        async with unit(store, scheduled, f"push_changes:{chain}") as mine:
+            assert mine
+            with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
+                conn.execute("set local role authenticated")
+                conn.execute(
+                    "select set_config('request.jwt.claims', %s, true)",
+                    (json.dumps({"role": "authenticated", "sub": user}),),
+                )
+                conn.execute(
+                    "update public.guests set notes = 'after the lease' where mews_id = %s",
+                    (guest,),
+                )
+            await wait_for(
+                lambda: any(h.event == "skipped" for h in skipped), what="the push skipped"
+            )
+        await wait_for(
+            lambda: simulator.data.customers[guest].get("Notes") == "after the lease",
+            what="the edit in Mews",
+        )
