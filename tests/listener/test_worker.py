@@ -23,6 +23,7 @@ from shared.listener.supervisor import Supervisor
 from shared.listener.worker import LISTEN_APPLICATION, Worker, listen_url
 from shared.quality.job import score_profiles
 from shared.settings import Settings, load_settings
+from shared.simulator.config import FIXTURE_ACCESS_TOKEN, FIXTURE_CLIENT_TOKEN
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.entities import entities
@@ -467,3 +468,118 @@ async def test_an_edit_the_scheduled_push_held_the_chain_for_is_pushed_after_it(
             lambda: simulator.data.customers[guest].get("Notes") == "after the lease",
             what="the edit in Mews",
         )
+
+
+def staff_edit(url: str, user: str, guest: str, column: str, value: str) -> Any:
+    """A staff edit through row-level security; the base the database recorded for it."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"role": "authenticated", "sub": user}),),
+        )
+        row = conn.execute(
+            f"update public.guests set {column} = %s where mews_id = %s"
+            f" returning local_base -> '{column}'",
+            (value, guest),
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def mews_update(simulator: Simulator, guest: str, **fields: Any) -> dict[str, Any]:
+    """Another Mews user changes the customer (another integration's token)."""
+    body = {
+        "ClientToken": FIXTURE_CLIENT_TOKEN,
+        "AccessToken": FIXTURE_ACCESS_TOKEN,
+        "Client": "a test",
+        "CustomerId": guest,
+        **fields,
+    }
+    answer = httpx.post(f"{simulator.url}/api/connector/v1/customers/update", json=body)
+    answer.raise_for_status()
+    customer: dict[str, Any] = answer.json()
+    return customer
+
+
+def db_clock_past(url: str, stamp: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select clock_timestamp() >= %s::timestamptz + interval '1 second'", (stamp,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def guest_row(url: str, guest: str) -> tuple[Any, ...]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select occupation, push_status from public.guests where mews_id = %s", (guest,)
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def conflicts_of(url: str, guest: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "select field, local_value, mews_value, resolution from public.conflict_log"
+                " where guest_mews_id = %s",
+                (guest,),
+            )
+        ]
+
+
+async def test_a_mews_change_the_worker_mirrored_is_the_base_of_the_staff_edit_made_over_it(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """What the chaos run took for a lost Mews change: Mews changed a guest's occupation, the
+    worker mirrored it within the second, and the staff edit a second later was made over it:
+    its base is the Mews value, so it is pushed with no conflict. The same edit over a Mews
+    change not yet mirrored (its webhook never came) is a conflict the later staff edit wins,
+    logged with the Mews value."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        rows = conn.execute(
+            "select mews_id::text from public.guests where is_active order by mews_id limit 2"
+        ).fetchall()
+    seen, unseen = (r[0] for r in rows)
+    with webhook_receiver(settings, "s3cret") as url:
+        simulator.set_webhook(url)
+        async with running(
+            settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+        ) as (_, worker):
+            await wait_for(lambda: worker.state.listening, what="LISTEN")
+            await asyncio.to_thread(mews_update, simulator, seen, Occupation="mews-seen")
+            await wait_for(lambda: guest_row(database_url, seen)[0] == "mews-seen", what="mirrored")
+            assert staff_edit(database_url, user, seen, "occupation", "staff-seen") == "mews-seen"
+
+            simulator.set_webhook(None)  # Mews' change is not announced
+            changed = await asyncio.to_thread(
+                mews_update, simulator, unseen, Occupation="mews-unseen"
+            )
+            simulator.set_webhook(url)
+            # the staff edit a whole second later (Mews stamps whole seconds): the later write
+            await wait_for(
+                lambda: db_clock_past(database_url, changed["UpdatedUtc"]),
+                what="the database clock a second past Mews' stamp",
+            )
+            assert staff_edit(database_url, user, unseen, "occupation", "staff-unseen") != (
+                "mews-unseen"
+            )
+
+            def pushed(guest: str, value: str) -> bool:
+                return simulator.data.customers[guest].get("Occupation") == value and (
+                    guest_row(database_url, guest)[1] == "pushed"
+                )
+
+            await wait_for(lambda: pushed(seen, "staff-seen"), what="the edit over it pushed")
+            await wait_for(lambda: pushed(unseen, "staff-unseen"), what="the other pushed")
+    assert conflicts_of(database_url, seen) == []
+    assert conflicts_of(database_url, unseen) == [
+        ("occupation", "staff-unseen", "mews-unseen", "local_won")
+    ]
