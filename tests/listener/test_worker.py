@@ -27,7 +27,7 @@ from shared.simulator.config import FIXTURE_ACCESS_TOKEN, FIXTURE_CLIENT_TOKEN
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.entities import entities
-from shared.sync.liveness import Held, Liveness, live_run, unit
+from shared.sync.liveness import Held, Liveness, live_run
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
 from tests.listener.test_service import free_port
@@ -448,22 +448,22 @@ async def test_an_edit_the_scheduled_push_held_the_chain_for_is_pushed_after_it(
         await wait_for(lambda: worker.state.listening and worker.drainers, what="LISTEN")
         drainer = worker.drainers[connection_id_for(TOKEN)]
         await wait_for(lambda: drainer.chains == {chain}, what="the drain's chain")
-        await wait_for(lambda: worker.state.pushes >= 1, what="the run's first push turn")
-        async with unit(store, scheduled, f"push_changes:{chain}") as mine:
-            assert mine
-            with psycopg.connect(database_url, autocommit=True) as conn, conn.transaction():
-                conn.execute("set local role authenticated")
-                conn.execute(
-                    "select set_config('request.jwt.claims', %s, true)",
-                    (json.dumps({"role": "authenticated", "sub": user}),),
-                )
-                conn.execute(
-                    "update public.guests set notes = 'after the lease' where mews_id = %s",
-                    (guest,),
-                )
-            await wait_for(
-                lambda: any(h.event == "skipped" for h in skipped), what="the push skipped"
+        # the turns of the run's start and of LISTEN are over (none due, the lease free):
+        # from here on only the edit below makes one
+        await wait_for(lambda: not drainer.edits, what="no push turn due")
+        name = f"push_changes:{chain}"
+        taken = {"acquired": False}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not taken["acquired"]:
+            assert loop.time() < deadline, "the lease was never free"
+            await asyncio.sleep(0.05)
+            taken = await store.call(
+                "lease_acquire", p_name=name, p_holder=str(scheduled.id), p_seconds=120
             )
+        staff_edit(database_url, user, guest, "notes", "after the lease")
+        await wait_for(lambda: any(h.event == "skipped" for h in skipped), what="push skipped")
+        await store.call("lease_release", p_name=name, p_holder=str(scheduled.id))
         await wait_for(
             lambda: simulator.data.customers[guest].get("Notes") == "after the lease",
             what="the edit in Mews",
