@@ -137,6 +137,47 @@ def test_the_first_edit_of_a_column_records_what_the_staff_member_saw(
     assert entry["base"] == {"notes": "", "phone": "+420 1"}
 
 
+def test_an_edit_over_what_the_form_read_matches_nothing_once_mews_changed_the_guest(
+    database_url: str, tenancy: dict[str, str]
+) -> None:
+    """docs/FRONTEND.md §2: the edit names the mews_updated_utc it was read with; a Mews change
+    mirrored meanwhile makes it match no row, so the change is never overwritten unseen."""
+    user, guest = tenancy["alpha"], tenancy["alpha_guest"]
+    with psycopg.connect(database_url) as conn:
+        read = conn.execute(
+            "select mews_updated_utc from public.guests where mews_id = %s", (guest,)
+        ).fetchone()
+    assert read is not None
+    # Mews changes the phone (mirrored by the worker) while the form is open
+    changed = make_guest_row(
+        guest,
+        first_name="Ana",
+        last_name="Alpha",
+        notes="",
+        phone="+420 9",
+        updated="2026-01-01T11:00:00Z",
+    )
+    seed_guests(database_url, [changed])
+    assert guest_state(database_url, guest)["phone"] == "+420 9"
+    edit = "update public.guests set phone = '+420 2' where mews_id = %s and mews_updated_utc = %s"
+    staff_update(database_url, user, edit, (guest, read[0]))
+    state = guest_state(database_url, guest)
+    assert (state["phone"], state["changes"], state["status"]) == ("+420 9", None, None)
+    # read again, the same edit goes through, over the value the staff member now saw
+    with psycopg.connect(database_url) as conn:
+        again = conn.execute(
+            "select mews_updated_utc from public.guests where mews_id = %s", (guest,)
+        ).fetchone()
+    assert again is not None
+    staff_update(database_url, user, edit, (guest, again[0]))
+    state = guest_state(database_url, guest)
+    assert (state["changes"], state["base"], state["status"]) == (
+        {"phone": "+420 2"},
+        {"phone": "+420 9"},
+        "pending",
+    )
+
+
 def test_staff_cannot_write_the_bases_or_the_changes(
     database_url: str, tenancy: dict[str, str]
 ) -> None:
