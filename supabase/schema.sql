@@ -247,10 +247,14 @@ AS $function$
 declare
   v_rows integer;
 begin
+  -- each old key looked up by the key index (not "key = any (keys)": a scan of every key)
   delete from app.duplicate_keys k
-   using app.duplicate_guests d, jsonb_to_recordset(p_guests) as n(id uuid)
-   where d.chain_id = p_chain_id and d.guest_mews_id = n.id
-     and k.chain_id = p_chain_id and k.key = any (d.keys) and k.guest_mews_id = d.guest_mews_id;
+   using (select d.guest_mews_id, o.key
+            from app.duplicate_guests d
+            join jsonb_to_recordset(p_guests) as n(id uuid) on d.guest_mews_id = n.id
+            cross join lateral unnest(d.keys) as o(key)
+           where d.chain_id = p_chain_id) old
+   where k.chain_id = p_chain_id and k.key = old.key and k.guest_mews_id = old.guest_mews_id;
   insert into app.duplicate_guests as d (chain_id, guest_mews_id, digest, keys)
   select p_chain_id, n.id, n.digest, coalesce(n.keys, '{}')
   from jsonb_to_recordset(p_guests) as n(id uuid, digest bigint, keys bigint[])
@@ -4761,8 +4765,9 @@ begin
        and not exists (select 1 from public.guests g where g.chain_id = d.chain_id
                         and g.mews_id = d.guest_mews_id and g.is_active)
     returning d.guest_mews_id, d.keys)
-  delete from app.duplicate_keys k using gone
-   where k.chain_id = p_chain_id and k.key = any (gone.keys) and k.guest_mews_id = gone.guest_mews_id;
+  delete from app.duplicate_keys k
+   using (select gone.guest_mews_id, o.key from gone cross join lateral unnest(gone.keys) as o(key)) old
+   where k.chain_id = p_chain_id and k.key = old.key and k.guest_mews_id = old.guest_mews_id;
   delete from app.quality_duplicate_queue q
    where q.chain_id = p_chain_id and q.guest_mews_id = any (v_ids) and q.queued_at <= p_claimed_at;
   return v_gone;
@@ -4809,8 +4814,9 @@ begin
                         and g.mews_id = d.guest_mews_id and g.is_active)
     returning d.guest_mews_id, d.keys),
   keys as (
-    delete from app.duplicate_keys k using gone
-     where k.chain_id = p_chain_id and k.key = any (gone.keys) and k.guest_mews_id = gone.guest_mews_id)
+    delete from app.duplicate_keys k
+     using (select gone.guest_mews_id, o.key from gone cross join lateral unnest(gone.keys) as o(key)) old
+     where k.chain_id = p_chain_id and k.key = old.key and k.guest_mews_id = old.guest_mews_id)
   select count(*) into v_gone from gone;
   return v_gone;
 end
