@@ -4930,13 +4930,14 @@ grant execute on function public.quality_duplicates_put(uuid,jsonb) to service_r
 
 -- public.quality_duplicates_read(uuid,uuid,integer)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_read(p_chain_id uuid, p_after uuid DEFAULT NULL::uuid, p_limit integer DEFAULT 20000)
- RETURNS jsonb
+ RETURNS json
  LANGUAGE sql
  STABLE
  SET search_path TO ''
 AS $function$
   with page as (
-    select app.duplicate_input(g, f) || jsonb_build_array(d.digest) as row, g.mews_id
+    select g.mews_id, g.first_name, g.last_name, g.birth_date,
+           case when not g.has_ota_email then f.email_normalized end as email, f.phone_e164, d.digest
     from public.guests g
     left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
     left join app.duplicate_guests d on d.chain_id = g.chain_id and d.guest_mews_id = g.mews_id
@@ -4944,8 +4945,10 @@ AS $function$
       and g.mews_id > coalesce(p_after, '00000000-0000-0000-0000-000000000000')
     order by g.mews_id
     limit least(greatest(p_limit, 1), 50000))
-  select jsonb_build_object(
-    'guests', coalesce((select jsonb_agg(p.row order by p.mews_id) from page p), '[]'::jsonb),
+  select json_build_object(
+    'guests', coalesce((select json_agg(json_build_array(p.mews_id, p.first_name, p.last_name,
+                                          p.birth_date, p.email, p.phone_e164, p.digest) order by p.mews_id)
+                        from page p), '[]'::json),
     'next', (select p.mews_id from page p
              where (select count(*) from page) >= least(greatest(p_limit, 1), 50000)
              order by p.mews_id desc limit 1))

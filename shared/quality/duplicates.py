@@ -31,7 +31,7 @@ from shared.db.store import Store
 from shared.quality import matching
 
 FLOOR = 0.5
-PAGE = 20_000
+PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
 KEYS_BATCH = 20_000
 CLAIM = 200  # guests claimed from the queue per update
@@ -167,8 +167,15 @@ async def read_pairs(store: Store, chain_id: str) -> dict[tuple[str, str], list[
             return stored
 
 
-def model_json(model: matching.Model) -> dict[str, Any]:
-    return {"n": model.n, "u": model.u, "uninformative": model.uninformative}
+def model_json(model: matching.Model, skipped: dict[str, int] | None = None) -> dict[str, Any]:
+    """The model as stored, with the values its last pass found too common to pair on (the
+    report names them)."""
+    return {
+        "n": model.n,
+        "u": model.u,
+        "uninformative": model.uninformative,
+        "skipped": skipped or {},
+    }
 
 
 def model_from(state: dict[str, Any], counts: dict[str, Any]) -> matching.Model:
@@ -276,7 +283,7 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         await store.call(
             "quality_duplicates_model_put",
             p_chain_id=chain_id,
-            p_model=model_json(model),
+            p_model=model_json(model, blocking.skipped),
             p_guests=n,
             p_counts_digest=counts_digest,
             p_estimated=estimated,

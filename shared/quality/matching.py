@@ -378,6 +378,10 @@ def _names(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
         ((a.first, b.last, a.first_raw, b.last_raw), (a.last, b.first, a.last_raw, b.first_raw)),
         ((a.last, b.first, a.last_raw, b.first_raw), (a.first, b.last, a.first_raw, b.last_raw)),
     ):
+        # both swapped names different: their weights and the penalty never beat the straight
+        # names (each straight level weighs at least its field's "different")
+        if first_name_level(*first) == "different" and last_name_level(*last) == "different":
+            continue
         swapped = _name_evidence(model, first, last, swapped=True)
         weight = sum(e.weight for e in swapped) + SWAP_PENALTY
         if weight > best_weight:
@@ -421,8 +425,9 @@ def names_bound(model: Model, a: Prepared, b: Prepared) -> float:
         for name, (x, y, raw_x, raw_y) in zip(("first_name", "last_name"), pairs, strict=True):
             if not x or not y:
                 continue
-            if x != y:
-                bound += model.unequal_at_most(name)
+            if x != y:  # a level whose weight needs no value: exactly what it weighs
+                rule = first_name_level if name == "first_name" else last_name_level
+                bound += _weight(model, name, rule(x, y, raw_x, raw_y) or "different")
                 continue
             folded = min(model.share(name, x), model.share(_OTHER[name], x))
             weight = _weight(model, name, "folded", folded)

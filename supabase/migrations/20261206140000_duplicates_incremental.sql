@@ -67,14 +67,17 @@ as $$
                            case when not g.has_ota_email then f.email_normalized end, f.phone_e164)
 $$;
 
--- A page of a chain's active guests (ids after p_after) with the digest stored for each.
+-- A page of a chain's active guests (ids after p_after) with the digest stored for each, as
+-- arrays (app.duplicate_input's order, then the digest). json, not jsonb: a page of 50,000 is
+-- built three times faster, and it is only ever sent.
 create or replace function public.quality_duplicates_read(
   p_chain_id uuid, p_after uuid default null, p_limit integer default 20000
-) returns jsonb
+) returns json
 language sql stable set search_path = ''
 as $$
   with page as (
-    select app.duplicate_input(g, f) || jsonb_build_array(d.digest) as row, g.mews_id
+    select g.mews_id, g.first_name, g.last_name, g.birth_date,
+           case when not g.has_ota_email then f.email_normalized end as email, f.phone_e164, d.digest
     from public.guests g
     left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
     left join app.duplicate_guests d on d.chain_id = g.chain_id and d.guest_mews_id = g.mews_id
@@ -82,8 +85,10 @@ as $$
       and g.mews_id > coalesce(p_after, '00000000-0000-0000-0000-000000000000')
     order by g.mews_id
     limit least(greatest(p_limit, 1), 50000))
-  select jsonb_build_object(
-    'guests', coalesce((select jsonb_agg(p.row order by p.mews_id) from page p), '[]'::jsonb),
+  select json_build_object(
+    'guests', coalesce((select json_agg(json_build_array(p.mews_id, p.first_name, p.last_name,
+                                          p.birth_date, p.email, p.phone_e164, p.digest) order by p.mews_id)
+                        from page p), '[]'::json),
     'next', (select p.mews_id from page p
              where (select count(*) from page) >= least(greatest(p_limit, 1), 50000)
              order by p.mews_id desc limit 1))

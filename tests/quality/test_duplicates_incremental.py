@@ -172,3 +172,46 @@ async def test_a_value_on_many_profiles_pairs_no_one_when_a_guest_changes(
     assert refresh.facts == 1
     assert refresh.uninformative >= 1  # the agency's address: counted, not paired on
     assert conn.execute("select count(*) from public.guest_duplicates").fetchone() == (0,)
+    # the report says so: the model keeps what the last full pass did not pair on
+    (model,) = conn.execute(  # type: ignore[misc]
+        "select model from app.duplicate_models where chain_id = %s", (CHAIN_ID,)
+    ).fetchone()
+    assert model["skipped"]["email"] == 1
+
+
+@pytest.mark.anyio
+async def test_bad_input_neither_crashes_nor_floods(conn: psycopg.Connection, store: Store) -> None:
+    """Names in any script, empty and one-letter names, placeholder e-mails and phones."""
+    people(conn, 40)
+    odd = [
+        {"first_name": "王", "last_name": "小明", "birth_date": "1990-01-01"},
+        {"first_name": "王", "last_name": "小明", "birth_date": "1990-01-01"},
+        {"first_name": "Ольга", "last_name": "Иванова", "email": "olga@example.ru"},
+        {"first_name": "Olga", "last_name": "Ivanova", "email": "olga@example.ru"},
+        {"first_name": "Νίκος", "last_name": "Παπαδόπουλος", "phone": "+302101234567"},
+        {"first_name": "", "last_name": "", "phone": "000000"},
+        {"first_name": "J", "last_name": "K", "birth_date": "1990-01-01"},
+    ]
+    # 30 profiles with a placeholder e-mail and phone, and nothing else in common
+    odd += [
+        {
+            "first_name": f"Guest{i}",
+            "last_name": f"Nobody{i}",
+            "email": "noemail@hotel.example",
+            "phone": "000000",
+        }
+        for i in range(30)
+    ]
+    ids = [insert_profile(conn, profile) for profile in odd]
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    found = set(pairs(conn))
+    assert frozenset(ids[0:2]) in found  # the same CJK name and birth date
+    assert frozenset(ids[2:4]) in found  # Cyrillic and its transliteration, one e-mail
+    assert not any(set(pair) & set(ids[7:]) for pair in found)  # placeholders pair no one
+    (phones,) = conn.execute(  # type: ignore[misc]
+        "select count(*) from public.guest_facts where phone_e164 is not null"
+        " and guest_mews_id = any (%s::uuid[])",
+        (ids[5:],),
+    ).fetchone()
+    assert phones == 0  # "000000" is no phone at all
