@@ -365,6 +365,9 @@ def database_report(size: int, rate: float, seed: int, changes: int) -> None:
         f" guests); one changed guest: median {found['change_median_ms']:.1f} ms,"
         f" p99 {found['change_p99_ms']:.1f} ms over {changes} changes"
     )
+    for name, one in (("first", first), ("second", again)):
+        phases = ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in one.took.items())
+        print(f"  {name} pass, seconds per phase: {phases}")
 
 
 if __name__ == "__main__":

@@ -22,6 +22,7 @@ Two ways, in proportion to what changed:
 from __future__ import annotations
 
 import hashlib
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
@@ -50,6 +51,7 @@ class Pass:
     keys_written: int = 0  # guests whose blocking keys were (re)written
     estimated: bool = False
     uninformative: dict[str, int] = field(default_factory=dict)  # key kind → values skipped
+    took: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
 
 @dataclass
@@ -215,9 +217,13 @@ async def _write(
 
 async def rebuild(store: Store, chain_id: str) -> Pass:
     """Every suggestion of a chain weighed again; only what differs is written."""
+    clock = time.perf_counter()
     inputs = await read_inputs(store, chain_id)
-    prepared = [matching.prepare(g) for g, _ in inputs]
     state = await store.call("quality_duplicates_model", p_chain_id=chain_id)
+    stored = await read_pairs(store, chain_id)
+    laps: dict[str, float] = {}
+    clock = _lap(laps, "read", clock)
+    prepared = [matching.prepare(g) for g, _ in inputs]
     counts = matching.value_counts(prepared)
     n = len(prepared)
     if state and abs(int(state["model"]["n"]) - n) <= REESTIMATE_SHARE * max(n, 1):
@@ -227,15 +233,17 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
     else:
         model = matching.estimate(prepared, counts=counts)
         estimated = True
+    clock = _lap(laps, "prepare", clock)
     found, blocking = matching.match_prepared(prepared, model, FLOOR)
+    clock = _lap(laps, "match", clock)
     done = Pass(
         guests=n,
         candidates=len(blocking.pairs),
         found=len(found),
         estimated=estimated,
         uninformative=blocking.skipped,
+        took=laps,
     )
-    stored = await read_pairs(store, chain_id)
     rows = []
     for suggestion in found:
         row = pair_row(suggestion)
@@ -253,6 +261,7 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         [list(k) for k in stored],
         batch=PUT_BATCH,
     )
+    clock = _lap(laps, "write pairs", clock)
     # the blocking keys of the guests whose inputs changed (all of them the first time)
     keys = []
     for (guest, old_digest), p in zip(inputs, prepared, strict=True):
@@ -288,7 +297,14 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
             p_counts_digest=counts_digest,
             p_estimated=estimated,
         )
+    _lap(laps, "keys and model", clock)
     return done
+
+
+def _lap(laps: dict[str, float], phase: str, since: float) -> float:
+    now = time.perf_counter()
+    laps[phase] = laps.get(phase, 0.0) + now - since
+    return now
 
 
 def _asked_counts(prepared: Iterable[matching.Prepared]) -> dict[int, tuple[str, Any]]:
