@@ -238,8 +238,8 @@ AS $function$
 $function$;
 grant execute on function app.duplicate_input(public.guests,public.guest_facts) to service_role;
 
--- app.duplicate_keys_replace(uuid,jsonb)
-CREATE OR REPLACE FUNCTION app.duplicate_keys_replace(p_chain_id uuid, p_guests jsonb)
+-- app.duplicate_keys_replace(uuid,jsonb,boolean)
+CREATE OR REPLACE FUNCTION app.duplicate_keys_replace(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -260,14 +260,16 @@ begin
   from jsonb_to_recordset(p_guests) as n(id uuid, digest bigint, keys bigint[])
   on conflict (chain_id, guest_mews_id) do update set digest = excluded.digest, keys = excluded.keys;
   get diagnostics v_rows = row_count;
-  insert into app.duplicate_keys (chain_id, key, guest_mews_id)
-  select p_chain_id, k.key, n.id
-  from jsonb_to_recordset(p_guests) as n(id uuid, keys bigint[]), unnest(n.keys) as k(key)
-  order by k.key;
+  if p_index then
+    insert into app.duplicate_keys (chain_id, key, guest_mews_id)
+    select p_chain_id, k.key, n.id
+    from jsonb_to_recordset(p_guests) as n(id uuid, keys bigint[]), unnest(n.keys) as k(key)
+    order by k.key;
+  end if;
   return v_rows;
 end
 $function$;
-grant execute on function app.duplicate_keys_replace(uuid,jsonb) to service_role;
+grant execute on function app.duplicate_keys_replace(uuid,jsonb,boolean) to service_role;
 
 -- app.event_inbox_redact()
 CREATE OR REPLACE FUNCTION app.event_inbox_redact()
@@ -4796,6 +4798,26 @@ end
 $function$;
 grant execute on function public.quality_duplicates_forget(uuid,jsonb) to service_role;
 
+-- public.quality_duplicates_keys_add(uuid,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_add(p_chain_id uuid, p_keys jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_rows integer;
+begin
+  if jsonb_typeof(p_keys) is distinct from 'array' or jsonb_array_length(p_keys) > 200000 then
+    raise exception 'p_keys must be an array of at most 200000 keys' using errcode = '22023';
+  end if;
+  insert into app.duplicate_keys (chain_id, key, guest_mews_id)
+  select p_chain_id, (k->>0)::bigint, (k->>1)::uuid from jsonb_array_elements(p_keys) k;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+$function$;
+grant execute on function public.quality_duplicates_keys_add(uuid,jsonb) to service_role;
+
 -- public.quality_duplicates_keys_prune(uuid,uuid,uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_prune(p_chain_id uuid, p_from uuid DEFAULT NULL::uuid, p_to uuid DEFAULT NULL::uuid)
  RETURNS integer
@@ -4823,8 +4845,8 @@ end
 $function$;
 grant execute on function public.quality_duplicates_keys_prune(uuid,uuid,uuid) to service_role;
 
--- public.quality_duplicates_keys_put(uuid,jsonb)
-CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_put(p_chain_id uuid, p_guests jsonb)
+-- public.quality_duplicates_keys_put(uuid,jsonb,boolean)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_put(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -4833,10 +4855,10 @@ begin
   if jsonb_typeof(p_guests) is distinct from 'array' or jsonb_array_length(p_guests) > 50000 then
     raise exception 'p_guests must be an array of at most 50000 guests' using errcode = '22023';
   end if;
-  return app.duplicate_keys_replace(p_chain_id, p_guests);
+  return app.duplicate_keys_replace(p_chain_id, p_guests, p_index);
 end
 $function$;
-grant execute on function public.quality_duplicates_keys_put(uuid,jsonb) to service_role;
+grant execute on function public.quality_duplicates_keys_put(uuid,jsonb,boolean) to service_role;
 
 -- public.quality_duplicates_model(uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_model(p_chain_id uuid)

@@ -35,6 +35,7 @@ FLOOR = 0.5
 PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
 KEYS_BATCH = 20_000
+KEYS_ADD_BATCH = 100_000
 CLAIM = 200  # guests claimed from the queue per update
 REESTIMATE_SHARE = 0.1  # the stored u are reused while the chain's size is within this share
 KEYS_VERSION = "1"  # bump when blocking keys are made differently: every guest's keys rewritten
@@ -269,9 +270,26 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         if new_digest != old_digest:
             keys.append(key_row(p, new_digest))
     keys.sort(key=lambda row: row["id"])
-    done.keys_written = await _write(
-        store, chain_id, "quality_duplicates_keys_put", "p_guests", keys, batch=KEYS_BATCH
-    )
+    for start in range(0, len(keys), KEYS_BATCH):
+        done.keys_written += int(
+            await store.call(
+                "quality_duplicates_keys_put",
+                p_chain_id=chain_id,
+                p_guests=[
+                    {"id": r["id"], "digest": r["digest"], "keys": r["keys"]}
+                    for r in keys[start : start + KEYS_BATCH]
+                ],
+                p_index=False,
+            )
+        )
+    # then the keys in the index's order (an append, not an insert all over the index)
+    index = sorted((key, row["id"]) for row in keys for key in row["keys"])
+    for start in range(0, len(index), KEYS_ADD_BATCH):
+        await store.call(
+            "quality_duplicates_keys_add",
+            p_chain_id=chain_id,
+            p_keys=index[start : start + KEYS_ADD_BATCH],
+        )
     await store.call("quality_duplicates_keys_prune", p_chain_id=chain_id)
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
