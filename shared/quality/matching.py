@@ -169,6 +169,7 @@ def prepare(guest: Guest) -> Prepared:
 # -- comparisons (pure) -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 18)  # a block's pairs meet the same names again and again
 def first_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | None:  # noqa: PLR0911
     """None when either is missing."""
     if not a or not b:
@@ -186,6 +187,7 @@ def first_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | 
     return "different"
 
 
+@lru_cache(maxsize=1 << 18)
 def last_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | None:
     if not a or not b:
         return None
