@@ -22,6 +22,7 @@ Two ways, in proportion to what changed:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -290,7 +291,12 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
             p_chain_id=chain_id,
             p_keys=index[start : start + KEYS_ADD_BATCH],
         )
-    await store.call("quality_duplicates_keys_prune", p_chain_id=chain_id)
+    # the keys of guests no longer active, a range of ids (a page's worth) per call
+    bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
+    for low, high in itertools.pairwise(bounds):
+        await store.call(
+            "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
+        )
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
