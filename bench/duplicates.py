@@ -327,6 +327,11 @@ async def _in_database(guests: list[matching.Guest], changes: int) -> dict[str, 
             again = await duplicates.rebuild(store, CHAIN_ID)
             found["second_pass"] = time.perf_counter() - start
             found["second"] = again
+            print(
+                f"  in a database, {len(guests):,} guests: first pass {found['first_pass']:.1f} s"
+                f" {first.took}; second {found['second_pass']:.1f} s {again.took}",
+                flush=True,
+            )
             took: list[float] = []
             with psycopg.connect(url, autocommit=True) as conn:
                 for n in range(changes):

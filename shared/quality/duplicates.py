@@ -31,6 +31,7 @@ from typing import Any
 
 from shared.db.store import Store
 from shared.quality import matching
+from shared.quality.statistics import analyze_tables
 
 FLOOR = 0.5
 PAGE = 50_000  # guests (or pairs) read per call
@@ -264,39 +265,7 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         batch=PUT_BATCH,
     )
     clock = _lap(laps, "write pairs", clock)
-    # the blocking keys of the guests whose inputs changed (all of them the first time)
-    keys = []
-    for (guest, old_digest), p in zip(inputs, prepared, strict=True):
-        new_digest = inputs_digest(guest)
-        if new_digest != old_digest:
-            keys.append(key_row(p, new_digest))
-    keys.sort(key=lambda row: row["id"])
-    for start in range(0, len(keys), KEYS_BATCH):
-        done.keys_written += int(
-            await store.call(
-                "quality_duplicates_keys_put",
-                p_chain_id=chain_id,
-                p_guests=[
-                    {"id": r["id"], "digest": r["digest"], "keys": r["keys"]}
-                    for r in keys[start : start + KEYS_BATCH]
-                ],
-                p_index=False,
-            )
-        )
-    # then the keys in the index's order (an append, not an insert all over the index)
-    index = sorted((key, row["id"]) for row in keys for key in row["keys"])
-    for start in range(0, len(index), KEYS_ADD_BATCH):
-        await store.call(
-            "quality_duplicates_keys_add",
-            p_chain_id=chain_id,
-            p_keys=index[start : start + KEYS_ADD_BATCH],
-        )
-    # the keys of guests no longer active, a range of ids (a page's worth) per call
-    bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
-    for low, high in itertools.pairwise(bounds):
-        await store.call(
-            "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
-        )
+    done.keys_written = await write_keys(store, chain_id, inputs, prepared)
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
@@ -329,6 +298,55 @@ def _lap(laps: dict[str, float], phase: str, since: float) -> float:
     now = time.perf_counter()
     laps[phase] = laps.get(phase, 0.0) + now - since
     return now
+
+
+async def write_keys(
+    store: Store,
+    chain_id: str,
+    inputs: list[tuple[matching.Guest, int | None]],
+    prepared: list[matching.Prepared],
+) -> int:
+    """The blocking keys of the guests whose inputs changed (all of them the first time), the
+    keys of guests no longer active forgotten; how many guests' keys were written."""
+    written = 0
+    # the blocking keys of the guests whose inputs changed (all of them the first time)
+    keys = []
+    for (guest, old_digest), p in zip(inputs, prepared, strict=True):
+        new_digest = inputs_digest(guest)
+        if new_digest != old_digest:
+            keys.append(key_row(p, new_digest))
+    keys.sort(key=lambda row: row["id"])
+    for start in range(0, len(keys), KEYS_BATCH):
+        written += int(
+            await store.call(
+                "quality_duplicates_keys_put",
+                p_chain_id=chain_id,
+                p_guests=[
+                    {"id": r["id"], "digest": r["digest"], "keys": r["keys"]}
+                    for r in keys[start : start + KEYS_BATCH]
+                ],
+                p_index=False,
+            )
+        )
+    # then the keys in the index's order (an append, not an insert all over the index)
+    index = sorted((key, row["id"]) for row in keys for key in row["keys"])
+    for start in range(0, len(index), KEYS_ADD_BATCH):
+        await store.call(
+            "quality_duplicates_keys_add",
+            p_chain_id=chain_id,
+            p_keys=index[start : start + KEYS_ADD_BATCH],
+        )
+    if written:  # what the updates around one guest plan their lookups on
+        await analyze_tables(
+            store, {"app.duplicate_keys": len(index), "app.duplicate_guests": written}
+        )
+    # the keys of guests no longer active, a range of ids (a page's worth) per call
+    bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
+    for low, high in itertools.pairwise(bounds):
+        await store.call(
+            "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
+        )
+    return written
 
 
 def _asked_counts(prepared: Iterable[matching.Prepared]) -> dict[int, tuple[str, Any]]:
