@@ -4878,7 +4878,8 @@ CREATE OR REPLACE FUNCTION public.quality_duplicates_model(p_chain_id uuid)
  SET search_path TO ''
 AS $function$
   select jsonb_build_object('model', m.model, 'guests', m.guests, 'counts_digest', m.counts_digest,
-                            'estimated_at', m.estimated_at)
+                            'estimated_at', m.estimated_at,
+                            'keyed', (select count(*) from app.duplicate_guests d where d.chain_id = p_chain_id))
   from app.duplicate_models m where m.chain_id = p_chain_id
 $function$;
 grant execute on function public.quality_duplicates_model(uuid) to service_role;

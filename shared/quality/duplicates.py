@@ -265,7 +265,9 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         batch=PUT_BATCH,
     )
     clock = _lap(laps, "write pairs", clock)
-    done.keys_written = await write_keys(store, chain_id, inputs, prepared)
+    # stale keys (guests no longer active) exist when more guests have keys than active ones
+    stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
+    done.keys_written = await write_keys(store, chain_id, inputs, prepared, prune=stale)
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
@@ -305,9 +307,12 @@ async def write_keys(
     chain_id: str,
     inputs: list[tuple[matching.Guest, int | None]],
     prepared: list[matching.Prepared],
+    *,
+    prune: bool = True,
 ) -> int:
     """The blocking keys of the guests whose inputs changed (all of them the first time), the
-    keys of guests no longer active forgotten; how many guests' keys were written."""
+    keys of guests no longer active forgotten (``prune``: some are); how many guests' keys were
+    written."""
     written = 0
     # the blocking keys of the guests whose inputs changed (all of them the first time)
     keys = []
@@ -342,7 +347,7 @@ async def write_keys(
         )
     # the keys of guests no longer active, a range of ids (a page's worth) per call
     bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
-    for low, high in itertools.pairwise(bounds):
+    for low, high in itertools.pairwise(bounds if prune else []):
         await store.call(
             "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
         )

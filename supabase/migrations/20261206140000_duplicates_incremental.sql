@@ -94,12 +94,14 @@ as $$
              order by p.mews_id desc limit 1))
 $$;
 
--- The chain's stored model (null before its first full pass) and how many guests it has keys of.
+-- The chain's stored model (null before its first full pass) and how many guests it has keys
+-- of ('keyed': more than the active guests read with a digest means some are no longer active).
 create or replace function public.quality_duplicates_model(p_chain_id uuid) returns jsonb
 language sql stable set search_path = ''
 as $$
   select jsonb_build_object('model', m.model, 'guests', m.guests, 'counts_digest', m.counts_digest,
-                            'estimated_at', m.estimated_at)
+                            'estimated_at', m.estimated_at,
+                            'keyed', (select count(*) from app.duplicate_guests d where d.chain_id = p_chain_id))
   from app.duplicate_models m where m.chain_id = p_chain_id
 $$;
 

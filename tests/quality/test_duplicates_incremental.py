@@ -100,6 +100,17 @@ async def test_a_second_pass_over_unchanged_guests_writes_nothing(
     refresh = await refresh_chain(store, CHAIN_ID)
     assert (refresh.facts, refresh.pairs) == (0, 0)
     assert stored(conn) == first
+    # a guest gone inactive behind the queue's back: the next full pass forgets it
+    conn.execute("update public.guests set is_active = false where mews_id = %s", (bill,))
+    gone = await duplicates.rebuild(store, CHAIN_ID)
+    assert gone.pruned >= 1
+    assert not any(bill in pair for pair in stored(conn))
+    assert conn.execute(
+        "select count(*) from app.duplicate_guests where guest_mews_id = %s", (bill,)
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "select count(*) from app.duplicate_keys where guest_mews_id = %s", (bill,)
+    ).fetchone() == (0,)
 
 
 @pytest.mark.anyio
