@@ -422,7 +422,13 @@ def names_bound(model: Model, a: Prepared, b: Prepared) -> float:
         (a.first, b.last, a.first_raw, b.last_raw),
         (a.last, b.first, a.last_raw, b.first_raw),
     )
-    for pairs, penalty in ((straight, 0.0), (swapped, SWAP_PENALTY)):
+    # :func:`_names` tries both ways of reading the swapped names (which one is the first name)
+    swapped_other = (swapped[1], swapped[0])
+    for pairs, penalty in (
+        (straight, 0.0),
+        (swapped, SWAP_PENALTY),
+        (swapped_other, SWAP_PENALTY),
+    ):
         bound = penalty
         for name, (x, y, raw_x, raw_y) in zip(("first_name", "last_name"), pairs, strict=True):
             if not x or not y:
