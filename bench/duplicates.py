@@ -190,7 +190,14 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=202)
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--scale", type=int, nargs="*", default=[100_000])
+    parser.add_argument("--runs", type=int, default=1, help="full passes per scale (median)")
+    parser.add_argument(
+        "--database", type=int, nargs="*", default=[], help="guests loaded into a database"
+    )
+    parser.add_argument("--changes", type=int, default=200)
     args = parser.parse_args()
+    for size in args.database:
+        database_report(size, args.rate, args.seed, args.changes)
 
     with simulator_process(
         "--customers",
@@ -247,7 +254,9 @@ def main() -> None:
     )
     for size in args.scale:
         guests = _in_process(size, args.rate, args.seed + size)
-        parts = full_pass(guests)
+        runs = [full_pass(guests) for _ in range(args.runs)]
+        totals = [r["prepare"] + r["estimate"] + r["block"] + r["compare"] for r in runs]
+        parts = runs[sorted(range(len(runs)), key=totals.__getitem__)[len(runs) // 2]]
         total = parts["prepare"] + parts["estimate"] + parts["block"] + parts["compare"]
         print(
             f"full pass at {len(guests):,} guests: {total:.1f} s (prepare {parts['prepare']:.1f},"
@@ -255,6 +264,115 @@ def main() -> None:
             f" {int(parts['pairs']):,} pairs {parts['compare']:.1f}, {int(parts['kept']):,} of them"
             f" in full: the others could not reach p {FLOOR})"
         )
+
+
+# -- in a database: the full pass through the API, and one changed guest at a time -------------
+
+
+CHAIN_ID = "6f1a3b5e-0000-4000-8000-0000000bec11"
+
+
+async def _in_database(guests: list[matching.Guest], changes: int) -> dict[str, Any]:
+    """Load ``guests`` into a fresh database (COPY), run the full pass twice (the second over
+    unchanged guests writes nothing), then change ``changes`` guests one at a time, each
+    followed by :func:`shared.quality.duplicates.update` (the real-time worker's call)."""
+    import statistics
+    import uuid
+
+    import psycopg
+
+    from bench._db import fresh_database
+    from shared.db.store import PsycopgTransport, Store
+    from shared.quality import duplicates
+
+    found: dict[str, Any] = {}
+    with fresh_database() as url:
+        ids = [str(uuid.uuid5(uuid.NAMESPACE_URL, g.id)) for g in guests]
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute("insert into public.chains (id, name) values (%s, 'Bench')", (CHAIN_ID,))
+            with conn.cursor().copy(
+                "copy public.guests (chain_id, mews_id, first_name, last_name, birth_date, email,"
+                " phone, mews_updated_utc, raw, raw_hash) from stdin"
+            ) as copy:
+                for i, g in zip(ids, guests, strict=True):
+                    copy.write_row(
+                        (
+                            CHAIN_ID,
+                            i,
+                            g.first_name,
+                            g.last_name or "",
+                            g.birth_date,
+                            g.email,
+                            g.phone,
+                            "2026-01-01",
+                            "{}",
+                            "x",
+                        )
+                    )
+            with conn.cursor().copy(
+                "copy public.guest_facts (chain_id, guest_mews_id, email_normalized, phone_e164)"
+                " from stdin"
+            ) as copy:
+                for i, g in zip(ids, guests, strict=True):
+                    copy.write_row((CHAIN_ID, i, g.email, g.phone))
+            conn.execute("analyze public.guests")
+            conn.execute("analyze public.guest_facts")
+        store = Store(await PsycopgTransport.connect(url, max_size=2))
+        try:
+            start = time.perf_counter()
+            first = await duplicates.rebuild(store, CHAIN_ID)
+            found["first_pass"] = time.perf_counter() - start
+            found["first"] = first
+            start = time.perf_counter()
+            again = await duplicates.rebuild(store, CHAIN_ID)
+            found["second_pass"] = time.perf_counter() - start
+            found["second"] = again
+            print(
+                f"  in a database, {len(guests):,} guests: first pass {found['first_pass']:.1f} s"
+                f" {first.took}; second {found['second_pass']:.1f} s {again.took}",
+                flush=True,
+            )
+            took: list[float] = []
+            with psycopg.connect(url, autocommit=True) as conn:
+                for n in range(changes):
+                    target = ids[(n * 7919) % len(ids)]
+                    conn.execute(
+                        "update public.guests set first_name = first_name || 'x' where mews_id = %s",
+                        (target,),
+                    )
+                    conn.execute(
+                        "insert into app.quality_duplicate_queue (chain_id, guest_mews_id)"
+                        " values (%s, %s) on conflict do nothing",
+                        (CHAIN_ID, target),
+                    )
+                    start = time.perf_counter()
+                    await duplicates.update(store, CHAIN_ID)
+                    took.append(time.perf_counter() - start)
+            took.sort()
+            found["change_median_ms"] = statistics.median(took) * 1000
+            found["change_p99_ms"] = took[min(len(took) - 1, int(len(took) * 0.99))] * 1000
+        finally:
+            await store.aclose()
+    return found
+
+
+def database_report(size: int, rate: float, seed: int, changes: int) -> None:
+    import asyncio
+
+    guests = _in_process(size, rate, seed + size)
+    found = asyncio.run(_in_database(guests, changes))
+    first, again = found["first"], found["second"]
+    print(
+        f"in a database, {len(guests):,} guests: first pass {found['first_pass']:.1f} s"
+        f" ({first.found:,} pairs >= {FLOOR}, {first.pairs:,} written, keys of"
+        f" {first.keys_written:,} guests); second pass {found['second_pass']:.1f} s"
+        f" ({again.pairs} pairs written, {again.pruned} removed, keys of {again.keys_written}"
+        f" guests); one changed guest: median {found['change_median_ms']:.1f} ms,"
+        f" p99 {found['change_p99_ms']:.1f} ms over {changes} changes"
+    )
+    for name, one in (("first", first), ("second", again)):
+        phases = ", ".join(f"{phase} {seconds:.1f}" for phase, seconds in one.took.items())
+        print(f"  {name} pass, seconds per phase: {phases}")
 
 
 if __name__ == "__main__":

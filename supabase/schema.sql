@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 61 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
+-- 62 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
 
 
 -- ================================================================================================
@@ -15,6 +15,54 @@
 create schema app;
 grant usage on schema app to authenticated;
 grant usage on schema app to service_role;
+
+-- app.duplicate_counts
+create table app.duplicate_counts (
+    chain_id uuid not null,
+    key bigint not null,
+    held integer not null
+);
+alter table app.duplicate_counts add constraint duplicate_counts_pkey PRIMARY KEY (chain_id, key);
+alter table app.duplicate_counts enable row level security;
+grant select, insert, update, delete on table app.duplicate_counts to service_role;
+
+-- app.duplicate_guests
+create table app.duplicate_guests (
+    chain_id uuid not null,
+    guest_mews_id uuid not null,
+    digest bigint not null,
+    keys bigint[] default '{}'::bigint[] not null
+);
+alter table app.duplicate_guests add constraint duplicate_guests_pkey PRIMARY KEY (chain_id, guest_mews_id);
+alter table app.duplicate_guests add constraint duplicate_guests_keys_max_64 CHECK (cardinality(keys) <= 64);
+alter table app.duplicate_guests enable row level security;
+grant select, insert, update, delete on table app.duplicate_guests to service_role;
+
+-- app.duplicate_keys
+create table app.duplicate_keys (
+    chain_id uuid not null,
+    key bigint not null,
+    guest_mews_id uuid not null
+);
+CREATE INDEX duplicate_keys_key_idx ON app.duplicate_keys USING btree (chain_id, key);
+alter table app.duplicate_keys enable row level security;
+grant select, insert, update, delete on table app.duplicate_keys to service_role;
+
+-- app.duplicate_models
+create table app.duplicate_models (
+    chain_id uuid not null,
+    model jsonb not null,
+    guests integer not null,
+    counts_digest text,
+    estimated_at timestamp with time zone default now() not null,
+    updated_at timestamp with time zone default now() not null
+);
+alter table app.duplicate_models add constraint duplicate_models_pkey PRIMARY KEY (chain_id);
+alter table app.duplicate_models add constraint duplicate_models_counts_digest_max_64_chars CHECK (char_length(counts_digest) <= 64);
+alter table app.duplicate_models add constraint duplicate_models_guests_check CHECK (guests >= 0);
+alter table app.duplicate_models add constraint duplicate_models_model_max_65536_bytes CHECK (pg_column_size(model) <= 65536);
+alter table app.duplicate_models enable row level security;
+grant select, insert, update, delete on table app.duplicate_models to service_role;
 
 -- app.quality_chain_state
 create table app.quality_chain_state (
@@ -210,6 +258,55 @@ AS $function$
 $function$;
 grant execute on function app.duplicate_evidence_best_first(jsonb) to authenticated;
 grant execute on function app.duplicate_evidence_best_first(jsonb) to service_role;
+
+-- app.duplicate_input(public.guests,public.guest_facts)
+CREATE OR REPLACE FUNCTION app.duplicate_input(g public.guests, f public.guest_facts)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_array(g.mews_id, g.first_name, g.last_name, g.birth_date,
+                           case when not g.has_ota_email then f.email_normalized end, f.phone_e164)
+$function$;
+grant execute on function app.duplicate_input(public.guests,public.guest_facts) to service_role;
+
+-- app.duplicate_keys_replace(uuid,jsonb,boolean)
+CREATE OR REPLACE FUNCTION app.duplicate_keys_replace(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_rows integer;
+begin
+  -- each old key looked up by the key index, whatever the statistics say (a join here was
+  -- planned as a sort of every key of the chain: 14 s at 1M guests)
+  delete from app.duplicate_keys k
+   where k.ctid = any (array(
+     select x.ctid
+     from app.duplicate_guests d
+     join jsonb_to_recordset(p_guests) as n(id uuid) on d.guest_mews_id = n.id
+     cross join lateral unnest(d.keys) as o(key)
+     cross join lateral (select k2.ctid from app.duplicate_keys k2
+                          where k2.chain_id = p_chain_id and k2.key = o.key
+                            and k2.guest_mews_id = d.guest_mews_id) x
+     where d.chain_id = p_chain_id));
+  insert into app.duplicate_guests as d (chain_id, guest_mews_id, digest, keys)
+  select p_chain_id, n.id, n.digest, coalesce(n.keys, '{}')
+  from jsonb_to_recordset(p_guests) as n(id uuid, digest bigint, keys bigint[])
+  on conflict (chain_id, guest_mews_id) do update set digest = excluded.digest, keys = excluded.keys;
+  get diagnostics v_rows = row_count;
+  if p_index then
+    insert into app.duplicate_keys (chain_id, key, guest_mews_id)
+    select p_chain_id, k.key, n.id
+    from jsonb_to_recordset(p_guests) as n(id uuid, keys bigint[]), unnest(n.keys) as k(key)
+    order by k.key;
+  end if;
+  return v_rows;
+end
+$function$;
+grant execute on function app.duplicate_keys_replace(uuid,jsonb,boolean) to service_role;
 
 -- app.duplicate_may_decide(uuid)
 CREATE OR REPLACE FUNCTION app.duplicate_may_decide(p_chain_id uuid)
@@ -4927,6 +5024,161 @@ $function$;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to authenticated;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to service_role;
 
+-- public.quality_duplicates_around(uuid,jsonb,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_around(p_chain_id uuid, p_guests jsonb, p_counts jsonb DEFAULT '[]'::jsonb)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_keys jsonb;
+  v_ids uuid[];
+begin
+  if jsonb_typeof(p_guests) is distinct from 'array' or jsonb_array_length(p_guests) > 1000 then
+    raise exception 'p_guests must be an array of at most 1000 guests' using errcode = '22023';
+  end if;
+  perform app.duplicate_keys_replace(p_chain_id, p_guests);
+  v_ids := array(select (r->>'id')::uuid from jsonb_array_elements(p_guests) r);
+  with asked as (
+    select distinct k.key, k.cap
+    from jsonb_to_recordset(p_guests) as r(keys bigint[], caps integer[])
+    cross join lateral unnest(r.keys, r.caps) as k(key, cap)),
+  held as (
+    select a.key, a.cap, h.ids, h.size
+    from asked a
+    cross join lateral (
+      select array_agg(x.guest_mews_id) as ids, count(*)::integer as size
+      from (select k.guest_mews_id from app.duplicate_keys k
+             where k.chain_id = p_chain_id and k.key = a.key
+             limit a.cap + 1) x) h)
+  select jsonb_build_object(
+    'held', coalesce((select jsonb_object_agg(h.key::text,
+                        -- the count of a key past its cap, all of it: what the evidence says
+                        case when h.size > h.cap
+                             then (select count(*) from app.duplicate_keys k where k.chain_id = p_chain_id and k.key = h.key)
+                             else h.size end) from held h), '{}'::jsonb),
+    'members', coalesce((select jsonb_object_agg(h.key::text, to_jsonb(h.ids)) from held h
+                          where h.size between 2 and h.cap), '{}'::jsonb),
+    'candidates', coalesce((
+      select jsonb_agg(app.duplicate_input(g, f))
+      from (select distinct unnest(h.ids) as id from held h where h.size between 2 and h.cap) c
+      join public.guests g on g.chain_id = p_chain_id and g.mews_id = c.id and g.is_active
+      left join public.guest_facts f on f.chain_id = p_chain_id and f.guest_mews_id = g.mews_id
+      where c.id <> all (v_ids)), '[]'::jsonb),
+    'counts', coalesce((select jsonb_object_agg(c.key::text, c.held) from app.duplicate_counts c
+                         where c.chain_id = p_chain_id
+                           and c.key in (select (x #>> '{}')::bigint from jsonb_array_elements(p_counts) x)), '{}'::jsonb),
+    'pairs', coalesce((
+      select jsonb_agg(jsonb_build_array(d.guest_a, d.guest_b, d.probability, d.match_weight, d.evidence))
+      from public.guest_duplicates d
+      where d.chain_id = p_chain_id and (d.guest_a = any (v_ids) or d.guest_b = any (v_ids))), '[]'::jsonb))
+  into v_keys;
+  return v_keys;
+end
+$function$;
+grant execute on function public.quality_duplicates_around(uuid,jsonb,jsonb) to service_role;
+
+-- public.quality_duplicates_claim(uuid,integer)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_claim(p_chain_id uuid, p_limit integer DEFAULT 200)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with queued as (
+    select q.guest_mews_id, q.queued_at from app.quality_duplicate_queue q
+     where q.chain_id = p_chain_id order by q.queued_at, q.guest_mews_id
+     limit least(greatest(p_limit, 1), 1000))
+  select jsonb_build_object(
+    'claimed_at', (select max(q.queued_at) from queued q),
+    'ids', coalesce((select jsonb_agg(q.guest_mews_id) from queued q), '[]'::jsonb),
+    'guests', coalesce((
+      select jsonb_agg(app.duplicate_input(g, f))
+      from queued q
+      join public.guests g on g.chain_id = p_chain_id and g.mews_id = q.guest_mews_id and g.is_active
+      left join public.guest_facts f on f.chain_id = p_chain_id and f.guest_mews_id = g.mews_id), '[]'::jsonb),
+    'model', (select public.quality_duplicates_model(p_chain_id)),
+    'more', (select count(*) from queued) >= least(greatest(p_limit, 1), 1000))
+$function$;
+grant execute on function public.quality_duplicates_claim(uuid,integer) to service_role;
+
+-- public.quality_duplicates_counts_put(uuid,jsonb,boolean)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_counts_put(p_chain_id uuid, p_counts jsonb, p_replace boolean)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_rows integer;
+begin
+  if jsonb_typeof(p_counts) is distinct from 'array' or jsonb_array_length(p_counts) > 200000 then
+    raise exception 'p_counts must be an array of at most 200000 counts' using errcode = '22023';
+  end if;
+  if p_replace then
+    delete from app.duplicate_counts c where c.chain_id = p_chain_id;
+  end if;
+  insert into app.duplicate_counts (chain_id, key, held)
+  select p_chain_id, (c->>0)::bigint, (c->>1)::integer
+  from jsonb_array_elements(p_counts) c
+  order by 2
+  on conflict (chain_id, key) do update set held = excluded.held;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+$function$;
+grant execute on function public.quality_duplicates_counts_put(uuid,jsonb,boolean) to service_role;
+
+-- public.quality_duplicates_done(uuid,jsonb,jsonb,timestamp with time zone)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_done(p_chain_id uuid, p_ids jsonb, p_forget jsonb, p_claimed_at timestamp with time zone)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_ids uuid[] := array(select (x #>> '{}')::uuid from jsonb_array_elements(p_ids) x);
+  v_gone integer;
+begin
+  v_gone := public.quality_duplicates_forget(p_chain_id, p_forget);
+  with gone as (
+    delete from app.duplicate_guests d
+     where d.chain_id = p_chain_id and d.guest_mews_id = any (v_ids)
+       and not exists (select 1 from public.guests g where g.chain_id = d.chain_id
+                        and g.mews_id = d.guest_mews_id and g.is_active)
+    returning d.guest_mews_id, d.keys)
+  delete from app.duplicate_keys k
+   where k.ctid = any (array(
+     select x.ctid from gone cross join lateral unnest(gone.keys) as o(key)
+     cross join lateral (select k2.ctid from app.duplicate_keys k2
+                          where k2.chain_id = p_chain_id and k2.key = o.key
+                            and k2.guest_mews_id = gone.guest_mews_id) x));
+  delete from app.quality_duplicate_queue q
+   where q.chain_id = p_chain_id and q.guest_mews_id = any (v_ids) and q.queued_at <= p_claimed_at;
+  return v_gone;
+end
+$function$;
+grant execute on function public.quality_duplicates_done(uuid,jsonb,jsonb,timestamp with time zone) to service_role;
+
+-- public.quality_duplicates_forget(uuid,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_forget(p_chain_id uuid, p_pairs jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_gone integer;
+begin
+  if jsonb_typeof(p_pairs) is distinct from 'array' or jsonb_array_length(p_pairs) > 50000 then
+    raise exception 'p_pairs must be an array of at most 50000 pairs' using errcode = '22023';
+  end if;
+  delete from public.guest_duplicates d
+   using jsonb_array_elements(p_pairs) p
+   where d.chain_id = p_chain_id and d.guest_a = (p->>0)::uuid and d.guest_b = (p->>1)::uuid;
+  get diagnostics v_gone = row_count;
+  return v_gone;
+end
+$function$;
+grant execute on function public.quality_duplicates_forget(uuid,jsonb) to service_role;
+
 -- public.quality_duplicates_held(uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_held(p_chain_id uuid)
  RETURNS jsonb
@@ -4950,6 +5202,122 @@ AS $function$
                                          gb.has_ota_email, fb.email_normalized, fb.phone_e164))
 $function$;
 grant execute on function public.quality_duplicates_held(uuid) to service_role;
+
+-- public.quality_duplicates_keys_add(uuid,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_add(p_chain_id uuid, p_keys jsonb)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_rows integer;
+begin
+  if jsonb_typeof(p_keys) is distinct from 'array' or jsonb_array_length(p_keys) > 200000 then
+    raise exception 'p_keys must be an array of at most 200000 keys' using errcode = '22023';
+  end if;
+  insert into app.duplicate_keys (chain_id, key, guest_mews_id)
+  select p_chain_id, (k->>0)::bigint, (k->>1)::uuid from jsonb_array_elements(p_keys) k;
+  get diagnostics v_rows = row_count;
+  return v_rows;
+end
+$function$;
+grant execute on function public.quality_duplicates_keys_add(uuid,jsonb) to service_role;
+
+-- public.quality_duplicates_keys_prune(uuid,uuid,uuid)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_prune(p_chain_id uuid, p_from uuid DEFAULT NULL::uuid, p_to uuid DEFAULT NULL::uuid)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_gone integer;
+begin
+  with gone as (
+    delete from app.duplicate_guests d
+     where d.chain_id = p_chain_id
+       and d.guest_mews_id >= coalesce(p_from, '00000000-0000-0000-0000-000000000000')
+       and (p_to is null or d.guest_mews_id < p_to)
+       and not exists (select 1 from public.guests g where g.chain_id = d.chain_id
+                        and g.mews_id = d.guest_mews_id and g.is_active)
+    returning d.guest_mews_id, d.keys),
+  keys as (
+    delete from app.duplicate_keys k
+     where k.ctid = any (array(
+       select x.ctid from gone cross join lateral unnest(gone.keys) as o(key)
+       cross join lateral (select k2.ctid from app.duplicate_keys k2
+                            where k2.chain_id = p_chain_id and k2.key = o.key
+                              and k2.guest_mews_id = gone.guest_mews_id) x)))
+  select count(*) into v_gone from gone;
+  return v_gone;
+end
+$function$;
+grant execute on function public.quality_duplicates_keys_prune(uuid,uuid,uuid) to service_role;
+
+-- public.quality_duplicates_keys_put(uuid,jsonb,boolean)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_put(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
+ RETURNS integer
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  if jsonb_typeof(p_guests) is distinct from 'array' or jsonb_array_length(p_guests) > 50000 then
+    raise exception 'p_guests must be an array of at most 50000 guests' using errcode = '22023';
+  end if;
+  return app.duplicate_keys_replace(p_chain_id, p_guests, p_index);
+end
+$function$;
+grant execute on function public.quality_duplicates_keys_put(uuid,jsonb,boolean) to service_role;
+
+-- public.quality_duplicates_model(uuid)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_model(p_chain_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select jsonb_build_object('model', m.model, 'guests', m.guests, 'counts_digest', m.counts_digest,
+                            'estimated_at', m.estimated_at,
+                            'keyed', (select count(*) from app.duplicate_guests d where d.chain_id = p_chain_id))
+  from app.duplicate_models m where m.chain_id = p_chain_id
+$function$;
+grant execute on function public.quality_duplicates_model(uuid) to service_role;
+
+-- public.quality_duplicates_model_put(uuid,jsonb,integer,text,boolean)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_model_put(p_chain_id uuid, p_model jsonb, p_guests integer, p_counts_digest text, p_estimated boolean)
+ RETURNS void
+ LANGUAGE sql
+ SET search_path TO ''
+AS $function$
+  insert into app.duplicate_models as m (chain_id, model, guests, counts_digest)
+  values (p_chain_id, p_model, p_guests, p_counts_digest)
+  on conflict (chain_id) do update
+    set model = excluded.model, guests = excluded.guests, counts_digest = excluded.counts_digest,
+        estimated_at = case when p_estimated then now() else m.estimated_at end, updated_at = now()
+$function$;
+grant execute on function public.quality_duplicates_model_put(uuid,jsonb,integer,text,boolean) to service_role;
+
+-- public.quality_duplicates_pairs(uuid,jsonb,integer)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_pairs(p_chain_id uuid, p_after jsonb DEFAULT NULL::jsonb, p_limit integer DEFAULT 20000)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with page as (
+    select d.guest_a, d.guest_b, d.probability, d.match_weight, d.evidence
+    from public.guest_duplicates d
+    where d.chain_id = p_chain_id
+      and (p_after is null or (d.guest_a, d.guest_b) > ((p_after->>0)::uuid, (p_after->>1)::uuid))
+    order by d.guest_a, d.guest_b
+    limit least(greatest(p_limit, 1), 50000))
+  select jsonb_build_object(
+    'pairs', coalesce((select jsonb_agg(jsonb_build_array(p.guest_a, p.guest_b, p.probability, p.match_weight, p.evidence)
+                                        order by p.guest_a, p.guest_b) from page p), '[]'::jsonb),
+    'next', (select jsonb_build_array(p.guest_a, p.guest_b) from page p
+             where (select count(*) from page) >= least(greatest(p_limit, 1), 50000)
+             order by p.guest_a desc, p.guest_b desc limit 1))
+$function$;
+grant execute on function public.quality_duplicates_pairs(uuid,jsonb,integer) to service_role;
 
 -- public.quality_duplicates_prune(uuid,timestamp with time zone)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_prune(p_chain_id uuid, p_before timestamp with time zone)
@@ -4990,6 +5358,33 @@ begin
 end
 $function$;
 grant execute on function public.quality_duplicates_put(uuid,jsonb) to service_role;
+
+-- public.quality_duplicates_read(uuid,uuid,integer)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_read(p_chain_id uuid, p_after uuid DEFAULT NULL::uuid, p_limit integer DEFAULT 20000)
+ RETURNS json
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  with page as (
+    select g.mews_id, g.first_name, g.last_name, g.birth_date,
+           case when not g.has_ota_email then f.email_normalized end as email, f.phone_e164, d.digest
+    from public.guests g
+    left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
+    left join app.duplicate_guests d on d.chain_id = g.chain_id and d.guest_mews_id = g.mews_id
+    where g.chain_id = p_chain_id and g.is_active
+      and g.mews_id > coalesce(p_after, '00000000-0000-0000-0000-000000000000')
+    order by g.mews_id
+    limit least(greatest(p_limit, 1), 50000))
+  select json_build_object(
+    'guests', coalesce((select json_agg(json_build_array(p.mews_id, p.first_name, p.last_name,
+                                          p.birth_date, p.email, p.phone_e164, p.digest) order by p.mews_id)
+                        from page p), '[]'::json),
+    'next', (select p.mews_id from page p
+             where (select count(*) from page) >= least(greatest(p_limit, 1), 50000)
+             order by p.mews_id desc limit 1))
+$function$;
+grant execute on function public.quality_duplicates_read(uuid,uuid,integer) to service_role;
 
 -- public.quality_duplicates_refresh(uuid,integer,boolean)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_refresh(p_chain_id uuid, p_limit integer DEFAULT 5000, p_discard boolean DEFAULT false)

@@ -55,6 +55,11 @@ async def write_report(
             "quality_duplicate_suggestions", p_enterprise_id=enterprise["id"], p_limit=10
         )
         data.update(duplicate_pairs=weighed["pairs"], duplicates=weighed["total"])
+        # values the last full pass found too common to pair on (an agency's e-mail)
+        state = await store.call("quality_duplicates_model", p_chain_id=enterprise["chain_id"])
+        data.update(
+            duplicate_values_uninformative=((state or {}).get("model") or {}).get("skipped")
+        )
         target = path if index == 0 else path.with_name(f"{path.stem}-{index + 1}{path.suffix}")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_text(render(data), encoding="utf-8")

@@ -486,7 +486,9 @@ class Worker:
             run.count(rescore_failed=1)
             log.warning("rescore failed; the score job covers it", error=str(exc))
             return
-        run.count(facts_refreshed=refresh.facts, scored=refresh.scored)
+        run.count(
+            facts_refreshed=refresh.facts, scored=refresh.scored, duplicate_pairs=refresh.pairs
+        )
         self.state.rescored += refresh.facts
 
     async def _push(self, work: ConnectionPass, chain_id: str, engine: SyncEngine) -> bool:

@@ -90,16 +90,33 @@ async def refresh_chain(
     # what the puts wrote, before the duplicates (and a full pass) read it
     refresh.analyzed += len(await analyze_tables(store, written_by_puts(refresh)))
     refresh.bulk = is_bulk(refresh.facts, guests)
-    # the weighed matcher (shared.quality.duplicates) replaced the exact-key suggestions: what
-    # their queue kept is not read, and a change rebuilds the chain's suggestions
-    await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
-    if refresh.facts:
-        done = await duplicates.rebuild(store, chain_id)
-        refresh.pairs, refresh.uninformative = done.pairs, sum(done.uninformative.values())
+    # duplicates: a bulk change (or no model yet) is a full pass; otherwise the guests queued
+    # by the puts are matched against the rest, a page at a time; nothing queued, nothing done
+    if refresh.bulk:
+        await rebuild_duplicates(store, chain_id, refresh)
+    else:
+        while True:
+            step = await duplicates.update(store, chain_id)
+            if step.no_model:
+                await rebuild_duplicates(store, chain_id, refresh)
+                break
+            refresh.pairs += step.pairs
+            refresh.uninformative += step.uninformative
+            if not step.more:
+                break
     if refresh.bulk or refresh.pairs:
         written = {"guest_duplicates": refresh.pairs or None}
         refresh.analyzed += len(await analyze_tables(store, written))
     return refresh
+
+
+async def rebuild_duplicates(store: Store, chain_id: str, refresh: Refresh) -> None:
+    """The full pass; what the queue held is part of it."""
+    # the exact-key matcher's queue reader, discarding: the full pass weighs every guest
+    await store.call("quality_duplicates_refresh", p_chain_id=chain_id, p_discard=True)
+    done = await duplicates.rebuild(store, chain_id)
+    refresh.pairs += done.pairs
+    refresh.uninformative += sum(done.uninformative.values())
 
 
 def written_by_puts(refresh: Refresh) -> dict[str, int]:

@@ -23,11 +23,11 @@ import random
 import re
 import unicodedata
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date
 from functools import lru_cache
-from typing import Any
+from typing import Any, NamedTuple
 
 from anyascii import anyascii
 from rapidfuzz.distance import JaroWinkler
@@ -85,6 +85,7 @@ M: dict[str, dict[str, float]] = {
     "phone": {"exact": 0.60, "different": 0.40},
 }
 LEVELS_WITH_VALUE = {"exact", "folded"}  # u is the share of profiles holding the value
+_NONE: dict[Any, int] = {}
 
 
 @dataclass(frozen=True)
@@ -99,8 +100,7 @@ class Guest:
     phone: str | None = None
 
 
-@dataclass(frozen=True)
-class Evidence:
+class Evidence(NamedTuple):
     field: str
     level: str
     weight: float
@@ -124,7 +124,7 @@ class Suggestion:
     evidence: tuple[Evidence, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Prepared:
     id: str
     first: str  # folded ("" when missing)
@@ -169,6 +169,7 @@ def prepare(guest: Guest) -> Prepared:
 # -- comparisons (pure) -------------------------------------------------------------------
 
 
+@lru_cache(maxsize=1 << 18)  # a block's pairs meet the same names again and again
 def first_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | None:  # noqa: PLR0911
     """None when either is missing."""
     if not a or not b:
@@ -186,6 +187,7 @@ def first_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | 
     return "different"
 
 
+@lru_cache(maxsize=1 << 18)
 def last_name_level(a: str, b: str, raw_a: str = "", raw_b: str = "") -> str | None:
     if not a or not b:
         return None
@@ -244,22 +246,27 @@ class Model:
 
     n: int
     u: dict[str, dict[str, float]]
-    counts: dict[str, Counter[Any]] = field(default_factory=dict)
+    counts: dict[str, Mapping[Any, int]] = field(default_factory=dict)
     uninformative: int = UNINFORMATIVE
     weights: dict[tuple[str, str], float] = field(default_factory=dict)
 
     def share(self, field_name: str, value: Any) -> float:
         """u of agreeing on this exact value: the share of profiles holding it."""
-        held = self.counts.get(field_name, Counter()).get(value, 1)
+        held = self.counts.get(field_name, _NONE).get(value, 1)
         return max(held, 1) / max(self.n, 1)
 
     def held_by(self, field_name: str, value: Any) -> int:
-        return int(self.counts.get(field_name, Counter()).get(value, 0))
+        return int(self.counts.get(field_name, _NONE).get(value, 0))
 
     def unequal_at_most(self, name: str) -> float:
         """The most a name that is not equal once folded can weigh (nickname, initial, …)."""
-        levels = [level for level in M[name] if level not in LEVELS_WITH_VALUE]
-        return max(_weight(self, name, level) for level in levels)
+        cached = self.weights.get((name, "_unequal"))
+        if cached is None:
+            levels = [level for level in M[name] if level not in LEVELS_WITH_VALUE]
+            cached = self.weights[(name, "_unequal")] = max(
+                _weight(self, name, level) for level in levels
+            )
+        return cached
 
     @property
     def log_prior(self) -> float:
@@ -269,7 +276,7 @@ class Model:
         return math.log2(expected / pairs)
 
 
-def value_counts(prepared: list[Prepared]) -> dict[str, Counter[Any]]:
+def value_counts(prepared: list[Prepared]) -> dict[str, Mapping[Any, int]]:
     return {
         "first_name": Counter(p.first for p in prepared if p.first),
         "first_name_raw": Counter(p.first_raw for p in prepared if p.first_raw),
@@ -282,8 +289,15 @@ def value_counts(prepared: list[Prepared]) -> dict[str, Counter[Any]]:
     }
 
 
-def estimate(prepared: list[Prepared], *, samples: int = 50_000, seed: int = 1) -> Model:
-    """u of every level from random pairs of the chain's own guests (no labels needed)."""
+def estimate(
+    prepared: list[Prepared],
+    *,
+    samples: int = 50_000,
+    seed: int = 1,
+    counts: dict[str, Mapping[Any, int]] | None = None,
+) -> Model:
+    """u of every level from random pairs of the chain's own guests (no labels needed);
+    ``counts``: :func:`value_counts` of them, when already counted."""
     rng = random.Random(seed)  # noqa: S311 (a sample, not a secret)
     n = len(prepared)
     seen: dict[str, Counter[str]] = defaultdict(Counter)
@@ -305,7 +319,7 @@ def estimate(prepared: list[Prepared], *, samples: int = 50_000, seed: int = 1) 
     for name, levels in M.items():
         total = sum(seen[name].values())
         u[name] = {level: (seen[name][level] + 0.5) / (total + 1) for level in levels}
-    return Model(n=n, u=u, counts=value_counts(prepared))
+    return Model(n=n, u=u, counts=counts if counts is not None else value_counts(prepared))
 
 
 def _weight(model: Model, name: str, level: str, u_value: float | None = None) -> float:
@@ -366,6 +380,10 @@ def _names(model: Model, a: Prepared, b: Prepared) -> list[Evidence]:
         ((a.first, b.last, a.first_raw, b.last_raw), (a.last, b.first, a.last_raw, b.first_raw)),
         ((a.last, b.first, a.last_raw, b.first_raw), (a.first, b.last, a.first_raw, b.last_raw)),
     ):
+        # both swapped names different: their weights and the penalty never beat the straight
+        # names (each straight level weighs at least its field's "different")
+        if first_name_level(*first) == "different" and last_name_level(*last) == "different":
+            continue
         swapped = _name_evidence(model, first, last, swapped=True)
         weight = sum(e.weight for e in swapped) + SWAP_PENALTY
         if weight > best_weight:
@@ -404,13 +422,20 @@ def names_bound(model: Model, a: Prepared, b: Prepared) -> float:
         (a.first, b.last, a.first_raw, b.last_raw),
         (a.last, b.first, a.last_raw, b.first_raw),
     )
-    for pairs, penalty in ((straight, 0.0), (swapped, SWAP_PENALTY)):
+    # :func:`_names` tries both ways of reading the swapped names (which one is the first name)
+    swapped_other = (swapped[1], swapped[0])
+    for pairs, penalty in (
+        (straight, 0.0),
+        (swapped, SWAP_PENALTY),
+        (swapped_other, SWAP_PENALTY),
+    ):
         bound = penalty
         for name, (x, y, raw_x, raw_y) in zip(("first_name", "last_name"), pairs, strict=True):
             if not x or not y:
                 continue
-            if x != y:
-                bound += model.unequal_at_most(name)
+            if x != y:  # a level whose weight needs no value: exactly what it weighs
+                rule = first_name_level if name == "first_name" else last_name_level
+                bound += _weight(model, name, rule(x, y, raw_x, raw_y) or "different")
                 continue
             folded = min(model.share(name, x), model.share(_OTHER[name], x))
             weight = _weight(model, name, "folded", folded)
@@ -479,22 +504,41 @@ def probability(weight: float, log_prior: float) -> float:
 # -- blocking -----------------------------------------------------------------------------
 
 
-def blocking_keys(p: Prepared) -> Iterator[tuple[str, Any]]:
-    """Keys a pair must share to be compared (each a kind and a value)."""
+KINDS = {"e": "email", "l": "local", "p": "phone", "b": "birth_name", "n": "name"}
+CAPS = {"e": UNINFORMATIVE, "l": UNINFORMATIVE, "p": UNINFORMATIVE}
+CAPS.update(b=BIRTH_NAME_BLOCK_CAP, n=NAME_BLOCK_CAP)
+
+
+def blocking_keys(p: Prepared) -> list[str]:
+    """Keys a pair must share to be compared, each its kind's letter (:data:`KINDS`), a colon
+    and a value; no key twice."""
+    keys = []
     if p.email:
-        yield "email", p.email
+        keys.append("e:" + p.email)
     if p.local:
-        yield "local", p.local
+        keys.append("l:" + p.local)
     if p.phone:
-        yield "phone", p.phone
+        keys.append("p:" + p.phone)
+    first, last = p.first, p.last
     if p.birth:
-        day, month = sorted((p.birth.day, p.birth.month))
-        for name in (p.first, p.last):
-            if name:  # one name's first letters: swaps, a typo in the other name, a nickname
-                yield "birth_name", (p.birth.year, day, month, name[:2])
-    if p.first and p.last:
-        for first, last in ((p.first, p.last), (p.last, p.first)):
-            yield "name", (last, first[0])
+        born = p.birth
+        day, month = (born.day, born.month) if born.day <= born.month else (born.month, born.day)
+        stem = f"b:{born.year}-{day}-{month}-"
+        if first:  # one name's first letters: swaps, a typo in the other name, a nickname
+            keys.append(stem + first[:2])
+        if last and (not first or last[:2] != first[:2]):
+            keys.append(stem + last[:2])
+    if first and last:
+        keys.append(f"n:{last}|{first[0]}")
+        if first != last or first[0] != last[0]:
+            keys.append(f"n:{first}|{last[0]}")
+    return keys
+
+
+def cap(key: str, uninformative: int = UNINFORMATIVE) -> int:
+    """How many profiles may share a key before it is too common to pair on."""
+    kind = key[0]
+    return uninformative if kind in "elp" else CAPS[kind]
 
 
 @dataclass
@@ -504,22 +548,33 @@ class Blocking:
 
 
 def candidate_pairs(prepared: list[Prepared], uninformative: int = UNINFORMATIVE) -> Blocking:
-    groups: dict[tuple[str, Any], list[int]] = defaultdict(list)
+    groups: dict[str, list[int] | int] = {}
+    shared: list[str] = []  # keys held by two profiles or more
     for index, p in enumerate(prepared):
-        for key in set(blocking_keys(p)):
-            groups[key].append(index)
-    caps = {"name": NAME_BLOCK_CAP, "birth_name": BIRTH_NAME_BLOCK_CAP}
+        for key in blocking_keys(p):
+            held = groups.get(key)
+            if held is None:
+                groups[key] = index
+            elif isinstance(held, int):
+                groups[key] = [held, index]
+                shared.append(key)
+            else:
+                held.append(index)
     pairs: set[tuple[int, int]] = set()
     skipped: Counter[str] = Counter()
-    for (kind, _), members in groups.items():
-        if len(members) < 2:
+    for key in shared:
+        members = groups[key]
+        if isinstance(members, int):  # never: a shared key holds a list
             continue
-        if len(members) > caps.get(kind, uninformative):
-            skipped[kind] += 1
+        if len(members) > cap(key, uninformative):
+            skipped[KINDS[key[0]]] += 1
+            continue
+        if len(members) == 2:  # in the order read: the first is the lower
+            pairs.add((members[0], members[1]))
             continue
         for i, x in enumerate(members):
             for y in members[i + 1 :]:
-                pairs.add((x, y) if x < y else (y, x))
+                pairs.add((x, y))
     return Blocking(pairs, dict(skipped))
 
 
@@ -532,26 +587,43 @@ def weight_for(threshold: float, model: Model) -> float:
     return math.log2(threshold / (1 - threshold)) - model.log_prior
 
 
-def match(
-    guests: Iterable[Guest], *, threshold: float = 0.9, model: Model | None = None
+def suggest(
+    model: Model, a: Prepared, b: Prepared, threshold: float, at_least: float | None = None
+) -> Suggestion | None:
+    """The pair as a suggestion (lower id first) when it reaches ``threshold``."""
+    if a.id > b.id:
+        a, b = b, a
+    if at_least is None:
+        at_least = weight_for(threshold, model)
+    evidence = compare_reaching(model, a, b, at_least)
+    if evidence is None:
+        return None
+    weight = sum(e.weight for e in evidence)
+    chance = probability(weight, model.log_prior)
+    if chance < threshold:
+        return None
+    return Suggestion(a.id, b.id, weight, chance, tuple(evidence))
+
+
+def match_prepared(
+    prepared: list[Prepared], model: Model, threshold: float
 ) -> tuple[list[Suggestion], Blocking]:
-    """Suggestions at or above ``threshold``, best first."""
-    prepared = [prepare(g) for g in guests]
-    model = model or estimate(prepared)
+    """Suggestions at or above ``threshold`` among prepared profiles, best first."""
     blocking = candidate_pairs(prepared, model.uninformative)
     found: list[Suggestion] = []
     # the weight below which no pair reaches the threshold
     at_least = weight_for(threshold, model)
     for x, y in blocking.pairs:
-        a, b = prepared[x], prepared[y]
-        if a.id > b.id:
-            a, b = b, a
-        evidence = compare_reaching(model, a, b, at_least)
-        if evidence is None:
-            continue
-        weight = sum(e.weight for e in evidence)
-        chance = probability(weight, model.log_prior)
-        if chance >= threshold:
-            found.append(Suggestion(a.id, b.id, weight, chance, tuple(evidence)))
+        found_pair = suggest(model, prepared[x], prepared[y], threshold, at_least)
+        if found_pair is not None:
+            found.append(found_pair)
     found.sort(key=lambda s: (-s.weight, s.a, s.b))
     return found, blocking
+
+
+def match(
+    guests: Iterable[Guest], *, threshold: float = 0.9, model: Model | None = None
+) -> tuple[list[Suggestion], Blocking]:
+    """Suggestions at or above ``threshold``, best first."""
+    prepared = [prepare(g) for g in guests]
+    return match_prepared(prepared, model or estimate(prepared), threshold)

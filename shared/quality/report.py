@@ -254,7 +254,43 @@ def _worst(worst: list[dict[str, Any]]) -> str:
     return _table(["Guest", "Score", "Biggest gaps"], rows, "Nothing scored yet.")
 
 
-def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
+UNINFORMATIVE_NAMES = {
+    "email": ("e-mail address", "e-mail addresses"),
+    "local": ("e-mail name", "e-mail names"),
+    "phone": ("phone number", "phone numbers"),
+    "birth_name": (
+        "birth date with a name's first letters",
+        "birth dates with a name's first letters",
+    ),
+    "name": ("name", "names"),
+}
+
+
+def _uninformative(skipped: dict[str, int]) -> str:
+    """What the last pass did not pair on: values shared by more profiles than their cap."""
+    from shared.quality.matching import CAPS
+
+    parts = []
+    for kind, count in sorted(skipped.items()):
+        if not count:
+            continue
+        one, many = UNINFORMATIVE_NAMES.get(kind, (kind, kind))
+        letter = {"email": "e", "local": "l", "phone": "p", "birth_name": "b", "name": "n"}.get(
+            kind
+        )
+        cap = CAPS.get(letter or "", 0)
+        parts.append(f"{count:,} {one if count == 1 else many} shared by more than {cap} profiles")
+    if not parts:
+        return ""
+    return (
+        '<p class="empty">Treated as uninformative (too common to say two profiles are one'
+        f" person, so no pair is suggested on them alone): {escape('; '.join(parts))}.</p>"
+    )
+
+
+def _duplicates(
+    pairs: list[dict[str, Any]], total: int, skipped: dict[str, int] | None = None
+) -> str:
     rows = [
         f"<tr><td>{_guest(p['a'])}</td><td>{_guest(p['b'])}</td><td>{_probability(p)}</td>"
         f"<td>{_evidence(p['evidence'])}</td></tr>"
@@ -270,7 +306,7 @@ def _duplicates(pairs: list[dict[str, Any]], total: int) -> str:
         rows,
         "No possible duplicates (nothing is ever merged automatically; merges belong in Mews).",
     )
-    return table + more
+    return table + more + _uninformative(skipped or {})
 
 
 def _conflicts(conflicts: list[dict[str, Any]]) -> str:
@@ -383,7 +419,7 @@ def render(data: dict[str, Any], *, generated: datetime | None = None) -> str:
 <section class="wide"><h2>Sync health</h2>{_sync(data.get("sync"))}</section>
 <section class="wide"><h2>Arrivals at risk</h2>{_arrivals(data.get("arrivals", []))}</section>
 <section class="wide"><h2>Worst profiles</h2>{_worst(data.get("worst", []))}</section>
-<section class="wide"><h2>Possible duplicates</h2>{_duplicates(data.get("duplicate_pairs", []), int(data.get("duplicates") or 0))}</section>
+<section class="wide"><h2>Possible duplicates</h2>{_duplicates(data.get("duplicate_pairs", []), int(data.get("duplicates") or 0), data.get("duplicate_values_uninformative"))}</section>
 <section class="wide"><h2>Push conflicts (last 7 days)</h2>{_conflicts(data.get("conflicts", []))}</section>
 <section class="wide"><h2>Average score over time</h2>{_line(trend)}</section>
 </main></body></html>

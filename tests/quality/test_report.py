@@ -124,6 +124,20 @@ def test_text_from_the_data_is_escaped(page: str) -> None:
     assert "boom &lt;b&gt;" in page
 
 
+def test_values_too_common_to_pair_on_are_named_as_uninformative() -> None:
+    page = render(
+        {
+            "enterprise": {"name": "Agency guests"},
+            "duplicate_values_uninformative": {"email": 1, "name": 3, "phone": 0},
+        }
+    )
+    assert "Treated as uninformative" in page
+    assert "1 e-mail address shared by more than 20 profiles" in page
+    assert "3 names shared by more than 10 profiles" in page
+    assert "phone" not in page.split("Treated as uninformative")[1].split("</p>")[0]
+    assert "Treated as uninformative" not in render({"enterprise": {"name": "New"}})
+
+
 def test_an_empty_report_says_so_in_each_list() -> None:
     page = render({"enterprise": {"name": "New"}})
     assert "No possible duplicates" in page

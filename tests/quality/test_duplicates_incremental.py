@@ -1,0 +1,228 @@
+"""Duplicate suggestions in proportion to what changed: a second full pass over unchanged guests
+writes nothing; a changed or new guest is matched against the rest through its blocking keys
+(looked up by index) and the chain's stored model, with the pairs a full pass would find; nothing
+queued, nothing read or written; a guest merged away takes its keys and pairs with it."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import psycopg
+import pytest
+
+from shared.db.store import Store
+from shared.quality import duplicates
+from shared.quality.facts import refresh_chain
+from shared.quality.live import rescore_changed
+from tests.quality.conftest import insert_profile
+from tests.quality.test_duplicates_weighed import people
+from tests.support.rows import CHAIN_ID
+from tests.support.tenancy import seed_tenancy
+
+
+@pytest.fixture
+def conn(database_url: str) -> Iterator[psycopg.Connection]:
+    with psycopg.connect(database_url, autocommit=True) as connection:
+        seed_tenancy(connection)
+        yield connection
+
+
+def stored(conn: psycopg.Connection) -> dict[frozenset[str], tuple[float, float, Any]]:
+    rows = conn.execute(
+        "select guest_a, guest_b, probability, match_weight, evidence, found_at"
+        " from public.guest_duplicates where chain_id = %s",
+        (CHAIN_ID,),
+    ).fetchall()
+    return {frozenset((str(r[0]), str(r[1]))): (r[2], r[3], r[4], r[5]) for r in rows}
+
+
+def pairs(conn: psycopg.Connection) -> dict[frozenset[str], tuple[float, Any]]:
+    """Each pair's probability and levels (the weights of an update use the chain's size and
+    name counts as of the last full pass: a guest more moves them by a hundredth)."""
+    return {
+        k: (round(v[0], 2), sorted((e["field"], e["level"]) for e in v[2]))
+        for k, v in stored(conn).items()
+    }
+
+
+def whitfields(conn: psycopg.Connection) -> tuple[str, str]:
+    william = insert_profile(
+        conn,
+        {
+            "first_name": "William",
+            "last_name": "Whitfield",
+            "birth_date": "1980-03-07",
+            "email": "w.whitfield@mail.example",
+            "phone": "+447400123456",
+        },
+    )
+    bill = insert_profile(
+        conn,
+        {
+            "first_name": "Bill",
+            "last_name": "Whitfield",
+            "birth_date": "1980-07-03",
+            "email": "bill@work.example",
+            "phone": "+447400123456",
+        },
+    )
+    return william, bill
+
+
+def queued(conn: psycopg.Connection) -> int:
+    (count,) = conn.execute(  # type: ignore[misc]
+        "select count(*) from app.quality_duplicate_queue where chain_id = %s", (CHAIN_ID,)
+    ).fetchone()
+    return int(count)
+
+
+@pytest.mark.anyio
+async def test_a_second_pass_over_unchanged_guests_writes_nothing(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    people(conn, 200)
+    william, bill = whitfields(conn)
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    first = stored(conn)
+    assert frozenset((william, bill)) in first
+    (keys,) = conn.execute("select count(*) from app.duplicate_guests").fetchone()  # type: ignore[misc]
+    assert keys == 202
+    again = await duplicates.rebuild(store, CHAIN_ID)
+    assert (again.pairs, again.pruned, again.keys_written, again.estimated) == (0, 0, 0, False)
+    assert again.found == len(first)
+    assert stored(conn) == first  # not even found_at moved
+    # nothing queued: an update reads no guest and writes nothing
+    assert queued(conn) == 0
+    idle = await duplicates.update(store, CHAIN_ID)
+    assert (idle.guests, idle.compared, idle.pairs, idle.pruned) == (0, 0, 0, 0)
+    refresh = await refresh_chain(store, CHAIN_ID)
+    assert (refresh.facts, refresh.pairs) == (0, 0)
+    assert stored(conn) == first
+    # a guest gone inactive behind the queue's back: the next full pass forgets it
+    conn.execute("update public.guests set is_active = false where mews_id = %s", (bill,))
+    gone = await duplicates.rebuild(store, CHAIN_ID)
+    assert gone.pruned >= 1
+    assert not any(bill in pair for pair in stored(conn))
+    assert conn.execute(
+        "select count(*) from app.duplicate_guests where guest_mews_id = %s", (bill,)
+    ).fetchone() == (0,)
+    assert conn.execute(
+        "select count(*) from app.duplicate_keys where guest_mews_id = %s", (bill,)
+    ).fetchone() == (0,)
+
+
+@pytest.mark.anyio
+async def test_a_changed_or_new_guest_gets_the_pairs_a_full_pass_finds(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    ids = people(conn, 200)
+    william, bill = whitfields(conn)
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    # a new profile of William at the desk, and Bill's profile edited into someone else's
+    will = insert_profile(
+        conn,
+        {
+            "first_name": "Will",
+            "last_name": "Whitfield",
+            "birth_date": "1980-03-07",
+            "email": "w.whitfield@mail.example",
+        },
+    )
+    conn.execute(
+        "update public.guests set first_name = 'Zenobia', last_name = 'Quist',"
+        " birth_date = '1999-09-09', phone = null, email = 'zq@example.org', synced_at = now()"
+        " where mews_id = %s",
+        (bill,),
+    )
+    conn.execute("update public.guests set synced_at = now() where mews_id = %s", (will,))
+    refresh = await rescore_changed(store, CHAIN_ID)  # the real-time worker's call
+    assert refresh.facts == 2
+    assert queued(conn) == 0
+    incremental = pairs(conn)
+    assert frozenset((william, will)) in incremental
+    assert not any(bill in pair for pair in incremental)
+    # what a full pass from nothing finds
+    conn.execute("delete from public.guest_duplicates")
+    conn.execute("delete from app.duplicate_models")
+    await duplicates.rebuild(store, CHAIN_ID)
+    assert pairs(conn) == incremental
+    # merged away: inactive, its keys and pairs go with the next update
+    conn.execute(
+        "update public.guests set is_active = false, synced_at = now() where mews_id = %s", (will,)
+    )
+    await rescore_changed(store, CHAIN_ID)
+    assert not any(will in pair for pair in pairs(conn))
+    (left,) = conn.execute(  # type: ignore[misc]
+        "select count(*) from app.duplicate_guests where guest_mews_id = %s", (will,)
+    ).fetchone()
+    assert left == 0
+    assert ids  # the crowd stayed
+
+
+@pytest.mark.anyio
+async def test_a_value_on_many_profiles_pairs_no_one_when_a_guest_changes(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    ids = people(conn, 60)
+    conn.execute(
+        "update public.guests set email = 'bookings@agency.example', phone = null,"
+        " synced_at = now() where mews_id = any (%s::uuid[])",
+        (ids[:40],),
+    )
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    conn.execute(
+        "update public.guests set email = 'bookings@agency.example', synced_at = now()"
+        " where mews_id = %s",
+        (ids[50],),
+    )
+    refresh = await rescore_changed(store, CHAIN_ID)
+    assert refresh.facts == 1
+    assert refresh.uninformative >= 1  # the agency's address: counted, not paired on
+    assert conn.execute("select count(*) from public.guest_duplicates").fetchone() == (0,)
+    # the report says so: the model keeps what the last full pass did not pair on
+    (model,) = conn.execute(  # type: ignore[misc]
+        "select model from app.duplicate_models where chain_id = %s", (CHAIN_ID,)
+    ).fetchone()
+    assert model["skipped"]["email"] == 1
+
+
+@pytest.mark.anyio
+async def test_bad_input_neither_crashes_nor_floods(conn: psycopg.Connection, store: Store) -> None:
+    """Names in any script, empty and one-letter names, placeholder e-mails and phones."""
+    people(conn, 40)
+    odd = [
+        {"first_name": "王", "last_name": "小明", "birth_date": "1990-01-01"},
+        {"first_name": "王", "last_name": "小明", "birth_date": "1990-01-01"},
+        {"first_name": "Ольга", "last_name": "Иванова", "email": "olga@example.ru"},
+        {"first_name": "Olga", "last_name": "Ivanova", "email": "olga@example.ru"},
+        {"first_name": "Νίκος", "last_name": "Παπαδόπουλος", "phone": "+302101234567"},
+        {"first_name": "", "last_name": "", "phone": "000000"},
+        {"first_name": "J", "last_name": "K", "birth_date": "1990-01-01"},
+    ]
+    # 30 profiles with a placeholder e-mail and phone, and nothing else in common
+    odd += [
+        {
+            "first_name": f"Guest{i}",
+            "last_name": f"Nobody{i}",
+            "email": "noemail@hotel.example",
+            "phone": "000000",
+        }
+        for i in range(30)
+    ]
+    ids = [insert_profile(conn, profile) for profile in odd]
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    found = set(pairs(conn))
+    assert frozenset(ids[0:2]) in found  # the same CJK name and birth date
+    assert frozenset(ids[2:4]) in found  # Cyrillic and its transliteration, one e-mail
+    assert not any(set(pair) & set(ids[7:]) for pair in found)  # placeholders pair no one
+    (phones,) = conn.execute(  # type: ignore[misc]
+        "select count(*) from public.guest_facts where phone_e164 is not null"
+        " and guest_mews_id = any (%s::uuid[])",
+        (ids[5:],),
+    ).fetchone()
+    assert phones == 0  # "000000" is no phone at all
