@@ -2,31 +2,77 @@
 
 The matching itself is :mod:`shared.quality.matching` (pure). A pass writes every pair at or
 above :data:`FLOOR` (the lowest threshold an admin may choose); each enterprise sees the pairs
-at or above its own threshold (``public.duplicate_settings``). Pairs the pass did not confirm are
-pruned at its end.
+at or above its own threshold (``public.duplicate_settings``).
+
+Two ways, in proportion to what changed:
+
+- :func:`rebuild`, the full pass (a first load, a bulk change, no model yet): every active guest
+  read (pages of ``quality_duplicates_read``), the model's u-probabilities estimated (or the
+  stored ones reused while the chain's size is within a tenth of theirs), every candidate pair
+  weighed. Only what differs is written: pairs new or changed (``quality_duplicates_put``),
+  pairs no longer found removed (``quality_duplicates_forget``), the blocking keys of guests
+  whose inputs' digest changed (``quality_duplicates_keys_put``), the name counts when they
+  changed. A second pass over unchanged guests writes nothing.
+- :func:`update`, around guests that changed (queued by ``quality_facts_put``): a page of them
+  claimed, their keys replaced and the guests sharing a key looked up by index
+  (``quality_duplicates_around``), compared with the chain's stored model, their pairs replaced.
+  Nothing queued: nothing read, nothing written.
 """
 
 from __future__ import annotations
 
+import hashlib
+import itertools
+import time
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
 
 from shared.db.store import Store
 from shared.quality import matching
+from shared.quality.statistics import analyze_tables
 
 FLOOR = 0.5
-PAGE = 20_000
+PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
+KEYS_BATCH = 20_000
+KEYS_ADD_BATCH = 100_000
+CLAIM = 200  # guests claimed from the queue per update
+REESTIMATE_SHARE = 0.1  # the stored u are reused while the chain's size is within this share
+KEYS_VERSION = "1"  # bump when blocking keys are made differently: every guest's keys rewritten
+COUNTED = ("first_name", "first_name_raw", "last_name", "last_name_raw", "birth_date")
 
 
 @dataclass
 class Pass:
     guests: int = 0
     candidates: int = 0
-    pairs: int = 0
-    pruned: int = 0
+    pairs: int = 0  # pairs written (new or changed)
+    pruned: int = 0  # pairs removed
+    found: int = 0  # pairs at or above FLOOR
+    keys_written: int = 0  # guests whose blocking keys were (re)written
+    estimated: bool = False
     uninformative: dict[str, int] = field(default_factory=dict)  # key kind → values skipped
+    took: dict[str, float] = field(default_factory=dict)  # seconds per phase
+
+
+@dataclass
+class Update:
+    guests: int = 0  # claimed from the queue
+    compared: int = 0  # candidate pairs weighed
+    pairs: int = 0  # written
+    pruned: int = 0
+    more: bool = False
+    no_model: bool = False  # no full pass yet: the queue waits for one
+    uninformative: int = 0  # keys too common to pair on, among the changed guests'
+
+
+def digest(text: str) -> int:
+    """A signed 64-bit digest (a bigint in the database)."""
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def guest_from_row(row: dict[str, Any]) -> matching.Guest:
@@ -41,6 +87,39 @@ def guest_from_row(row: dict[str, Any]) -> matching.Guest:
     )
 
 
+def guest_from_array(row: list[Any]) -> matching.Guest:
+    """``app.duplicate_input``: id, first name, last name, birth date, e-mail, phone."""
+    born = row[3]
+    return matching.Guest(
+        str(row[0]),
+        row[1],
+        row[2],
+        date.fromisoformat(born[:10]) if isinstance(born, str) and born else None,
+        row[4],
+        row[5],
+    )
+
+
+def inputs_digest(guest: matching.Guest) -> int:
+    """What the matcher reads of a guest, digested: a change means new keys."""
+    parts = (guest.first_name, guest.last_name, guest.birth_date, guest.email, guest.phone)
+    return digest(KEYS_VERSION + "\x1f" + "\x1f".join("" if v is None else str(v) for v in parts))
+
+
+def key_row(p: matching.Prepared, guest_digest: int) -> dict[str, Any]:
+    keys = matching.blocking_keys(p)
+    return {
+        "id": p.id,
+        "digest": guest_digest,
+        "keys": [digest(k) for k in keys],
+        "caps": [matching.cap(k) for k in keys],
+    }
+
+
+def count_key(name: str, value: Any) -> int:
+    return digest(f"{name}\x1f{value}")
+
+
 def pair_row(suggestion: matching.Suggestion) -> dict[str, Any]:
     return {
         "a": suggestion.a,
@@ -51,33 +130,333 @@ def pair_row(suggestion: matching.Suggestion) -> dict[str, Any]:
     }
 
 
+def _same(row: dict[str, Any], stored: list[Any]) -> bool:
+    """A pair as found equals the pair as stored (real columns: 6 significant digits)."""
+    same_evidence: bool = stored[4] == row["evidence"]
+    return (
+        same_evidence
+        and abs(float(stored[2]) - row["probability"]) <= 1e-6 * max(1.0, row["probability"])
+        and abs(float(stored[3]) - row["weight"]) <= 1e-5 * max(1.0, abs(row["weight"]))
+    )
+
+
 async def read_guests(store: Store, chain_id: str) -> list[matching.Guest]:
-    guests: list[matching.Guest] = []
+    return [guest for guest, _ in await read_inputs(store, chain_id)]
+
+
+async def read_inputs(store: Store, chain_id: str) -> list[tuple[matching.Guest, int | None]]:
+    """Every active guest of the chain and the digest its keys were written with (None: none)."""
+    found: list[tuple[matching.Guest, int | None]] = []
     after = None
     while True:
         page = await store.call(
-            "quality_duplicate_inputs", p_chain_id=chain_id, p_after=after, p_limit=PAGE
+            "quality_duplicates_read", p_chain_id=chain_id, p_after=after, p_limit=PAGE
         )
-        guests += [guest_from_row(row) for row in page["guests"]]
+        found += [(guest_from_array(row), row[6]) for row in page["guests"]]
         after = page["next"]
         if after is None:
-            return guests
+            return found
+
+
+async def read_held(store: Store, chain_id: str) -> set[tuple[str, str]]:
+    """The pairs a person's decision holds back now (``quality_duplicates_held``): never
+    written, so that a pass does not find them new each time (the triggers on
+    ``guest_duplicates`` would drop them again after every write)."""
+    held = await store.call("quality_duplicates_held", p_chain_id=chain_id)
+    return {(str(a), str(b)) for a, b in held or []}
+
+
+async def read_pairs(store: Store, chain_id: str) -> dict[tuple[str, str], list[Any]]:
+    stored: dict[tuple[str, str], list[Any]] = {}
+    after = None
+    while True:
+        page = await store.call(
+            "quality_duplicates_pairs", p_chain_id=chain_id, p_after=after, p_limit=PAGE
+        )
+        for row in page["pairs"]:
+            stored[(str(row[0]), str(row[1]))] = row
+        after = page["next"]
+        if after is None:
+            return stored
+
+
+def model_json(model: matching.Model, skipped: dict[str, int] | None = None) -> dict[str, Any]:
+    """The model as stored, with the values its last pass found too common to pair on (the
+    report names them)."""
+    return {
+        "n": model.n,
+        "u": model.u,
+        "uninformative": model.uninformative,
+        "skipped": skipped or {},
+    }
+
+
+def model_from(state: dict[str, Any], counts: dict[str, Any]) -> matching.Model:
+    stored = state["model"]
+    return matching.Model(
+        n=int(stored["n"]),
+        u={
+            name: {level: float(u) for level, u in levels.items()}
+            for name, levels in stored["u"].items()
+        },
+        counts=counts,
+        uninformative=int(stored.get("uninformative", matching.UNINFORMATIVE)),
+    )
+
+
+def _counts_rows(counts: dict[str, Any]) -> list[list[int]]:
+    """Names and birth dates held by two profiles or more, as [key, held], sorted."""
+    rows = [
+        [count_key(name, value), held]
+        for name in COUNTED
+        for value, held in counts[name].items()
+        if held >= 2
+    ]
+    rows.sort()
+    return rows
+
+
+async def _write(
+    store: Store, chain_id: str, fn: str, arg: str, rows: list[Any], *, batch: int
+) -> int:
+    written = 0
+    for start in range(0, len(rows), batch):
+        done = await store.call(fn, p_chain_id=chain_id, **{arg: rows[start : start + batch]})
+        written += int(done["pairs"]) if isinstance(done, dict) else int(done or 0)
+    return written
 
 
 async def rebuild(store: Store, chain_id: str) -> Pass:
-    """Every suggestion of a chain again; what no longer matches is removed."""
-    guests = await read_guests(store, chain_id)
-    found, blocking = matching.match(guests, threshold=FLOOR)
-    done = Pass(guests=len(guests), candidates=len(blocking.pairs), uninformative=blocking.skipped)
-    started = None
-    rows = [pair_row(s) for s in found]
-    for start in range(0, max(len(rows), 1), PUT_BATCH):
-        put = await store.call(
-            "quality_duplicates_put", p_chain_id=chain_id, p_pairs=rows[start : start + PUT_BATCH]
+    """Every suggestion of a chain weighed again; only what differs is written."""
+    clock = time.perf_counter()
+    inputs = await read_inputs(store, chain_id)
+    state = await store.call("quality_duplicates_model", p_chain_id=chain_id)
+    stored = await read_pairs(store, chain_id)
+    held = await read_held(store, chain_id)
+    laps: dict[str, float] = {}
+    clock = _lap(laps, "read", clock)
+    prepared = [matching.prepare(g) for g, _ in inputs]
+    counts = matching.value_counts(prepared)
+    n = len(prepared)
+    if state and abs(int(state["model"]["n"]) - n) <= REESTIMATE_SHARE * max(n, 1):
+        model = model_from(state, counts)
+        model.n = n
+        estimated = False
+    else:
+        model = matching.estimate(prepared, counts=counts)
+        estimated = True
+    clock = _lap(laps, "prepare", clock)
+    found, blocking = matching.match_prepared(prepared, model, FLOOR)
+    clock = _lap(laps, "match", clock)
+    done = Pass(
+        guests=n,
+        candidates=len(blocking.pairs),
+        found=len(found),
+        estimated=estimated,
+        uninformative=blocking.skipped,
+        took=laps,
+    )
+    rows = []
+    for suggestion in found:
+        if (suggestion.a, suggestion.b) in held:
+            continue
+        row = pair_row(suggestion)
+        old = stored.pop((suggestion.a, suggestion.b), None)
+        if old is None or not _same(row, old):
+            rows.append(row)
+    done.pairs = await _write(
+        store, chain_id, "quality_duplicates_put", "p_pairs", rows, batch=PUT_BATCH
+    )
+    done.pruned = await _write(
+        store,
+        chain_id,
+        "quality_duplicates_forget",
+        "p_pairs",
+        [list(k) for k in stored],
+        batch=PUT_BATCH,
+    )
+    clock = _lap(laps, "write pairs", clock)
+    # stale keys (guests no longer active) exist when more guests have keys than active ones
+    stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
+    done.keys_written = await write_keys(store, chain_id, inputs, prepared, prune=stale)
+    counted = _counts_rows(counts)
+    counts_digest = f"{digest(repr(counted)):x}"
+    if not state or state.get("counts_digest") != counts_digest:
+        for start in range(0, max(len(counted), 1), 100_000):
+            await store.call(
+                "quality_duplicates_counts_put",
+                p_chain_id=chain_id,
+                p_counts=counted[start : start + 100_000],
+                p_replace=start == 0,
+            )
+    if (
+        estimated
+        or not state
+        or state.get("counts_digest") != counts_digest
+        or state["guests"] != n
+    ):
+        await store.call(
+            "quality_duplicates_model_put",
+            p_chain_id=chain_id,
+            p_model=model_json(model, blocking.skipped),
+            p_guests=n,
+            p_counts_digest=counts_digest,
+            p_estimated=estimated,
         )
-        done.pairs += int(put["pairs"])
-        started = started or put["at"]
+    _lap(laps, "keys and model", clock)
+    return done
+
+
+def _lap(laps: dict[str, float], phase: str, since: float) -> float:
+    now = time.perf_counter()
+    laps[phase] = laps.get(phase, 0.0) + now - since
+    return now
+
+
+async def write_keys(
+    store: Store,
+    chain_id: str,
+    inputs: list[tuple[matching.Guest, int | None]],
+    prepared: list[matching.Prepared],
+    *,
+    prune: bool = True,
+) -> int:
+    """The blocking keys of the guests whose inputs changed (all of them the first time), the
+    keys of guests no longer active forgotten (``prune``: some are); how many guests' keys were
+    written."""
+    written = 0
+    # the blocking keys of the guests whose inputs changed (all of them the first time)
+    keys = []
+    for (guest, old_digest), p in zip(inputs, prepared, strict=True):
+        new_digest = inputs_digest(guest)
+        if new_digest != old_digest:
+            keys.append(key_row(p, new_digest))
+    keys.sort(key=lambda row: row["id"])
+    for start in range(0, len(keys), KEYS_BATCH):
+        written += int(
+            await store.call(
+                "quality_duplicates_keys_put",
+                p_chain_id=chain_id,
+                p_guests=[
+                    {"id": r["id"], "digest": r["digest"], "keys": r["keys"]}
+                    for r in keys[start : start + KEYS_BATCH]
+                ],
+                p_index=False,
+            )
+        )
+    # then the keys in the index's order (an append, not an insert all over the index)
+    index = sorted((key, row["id"]) for row in keys for key in row["keys"])
+    for start in range(0, len(index), KEYS_ADD_BATCH):
+        await store.call(
+            "quality_duplicates_keys_add",
+            p_chain_id=chain_id,
+            p_keys=index[start : start + KEYS_ADD_BATCH],
+        )
+    if written:  # what the updates around one guest plan their lookups on
+        await analyze_tables(
+            store, {"app.duplicate_keys": len(index), "app.duplicate_guests": written}
+        )
+    # the keys of guests no longer active, a range of ids (a page's worth) per call
+    bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
+    for low, high in itertools.pairwise(bounds if prune else []):
+        await store.call(
+            "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
+        )
+    return written
+
+
+def _asked_counts(prepared: Iterable[matching.Prepared]) -> dict[int, tuple[str, Any]]:
+    """The count keys of the values an exact name or birth date of these guests weighs by."""
+    asked: dict[int, tuple[str, Any]] = {}
+    for p in prepared:
+        for name in ("first_name", "last_name"):
+            for value in (p.first, p.last):
+                if value:
+                    asked[count_key(name, value)] = (name, value)
+            for value in (p.first_raw, p.last_raw):
+                if value:
+                    asked[count_key(name + "_raw", value)] = (name + "_raw", value)
+        if p.birth:
+            asked[count_key("birth_date", p.birth)] = ("birth_date", p.birth)
+    return asked
+
+
+async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
+    """The suggestions around up to ``limit`` queued guests of the chain, replaced."""
+    claim = await store.call("quality_duplicates_claim", p_chain_id=chain_id, p_limit=limit)
+    ids = [str(i) for i in claim["ids"]]
+    done = Update(guests=len(ids), more=bool(claim["more"]))
+    if not ids:
+        return done
+    if claim["model"] is None:  # no full pass yet: it will weigh everyone
+        done.no_model, done.more = True, False
+        return done
+    changed = [matching.prepare(guest_from_array(row)) for row in claim["guests"]]
+    active = {p.id for p in changed}
+    rows = [
+        key_row(p, inputs_digest(guest_from_array(r)))
+        for p, r in zip(changed, claim["guests"], strict=True)
+    ]
+    rows += [{"id": i, "digest": 0, "keys": [], "caps": []} for i in ids if i not in active]
+    asked = _asked_counts(changed)
+    around = await store.call(
+        "quality_duplicates_around", p_chain_id=chain_id, p_guests=rows, p_counts=list(asked)
+    )
+    held = {int(k): int(v) for k, v in around["held"].items()}
+    counts: dict[str, dict[Any, int]] = {name: {} for name in (*COUNTED, "email", "phone", "local")}
+    for key, count in around["counts"].items():
+        name, value = asked[int(key)]
+        counts[name][value] = int(count)
+    for p in changed:
+        for kind, value in (("e", p.email), ("p", p.phone), ("l", p.local)):
+            if value:
+                name = {"e": "email", "p": "phone", "l": "local"}[kind]
+                counts[name][value] = held.get(digest(f"{kind}:{value}"), 1)
+    model = model_from(claim["model"], counts)
+    done.uninformative = sum(
+        1
+        for row in rows
+        for key, cap in zip(row["keys"], row["caps"], strict=True)
+        if held.get(key, 0) > cap
+    )
+    members = {int(k): [str(m) for m in v] for k, v in around["members"].items()}
+    others = {
+        p.id: p for p in (matching.prepare(guest_from_array(r)) for r in around["candidates"])
+    }
+    others.update({p.id: p for p in changed})
+    at_least = matching.weight_for(FLOOR, model)
+    found: dict[tuple[str, str], dict[str, Any]] = {}
+    for p, row in zip(changed, rows, strict=False):
+        candidates = {m for key in row["keys"] for m in members.get(key, ())} - {p.id}
+        for other in sorted(candidates):
+            b = others.get(other)
+            if b is None:
+                continue
+            pair = (p.id, other) if p.id < other else (other, p.id)
+            if pair in found:
+                continue
+            done.compared += 1
+            suggestion = matching.suggest(model, p, b, FLOOR, at_least)
+            if suggestion is not None:
+                found[pair] = pair_row(suggestion)
+    stored = {(str(r[0]), str(r[1])): r for r in around["pairs"]}
+    held = await read_held(store, chain_id) if found else set()
+    writes = [
+        row
+        for pair, row in found.items()
+        if pair not in held and (pair not in stored or not _same(row, stored[pair]))
+    ]
+    forget = [list(pair) for pair in stored if pair not in found]
+    if writes:
+        put = await store.call("quality_duplicates_put", p_chain_id=chain_id, p_pairs=writes)
+        done.pairs = int(put["pairs"])
     done.pruned = int(
-        await store.call("quality_duplicates_prune", p_chain_id=chain_id, p_before=started)
+        await store.call(
+            "quality_duplicates_done",
+            p_chain_id=chain_id,
+            p_ids=ids,
+            p_forget=forget,
+            p_claimed_at=claim["claimed_at"],
+        )
     )
     return done

@@ -114,6 +114,37 @@ async def test_a_second_pass_over_unchanged_guests_writes_nothing(
 
 
 @pytest.mark.anyio
+async def test_a_pair_decided_different_is_not_written_again_by_either_pass(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    """The triggers on guest_duplicates drop a decided pair after any write; a pass that keeps
+    its pairs must leave it out, or it finds it new (and writes it) every time."""
+    people(conn, 50)
+    william, bill = whitfields(conn)
+    await refresh_chain(store, CHAIN_ID)
+    assert frozenset((william, bill)) in stored(conn)
+    conn.execute(
+        "select public.duplicate_decide(%s, %s, %s, 'different')", (CHAIN_ID, william, bill)
+    )
+    assert frozenset((william, bill)) not in stored(conn)
+    again = await duplicates.rebuild(store, CHAIN_ID)
+    assert (again.pairs, again.pruned) == (0, 0)
+    # a change the matcher does not read queues the guest; its update writes nothing either
+    conn.execute("update public.guests set notes = 'vip' where mews_id = %s", (bill,))
+    conn.execute("update public.guests set synced_at = now() where mews_id = %s", (bill,))
+    await refresh_chain(store, CHAIN_ID)
+    conn.execute(
+        "insert into app.quality_duplicate_queue (chain_id, guest_mews_id) values (%s, %s)"
+        " on conflict do nothing",
+        (CHAIN_ID, bill),
+    )
+    around = await duplicates.update(store, CHAIN_ID)
+    assert around.guests == 1
+    assert around.pairs == 0
+    assert frozenset((william, bill)) not in stored(conn)
+
+
+@pytest.mark.anyio
 async def test_a_changed_or_new_guest_gets_the_pairs_a_full_pass_finds(
     conn: psycopg.Connection, store: Store
 ) -> None:
