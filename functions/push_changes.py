@@ -1,5 +1,5 @@
 """Cloud Function `push_changes`: send staff edits to Mews, each through the connection that
-covers the guest's chain (every 2 minutes)."""
+covers the guest's chain (every minute: the safety net under the real-time worker)."""
 
 from __future__ import annotations
 
