@@ -113,6 +113,30 @@ async def test_a_call_not_safe_to_repeat_is_not_repeated_and_says_it_may_have_be
     assert (await store.call("run_start", p_job="backfill"))["id"]
 
 
+async def test_an_idle_connection_the_server_ended_is_replaced_before_a_call_gets_it(
+    database_url: str,
+) -> None:
+    """The pool checks a connection without a round trip while it is quiet; one the server
+    ended meanwhile (its socket then readable) is checked in full and replaced, so that even a
+    call not safe to repeat never meets it."""
+    store = Store(await PsycopgTransport.connect(database_url, max_size=1))
+    try:
+        await store.call("run_start", p_job="backfill")
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = current_database() and application_name = 'guesthub'"
+            )
+            while admin.execute(
+                "select 1 from pg_stat_activity where datname = current_database()"
+                " and application_name = 'guesthub'"
+            ).fetchone():
+                await asyncio.sleep(0.05)
+        assert (await store.call("run_start", p_job="backfill"))["id"]
+    finally:
+        await store.aclose()
+
+
 async def test_a_database_that_stays_away_fails_the_call_saying_the_connection_was_lost(
     quick_store: Store, database_url: str
 ) -> None:
