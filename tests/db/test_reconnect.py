@@ -127,10 +127,12 @@ async def test_an_idle_connection_the_server_ended_is_replaced_before_a_call_get
                 "select pg_terminate_backend(pid) from pg_stat_activity"
                 " where datname = current_database() and application_name = 'guesthub'"
             )
-            while admin.execute(
-                "select 1 from pg_stat_activity where datname = current_database()"
-                " and application_name = 'guesthub'"
-            ).fetchone():
+            for _ in range(600):  # until the backend is gone (its socket then says so)
+                if not admin.execute(
+                    "select 1 from pg_stat_activity where datname = current_database()"
+                    " and application_name = 'guesthub'"
+                ).fetchone():
+                    break
                 await asyncio.sleep(0.05)
         assert (await store.call("run_start", p_job="backfill"))["id"]
     finally:
