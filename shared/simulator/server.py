@@ -462,5 +462,5 @@ class SimulatorApp:
                 Route("/_admin/integration", self.admin_integration, methods=["POST"]),
                 Route("/_admin/properties", self.admin_properties, methods=["GET"]),
                 Route("/_admin/duplicates", self.admin_duplicates, methods=["GET"]),
-            ]
+            ],
         )
