@@ -47,7 +47,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from shared.connections import jobs
-from shared.connections.fleet import ConnectionPass, FleetOptions, _engines
+from shared.connections.fleet import ConnectionPass, FleetOptions, connection_engines
 from shared.connections.model import Connection
 from shared.db.store import Store, StoreError
 from shared.listener.backoff import Backoff
@@ -357,7 +357,9 @@ class Worker:
                 self._settings, self._store, access_token=connection.access_token
             ) as client,
         ):
-            connection, engines = await _engines(self._store, connection, client, self._options)
+            connection, engines = await connection_engines(
+                self._store, connection, client, self._options
+            )
             drainer.connection = connection
             chains = {(await engine.scope()).chain_id: engine for engine in engines}
             drainer.chains = set(chains)
@@ -422,18 +424,9 @@ class Worker:
 
     async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
         """The scheduled job's drain of this connection, each call bounded in time; the
-        guests a call read are rescored at once. One enterprise: one route takes its events and
-        the connection's own together (a change announced by a webhook and the WebSocket is
-        read once when both are claimed together); a portfolio: each enterprise's route and the
-        connection's own, side by side."""
-        enterprise_ids = work.connection.enterprise_ids
-        own = Route(enterprise_ids, work.connection.id)  # its enterprises' events too
-        routes: list[tuple[Refresher, Route]] = [(jobs.AcrossEnterprises(work.engines), own)]
-        if len(work.engines) > 1:  # a portfolio: each enterprise's events by its own engine
-            routes[:0] = [
-                (engine, Route((enterprise_id,)))
-                for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True)
-            ]
+        guests a call read are rescored at once. The scheduled job's routes
+        (:func:`jobs.inbox_routes`), side by side."""
+        routes = jobs.inbox_routes(work.connection, work.engines)
 
         async def one(refresher: Refresher, route: Route) -> None:
             before = work.run.counts.get(GUESTS_READ, 0)
