@@ -372,10 +372,8 @@ class Worker:
                     if drainer.stop.is_set() or not drainer.wake.is_set():
                         continue
                     drainer.wake.clear()
-                    claimed = run.counts.get("inbox_claimed", 0)
-                    await self._drain(work, chains)
-                    if run.counts.get("inbox_claimed", 0) != claimed:
-                        drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
+                    if await self._drain(work, chains):
+                        drainer.wake.set()  # events left (a budget cut it short)
             finally:
                 ended.set()  # the push in hand finishes
                 await pushing
@@ -422,27 +420,32 @@ class Worker:
                     continue
                 await self._rescore(work.run, chain_id)
 
-    async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
+    async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> bool:
         """The scheduled job's drain of this connection, each call bounded in time; the
         guests a call read are rescored at once. The scheduled job's routes
-        (:func:`jobs.inbox_routes`), side by side."""
+        (:func:`jobs.inbox_routes`), side by side. While listening, a short batch ends a call
+        (what is stored later notifies: no claim that finds nothing). Whether events may be
+        left."""
         routes = jobs.inbox_routes(work.connection, work.engines)
 
-        async def one(refresher: Refresher, route: Route) -> None:
+        async def one(refresher: Refresher, route: Route) -> bool:
             before = work.run.counts.get(GUESTS_READ, 0)
-            await drain_inbox(
+            more = await drain_inbox(
                 self._store,
                 refresher,
                 work.run,
                 route=route,
                 time_budget_seconds=self._drain_seconds,
+                until_empty=not self.state.listening,
             )
             if work.run.counts.get(GUESTS_READ, 0) != before:
                 for chain_id in chains:
                     await self._rescore(work.run, chain_id)
+            return more
 
-        await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
+        left = await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
         self.state.drains += 1
+        return any(left)
 
     async def _rescore(self, run: Run, chain_id: str) -> None:
         """Facts and scores of the chain's guests just written or edited; a refusal is the
