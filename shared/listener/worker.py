@@ -37,6 +37,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import math
 import random
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -56,6 +57,7 @@ from shared.quality.live import rescore_changed
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import EntitySpec
 from shared.sync.events import Refresher, Route
 from shared.sync.events import process_events as drain_inbox
 from shared.sync.liveness import Liveness, live_run, unit
@@ -69,7 +71,7 @@ PUSH_CHANNEL = "guesthub_push"
 LISTEN_APPLICATION = "guesthub-listen"  # the LISTEN session, as pg_stat_activity names it
 TRANSACTION_POOLER_PORT = "6543"  # Supabase's transaction mode: no LISTEN across transactions
 
-GUESTS_READ = "customers_ids"  # the run's count of guests a drain read by id
+GUESTS = "guests"  # the mirror table of the entity whose records are guests
 ConnectionSource = Callable[[], Awaitable[list[Connection]]]
 
 
@@ -162,7 +164,7 @@ class Worker:
         refresh_seconds: float = 60.0,
         run_seconds: float = 300.0,
         drain_seconds: float = 0.5,
-        push_debounce: float = 1.0,
+        push_debounce: float = 0.5,
         push_max_delay: float = 5.0,
         push_seconds: float = 10.0,
         push_batch: int = 25,
@@ -192,6 +194,7 @@ class Worker:
         self._rescore_guests = rescore
         self._rng = random.Random()  # noqa: S311 - jitter
         self.drainers: dict[str, Drainer] = {}
+        self._scanned: dict[str, float] = {}  # chain → when its changed guests were last scanned
         self._retiring: set[asyncio.Task[None]] = set()
         self.state = WorkerState()
 
@@ -429,31 +432,38 @@ class Worker:
         routes = jobs.inbox_routes(work.connection, work.engines)
 
         async def one(refresher: Refresher, route: Route) -> bool:
-            before = work.run.counts.get(GUESTS_READ, 0)
+            noting = _NotingGuests(refresher)
             more = await drain_inbox(
                 self._store,
-                refresher,
+                noting,
                 work.run,
                 route=route,
                 time_budget_seconds=self._drain_seconds,
                 until_empty=not self.state.listening,
             )
-            if work.run.counts.get(GUESTS_READ, 0) != before:
+            if noting.guests:
                 for chain_id in chains:
-                    await self._rescore(work.run, chain_id)
+                    await self._rescore(work.run, chain_id, noting.guests)
             return more
 
         left = await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
         self.state.drains += 1
         return any(left)
 
-    async def _rescore(self, run: Run, chain_id: str) -> None:
-        """Facts and scores of the chain's guests just written or edited; a refusal is the
-        score job's to meet again, never the drain's."""
+    async def _rescore(self, run: Run, chain_id: str, guests: set[str] | None = None) -> None:
+        """Facts and scores of the chain's guests just written (``guests``: read by id) or
+        edited; a refusal is the score job's to meet again, never the drain's. Every
+        ``backstop_seconds`` the chain's recently synced guests are scanned instead (what other
+        writers changed: a catch-up's poll, enrichment)."""
         if not self._rescore_guests:
             return
+        now = time.monotonic()
+        if guests is not None and now - self._scanned.get(chain_id, -math.inf) < self._backstop:
+            ids: set[str] | None = guests
+        else:
+            ids, self._scanned[chain_id] = None, now
         try:
-            refresh = await rescore_changed(self._store, chain_id)
+            refresh = await rescore_changed(self._store, chain_id, ids=ids)
         except StoreError as exc:
             run.count(rescore_failed=1)
             log.warning("rescore failed; the score job covers it", error=str(exc))
@@ -475,6 +485,20 @@ class Worker:
                     time_budget_seconds=self._push_seconds,
                 )
                 self.state.pushes += 1
+
+
+class _NotingGuests:
+    """A drain's refresher that notes the guests it refreshed (for their rescoring by id)."""
+
+    def __init__(self, refresher: Refresher) -> None:
+        self._refresher = refresher
+        self.guests: set[str] = set()
+
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> Any:
+        result = await self._refresher.refresh(spec, ids, run)
+        if spec.table == GUESTS:
+            self.guests.update(ids)
+        return result
 
 
 async def _first_of(events: Iterable[asyncio.Event], seconds: float | None) -> None:
