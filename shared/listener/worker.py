@@ -30,7 +30,8 @@ every ``backstop_seconds`` (events whose retry came due). The scheduled ``proces
 
 After a drain that read guests, and after each push turn, the chain's changed guests get their
 facts and scores at once (:func:`shared.quality.live.rescore_changed`, a page at most: more is
-the score job's).
+the score job's): after a drain, the guests it read, by id; after a push turn, and at most
+every ``backstop_seconds`` instead, the chain's recently synced guests (what others wrote).
 """
 
 from __future__ import annotations
