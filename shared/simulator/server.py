@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -40,6 +39,7 @@ from shared.simulator.config import (
     SimulatorConfig,
 )
 from shared.simulator.data import SimData
+from shared.simulator.hooks import WebhookError, WebhookSender
 from shared.simulator.outbox import (
     Event,
     by_enterprise,
@@ -117,9 +117,9 @@ class SimulatorApp:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tokens: dict[str, Tenant] = {}
         self._token_names: dict[str, str] = {}  # every token ever served → its property's name
-        # one HTTP client for every webhook sent (per event loop): a client per delivery built
-        # a TLS context each time, most of the simulator's CPU under a steady stream of changes
-        self._http: tuple[asyncio.AbstractEventLoop, httpx.AsyncClient] | None = None
+        # one sender of webhooks (per event loop): a client per delivery built a TLS context
+        # each time, most of the simulator's CPU under a steady stream of changes
+        self._http: tuple[asyncio.AbstractEventLoop, WebhookSender] | None = None
         self._index_tokens()
 
     @property
@@ -131,11 +131,11 @@ class SimulatorApp:
         for token, tenant in self._tokens.items():
             self._token_names.setdefault(token, tenant.name)
 
-    def _sender(self) -> httpx.AsyncClient:
-        """The client webhooks are sent with (kept while the loop serving them runs)."""
+    def _sender(self) -> WebhookSender:
+        """What webhooks are sent with (kept while the loop serving them runs)."""
         loop = asyncio.get_running_loop()
-        if self._http is None or self._http[0] is not loop or self._http[1].is_closed:
-            self._http = (loop, httpx.AsyncClient(timeout=5))
+        if self._http is None or self._http[0] is not loop:
+            self._http = (loop, WebhookSender(timeout=5))
         return self._http[1]
 
     async def _close_sender(self) -> None:
@@ -290,9 +290,8 @@ class SimulatorApp:
                 url = self.config.webhook_url
                 if url is None:  # webhooks were switched off meanwhile
                     return
-                with contextlib.suppress(httpx.HTTPError):
-                    response = await http.post(url, json=message)
-                    if response.is_success:
+                with contextlib.suppress(WebhookError):
+                    if 200 <= await http.post(url, message) < 300:
                         self.stats.webhooks_sent += 1
                         self.stats.webhook_events_sent += len(batch)
                         break
@@ -410,9 +409,9 @@ class SimulatorApp:
         await self._close_sockets(stale, 1008)
         status, error = None, None
         try:
-            status = (await self._sender().post(url, json=message)).status_code
+            status = await self._sender().post(url, message)
             self.stats.integration_webhooks_sent += 1
-        except httpx.HTTPError as exc:
+        except WebhookError as exc:
             error = f"{type(exc).__name__}: {exc}"
         info = asdict(tenant.info())
         return _json({"status": status, "error": error, "message": message, "property": info})
