@@ -95,6 +95,10 @@ async def check_idle_connection(conn: psycopg.AsyncConnection[Any]) -> None:
 def _readable(conn: psycopg.AsyncConnection[Any]) -> bool:
     """Whether an idle connection's socket has something to read (or cannot be asked)."""
     try:
+        if hasattr(select, "poll"):  # no limit on the descriptor's number, unlike select()
+            poller = select.poll()
+            poller.register(conn.fileno(), select.POLLIN)
+            return bool(poller.poll(0))
         ready, _, _ = select.select([conn.fileno()], [], [], 0)
     except (OSError, ValueError, psycopg.Error):
         return True
