@@ -1,4 +1,5 @@
-"""Cloud Function `purge_inbox`: delete processed inbox rows past their retention (daily)."""
+"""Cloud Function `purge_inbox`: delete processed inbox rows and finished runs past their
+retention (daily)."""
 
 from __future__ import annotations
 
@@ -15,7 +16,13 @@ from shared.sync.runs import Run
 
 
 async def _purge(store: Store, run: Run) -> None:
-    await purge(store, run, retention_days=runtime().settings.inbox_retention_days)
+    settings = runtime().settings
+    await purge(
+        store,
+        run,
+        retention_days=settings.inbox_retention_days,
+        runs_retention_days=settings.runs_retention_days,
+    )
 
 
 @functions_framework.http

@@ -83,6 +83,9 @@ class Settings(BaseSettings):
     # every call of the service over a direct connection (rescoring, dry runs, upserts) runs
     # under this statement timeout, as Supabase bounds its API roles (2 min globally)
     database_statement_timeout_seconds: float = Field(default=120.0, gt=0)
+    # a lost database connection (a restart, a failover) is reopened and a call that is safe to
+    # repeat is tried again for this long before it fails (shared/db/reconnect.py)
+    database_reconnect_seconds: float = Field(default=30.0, gt=0)
 
     # a scheduled job serves the due connections within this many seconds (below the
     # function's timeout), this many at once, and hands the rest to the next invocation
@@ -101,6 +104,9 @@ class Settings(BaseSettings):
 
     # processed (done) and refused (rejected) inbox rows are purged after this many days
     inbox_retention_days: int = Field(default=30, ge=1)
+    # finished runs are purged after this many days by the same daily job (the newest run of
+    # each job, scope and connection is kept)
+    runs_retention_days: int = Field(default=90, ge=1)
 
     log_level: str = "INFO"
     log_json: bool | None = None  # None: JSON when stdout is not a terminal

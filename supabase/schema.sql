@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 57 migrations applied; the last: 20261206120000_realtime_rescore_by_id.sql
+-- 62 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
 
 
 -- ================================================================================================
@@ -178,6 +178,53 @@ AS $function$
   select coalesce(nullif(current_setting('role', true), 'none'), session_user::text)
 $function$;
 
+-- app.duplicate_decision_holds(text,text,text,text,text)
+CREATE OR REPLACE FUNCTION app.duplicate_decision_holds(p_decision text, p_fingerprint_a text, p_fingerprint_b text, p_now_a text, p_now_b text)
+ RETURNS boolean
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select case
+    when p_decision is null then false
+    when p_decision = 'same' then true
+    else coalesce(p_fingerprint_a = p_now_a and p_fingerprint_b = p_now_b, false)
+  end
+$function$;
+grant execute on function app.duplicate_decision_holds(text,text,text,text,text) to authenticated;
+grant execute on function app.duplicate_decision_holds(text,text,text,text,text) to service_role;
+
+-- app.duplicate_evidence_best_first(jsonb)
+CREATE OR REPLACE FUNCTION app.duplicate_evidence_best_first(p_evidence jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select case when jsonb_typeof(p_evidence) = 'array' then (
+    select coalesce(jsonb_agg(e.value order by
+             case when jsonb_typeof(e.value->'weight') = 'number' then (e.value->>'weight')::float8 end
+             desc nulls last, e.ordinality), '[]'::jsonb)
+    from jsonb_array_elements(p_evidence) with ordinality as e(value, ordinality))
+  else p_evidence end
+$function$;
+grant execute on function app.duplicate_evidence_best_first(jsonb) to authenticated;
+grant execute on function app.duplicate_evidence_best_first(jsonb) to service_role;
+
+-- app.duplicate_may_decide(uuid)
+CREATE OR REPLACE FUNCTION app.duplicate_may_decide(p_chain_id uuid)
+ RETURNS boolean
+ LANGUAGE sql
+ STABLE SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+  select coalesce(
+    app.caller_is_trusted()
+    or (app.caller_role() = 'authenticated' and auth.uid() is not null
+        and p_chain_id = any (app.readable_chain_ids())),
+    false)
+$function$;
+
 -- app.event_inbox_redact()
 CREATE OR REPLACE FUNCTION app.event_inbox_redact()
  RETURNS trigger
@@ -301,6 +348,38 @@ AS $function$
 $function$;
 grant execute on function app.guest_addresses_from_records(uuid,jsonb) to service_role;
 
+-- app.guest_duplicates_hold_back_decided()
+CREATE OR REPLACE FUNCTION app.guest_duplicates_hold_back_decided()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+begin
+  -- the decisions of the pairs written first (a join), the rule then for those only
+  -- (set-based: both guests' fingerprints of now from one join, not a query per pair)
+  with decided as materialized (
+    select x.chain_id, x.guest_a, x.guest_b,
+           app.duplicate_decision_holds(
+             x.decision, x.fingerprint_a, x.fingerprint_b,
+             app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                            ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+             app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                            gb.has_ota_email, fb.email_normalized, fb.phone_e164)
+           ) as holds
+    from written w
+    join public.duplicate_decisions x
+      on x.chain_id = w.chain_id and x.guest_a = w.guest_a and x.guest_b = w.guest_b
+    left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+    left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+    left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+    left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b)
+  delete from public.guest_duplicates d
+   using decided x
+   where d.chain_id = x.chain_id and d.guest_a = x.guest_a and d.guest_b = x.guest_b and x.holds;
+  return null;
+end
+$function$;
+
 -- app.guest_identity_documents_from_records(uuid,jsonb)
 CREATE OR REPLACE FUNCTION app.guest_identity_documents_from_records(p_scope_id uuid, p_records jsonb)
  RETURNS TABLE(chain_id uuid, mews_id uuid, guest_mews_id uuid, type text, number text, expiration_date date, issuance_date date, issuing_country_code text, is_verified boolean, mews_updated_utc timestamp with time zone, raw jsonb)
@@ -324,6 +403,37 @@ AS $function$
     "IssuanceDate" text, "IssuingCountryCode" text, "IsVerified" boolean)
 $function$;
 grant execute on function app.guest_identity_documents_from_records(uuid,jsonb) to service_role;
+
+-- app.guest_match_fingerprint(uuid,uuid)
+CREATE OR REPLACE FUNCTION app.guest_match_fingerprint(p_chain_id uuid, p_guest uuid)
+ RETURNS text
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select app.guest_match_fingerprint_of(g.first_name, g.last_name, g.birth_date, g.has_ota_email,
+                                        f.email_normalized, f.phone_e164)
+  from public.guests g
+  left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
+  where g.chain_id = p_chain_id and g.mews_id = p_guest
+$function$;
+grant execute on function app.guest_match_fingerprint(uuid,uuid) to authenticated;
+grant execute on function app.guest_match_fingerprint(uuid,uuid) to service_role;
+
+-- app.guest_match_fingerprint_of(text,text,date,boolean,text,text)
+CREATE OR REPLACE FUNCTION app.guest_match_fingerprint_of(p_first_name text, p_last_name text, p_birth_date date, p_has_ota_email boolean, p_email_normalized text, p_phone_e164 text)
+ RETURNS text
+ LANGUAGE sql
+ IMMUTABLE
+ SET search_path TO ''
+AS $function$
+  select md5(jsonb_build_object(
+           'first_name', p_first_name, 'last_name', p_last_name, 'birth_date', p_birth_date,
+           'email', case when not p_has_ota_email then p_email_normalized end,
+           'phone', p_phone_e164)::text)
+$function$;
+grant execute on function app.guest_match_fingerprint_of(text,text,date,boolean,text,text) to authenticated;
+grant execute on function app.guest_match_fingerprint_of(text,text,date,boolean,text,text) to service_role;
 
 -- app.guests_from_records(uuid,jsonb)
 CREATE OR REPLACE FUNCTION app.guests_from_records(p_scope_id uuid, p_records jsonb)
@@ -1730,6 +1840,24 @@ begin
 end
 $function$;
 
+-- app.quality_rule_set_enabled_threshold()
+CREATE OR REPLACE FUNCTION app.quality_rule_set_enabled_threshold()
+ RETURNS trigger
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+begin
+  if new.status = 'enabled' and old.status is distinct from 'enabled'
+     and new.duplicate_threshold is not null then
+    insert into public.duplicate_settings (enterprise_id, threshold)
+    values (new.enterprise_id, new.duplicate_threshold)
+    on conflict (enterprise_id) do update set threshold = excluded.threshold, updated_at = now();
+  end if;
+  return new;
+end
+$function$;
+
 -- app.quality_rule_set_entries(uuid,bigint)
 CREATE OR REPLACE FUNCTION app.quality_rule_set_entries(p_rule_set_id uuid, p_without bigint DEFAULT NULL::bigint)
  RETURNS jsonb
@@ -2355,6 +2483,12 @@ AS $function$
       from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
      where r->>'status' in ('failed', 'abandoned')
     union all
+    select 3, jsonb_build_object('check', 'partial_run', 'message',
+             'the last ' || (r->>'job') || ' run was partial: it left work for the next run'
+             || ' (guesthub status names what)')
+      from jsonb_array_elements(coalesce(p_status->'runs', '[]'::jsonb)) r
+     where r->>'status' = 'partial'
+    union all
     select 4, jsonb_build_object('check', 'lag', 'message',
              round((p_status->'poll'->>'lag_seconds')::numeric / 60) || ' min behind Mews (newest poll high-water mark; more than 30 min)')
      where (p_status->'poll'->>'lag_seconds')::numeric > 1800
@@ -2513,6 +2647,8 @@ AS $function$
                                  and exists (select 1 from public.rate_limit_hits o
                                              where o.key <> s.key and o.at > s.unauthorized_at),
                    'used_last_30s', h.recent,
+                   'adapted_limit', s.adapted_limit,
+                   'adapted_at', s.adapted_at,
                    'last_request_at', h.last_request_at,
                    'paused_until', case when s.paused_until > now() then s.paused_until end)
                  || case when c.trusted then jsonb_build_object('key', s.key, 'error', s.unauthorized_error)
@@ -2713,6 +2849,71 @@ create policy connections_read on public.connections as permissive for select to
 grant select, insert, update, delete on table public.connections to service_role;
 grant select (integration_id, enterprise_id, enterprise_name, status, last_action, updated_at, source, enterprise_ids, is_portfolio, discovered_at, created_at) on table public.connections to authenticated;
 
+-- public.duplicate_decision_log
+create table public.duplicate_decision_log (
+    id bigint generated always as identity not null,
+    chain_id uuid not null,
+    guest_a uuid not null,
+    guest_b uuid not null,
+    event text not null,
+    survivor uuid,
+    fingerprint_a text,
+    fingerprint_b text,
+    note text,
+    detail text,
+    actor uuid,
+    run_id uuid,
+    at timestamp with time zone default now() not null
+);
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_pkey PRIMARY KEY (id);
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id) ON DELETE CASCADE;
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_detail_check CHECK (char_length(detail) <= 2000);
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_event_check CHECK (event = ANY (ARRAY['same'::text, 'different'::text, 'merged'::text, 'merge_failed'::text, 'merge_retry'::text]));
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_fingerprint_a_check CHECK (char_length(fingerprint_a) <= 64);
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_fingerprint_b_check CHECK (char_length(fingerprint_b) <= 64);
+alter table public.duplicate_decision_log add constraint duplicate_decision_log_note_check CHECK (char_length(note) <= 1000);
+CREATE INDEX duplicate_decision_log_pair_idx ON public.duplicate_decision_log USING btree (chain_id, guest_a, guest_b, at DESC);
+alter table public.duplicate_decision_log enable row level security;
+create policy duplicate_decision_log_read on public.duplicate_decision_log as permissive for select to authenticated
+    using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
+grant select on table public.duplicate_decision_log to authenticated;
+grant select, insert on table public.duplicate_decision_log to service_role;
+
+-- public.duplicate_decisions
+create table public.duplicate_decisions (
+    chain_id uuid not null,
+    guest_a uuid not null,
+    guest_b uuid not null,
+    decision text not null,
+    survivor uuid,
+    fingerprint_a text not null,
+    fingerprint_b text not null,
+    note text,
+    decided_by uuid,
+    decided_at timestamp with time zone default now() not null,
+    merge_status text,
+    merge_error text,
+    merge_attempts integer default 0 not null,
+    merge_updated_at timestamp with time zone
+);
+alter table public.duplicate_decisions add constraint duplicate_decisions_pkey PRIMARY KEY (chain_id, guest_a, guest_b);
+alter table public.duplicate_decisions add constraint duplicate_decisions_chain_id_fkey FOREIGN KEY (chain_id) REFERENCES public.chains(id) ON DELETE CASCADE;
+alter table public.duplicate_decisions add constraint duplicate_decisions_check CHECK (guest_a < guest_b);
+alter table public.duplicate_decisions add constraint duplicate_decisions_check1 CHECK (survivor IS NULL OR decision = 'same'::text AND (survivor = guest_a OR survivor = guest_b));
+alter table public.duplicate_decisions add constraint duplicate_decisions_check2 CHECK ((survivor IS NULL) = (merge_status IS NULL));
+alter table public.duplicate_decisions add constraint duplicate_decisions_decision_check CHECK (decision = ANY (ARRAY['same'::text, 'different'::text]));
+alter table public.duplicate_decisions add constraint duplicate_decisions_fingerprint_a_check CHECK (char_length(fingerprint_a) <= 64);
+alter table public.duplicate_decisions add constraint duplicate_decisions_fingerprint_b_check CHECK (char_length(fingerprint_b) <= 64);
+alter table public.duplicate_decisions add constraint duplicate_decisions_merge_error_check CHECK (char_length(merge_error) <= 2000);
+alter table public.duplicate_decisions add constraint duplicate_decisions_merge_status_check CHECK (merge_status = ANY (ARRAY['pending'::text, 'merged'::text, 'failed'::text]));
+alter table public.duplicate_decisions add constraint duplicate_decisions_note_check CHECK (char_length(note) <= 1000);
+CREATE INDEX duplicate_decisions_merge_idx ON public.duplicate_decisions USING btree (decided_at) WHERE (merge_status = 'pending'::text);
+alter table public.duplicate_decisions enable row level security;
+create policy duplicate_decisions_read on public.duplicate_decisions as permissive for select to authenticated
+    using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
+grant select on table public.duplicate_decisions to authenticated;
+grant select, insert, update on table public.duplicate_decisions to service_role;
+
 -- public.duplicate_settings
 create table public.duplicate_settings (
     enterprise_id uuid not null,
@@ -2878,6 +3079,8 @@ CREATE INDEX guest_duplicates_best_idx ON public.guest_duplicates USING btree (c
 alter table public.guest_duplicates enable row level security;
 create policy guest_duplicates_read on public.guest_duplicates as permissive for select to authenticated
     using (chain_id = ANY ((( SELECT app.readable_chain_ids() AS readable_chain_ids))::uuid[]));
+CREATE TRIGGER guest_duplicates_decided_insert AFTER INSERT ON public.guest_duplicates REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION app.guest_duplicates_hold_back_decided();
+CREATE TRIGGER guest_duplicates_decided_update AFTER UPDATE ON public.guest_duplicates REFERENCING NEW TABLE AS written FOR EACH STATEMENT EXECUTE FUNCTION app.guest_duplicates_hold_back_decided();
 grant select on table public.guest_duplicates to authenticated;
 grant select, insert, update, delete on table public.guest_duplicates to service_role;
 
@@ -3168,11 +3371,13 @@ create table public.quality_rule_sets (
     note text,
     created_by uuid default auth.uid(),
     created_at timestamp with time zone default now() not null,
-    enabled_at timestamp with time zone
+    enabled_at timestamp with time zone,
+    duplicate_threshold real
 );
 alter table public.quality_rule_sets add constraint quality_rule_sets_pkey PRIMARY KEY (id);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_version_key UNIQUE (enterprise_id, version);
 alter table public.quality_rule_sets add constraint quality_rule_sets_enterprise_id_fkey FOREIGN KEY (enterprise_id) REFERENCES public.enterprises(id) ON DELETE CASCADE;
+alter table public.quality_rule_sets add constraint quality_rule_sets_duplicate_threshold_check CHECK (duplicate_threshold >= 0.5::double precision AND duplicate_threshold < 1::double precision);
 alter table public.quality_rule_sets add constraint quality_rule_sets_note_max_10000_chars CHECK (char_length(note) <= 10000) NOT VALID;
 alter table public.quality_rule_sets add constraint quality_rule_sets_status_check CHECK (status = ANY (ARRAY['draft'::text, 'enabled'::text, 'retired'::text]));
 CREATE UNIQUE INDEX quality_rule_sets_one_enabled ON public.quality_rule_sets USING btree (enterprise_id) WHERE (status = 'enabled'::text);
@@ -3180,6 +3385,7 @@ alter table public.quality_rule_sets enable row level security;
 create policy quality_rule_sets_read on public.quality_rule_sets as permissive for select to authenticated
     using (enterprise_id = ANY ((( SELECT app.readable_enterprise_ids() AS readable_enterprise_ids))::uuid[]));
 CREATE TRIGGER quality_rule_sets_enable_check BEFORE UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enable_check();
+CREATE TRIGGER quality_rule_sets_enabled_threshold AFTER UPDATE OF status ON public.quality_rule_sets FOR EACH ROW EXECUTE FUNCTION app.quality_rule_set_enabled_threshold();
 grant select on table public.quality_rule_sets to authenticated;
 grant select on table public.quality_rule_sets to service_role;
 
@@ -3524,6 +3730,31 @@ create policy vendors_read on public.vendors as permissive for select to authent
 grant select on table public.vendors to authenticated;
 grant select, insert, update, delete on table public.vendors to service_role;
 
+-- public.duplicate_suggestions
+create view public.duplicate_suggestions with (security_invoker=on) as
+ SELECT e.id AS enterprise_id,
+    d.chain_id,
+    d.guest_a,
+    d.guest_b,
+    d.probability,
+    d.match_weight,
+    app.duplicate_evidence_best_first(d.evidence) AS evidence,
+    d.found_at,
+    COALESCE(s.threshold, 0.9::real) AS threshold
+   FROM public.guest_duplicates d
+     JOIN public.enterprises e ON e.chain_id = d.chain_id
+     LEFT JOIN public.duplicate_settings s ON s.enterprise_id = e.id
+     JOIN public.guests ga ON ga.chain_id = d.chain_id AND ga.mews_id = d.guest_a
+     JOIN public.guests gb ON gb.chain_id = d.chain_id AND gb.mews_id = d.guest_b
+     LEFT JOIN public.duplicate_decisions x ON x.chain_id = d.chain_id AND x.guest_a = d.guest_a AND x.guest_b = d.guest_b
+  WHERE d.probability >= COALESCE(s.threshold, 0.9::real) AND ga.is_active AND ga.merge_target_id IS NULL AND gb.is_active AND gb.merge_target_id IS NULL AND
+        CASE
+            WHEN x.chain_id IS NULL THEN true
+            ELSE NOT app.duplicate_decision_holds(x.decision, x.fingerprint_a, x.fingerprint_b, app.guest_match_fingerprint(x.chain_id, x.guest_a), app.guest_match_fingerprint(x.chain_id, x.guest_b))
+        END;
+grant select on table public.duplicate_suggestions to authenticated;
+grant select on table public.duplicate_suggestions to service_role;
+
 -- public.guest_conflicts
 create view public.guest_conflicts with (security_invoker=on) as
  SELECT c.id,
@@ -3582,16 +3813,24 @@ UNION ALL
     s.guest_mews_id,
     'profile'::text AS field,
     'duplicate'::text AS kind,
-    'Possible duplicate of '::text ||
-        CASE
-            WHEN d.guest_a = s.guest_mews_id THEN d.guest_b
-            ELSE d.guest_a
-        END AS message,
+    ((('Possible duplicate of '::text || d.other) || ' (p '::text) || round(d.probability::numeric, 2)) || ')'::text AS message,
     0 AS cost,
     'info'::text AS severity,
     d.evidence
-   FROM public.guest_duplicates d
-     JOIN public.guest_scores s ON s.chain_id = d.chain_id AND (s.guest_mews_id = d.guest_a OR s.guest_mews_id = d.guest_b);
+   FROM public.guest_scores s
+     CROSS JOIN LATERAL ( SELECT p.chain_id,
+            p.guest_b AS other,
+            p.probability,
+            p.evidence
+           FROM public.duplicate_suggestions p
+          WHERE p.enterprise_id = s.enterprise_id AND p.chain_id = s.chain_id AND p.guest_a = s.guest_mews_id
+        UNION ALL
+         SELECT p.chain_id,
+            p.guest_a,
+            p.probability,
+            p.evidence
+           FROM public.duplicate_suggestions p
+          WHERE p.enterprise_id = s.enterprise_id AND p.chain_id = s.chain_id AND p.guest_b = s.guest_mews_id) d;
 grant select on table public.quality_guest_gaps to authenticated;
 grant select on table public.quality_guest_gaps to service_role;
 
@@ -3953,7 +4192,7 @@ AS $function$
       'discovered_at', c.discovered_at,
       'last_poll_at', (select max(r.finished_at) from public.sync_runs r
                         where r.connection_id = c.integration_id and r.job = 'poll_changes'
-                          and r.status in ('succeeded', 'partial')),
+                          and r.status = 'succeeded'),
       'lag_seconds', (select floor(extract(epoch from now() - min(k.high_water_utc)))
                         from public.sync_checkpoints k
                        where k.phase = 'poll' and k.scope_id = any (v.enterprise_ids || v.chain_ids)),
@@ -3994,6 +4233,144 @@ AS $function$
 $function$;
 grant execute on function public.connections_health(uuid) to authenticated;
 grant execute on function public.connections_health(uuid) to service_role;
+
+-- public.duplicate_decide(uuid,uuid,uuid,text,uuid,text)
+CREATE OR REPLACE FUNCTION public.duplicate_decide(p_chain_id uuid, p_guest_a uuid, p_guest_b uuid, p_decision text, p_survivor uuid DEFAULT NULL::uuid, p_note text DEFAULT NULL::text)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_a uuid := least(p_guest_a, p_guest_b);
+  v_b uuid := greatest(p_guest_a, p_guest_b);
+  v_previous public.duplicate_decisions;
+  v_row public.duplicate_decisions;
+begin
+  if not app.duplicate_may_decide(p_chain_id) then
+    raise exception 'only staff of the chain''s hotels may decide on its guests' using errcode = '42501';
+  end if;
+  if v_a is null or v_a = v_b then
+    raise exception 'a decision needs two different guests' using errcode = '22023';
+  end if;
+  if p_decision is null or p_decision not in ('same', 'different') then
+    raise exception 'p_decision must be ''same'' or ''different''' using errcode = '22023';
+  end if;
+  if p_survivor is not null and (p_decision <> 'same' or p_survivor not in (v_a, v_b)) then
+    raise exception 'the survivor must be one of the two guests of a pair decided the same person'
+      using errcode = '22023';
+  end if;
+  if char_length(p_note) > 1000 then
+    raise exception 'p_note holds at most 1000 characters' using errcode = '22023';
+  end if;
+  if (select count(*) from public.guests g where g.chain_id = p_chain_id and g.mews_id in (v_a, v_b)) < 2 then
+    raise exception 'both guests must be profiles of the chain' using errcode = '22023';
+  end if;
+  if p_survivor is not null and exists (
+      select 1 from public.guests g where g.chain_id = p_chain_id and g.mews_id in (v_a, v_b)
+        and (not g.is_active or g.merge_target_id is not null)) then
+    raise exception 'a profile deleted or merged in Mews cannot be merged' using errcode = '22023';
+  end if;
+  select * into v_previous from public.duplicate_decisions x
+   where x.chain_id = p_chain_id and x.guest_a = v_a and x.guest_b = v_b for update;
+  if found and v_previous.merge_status = 'merged' then
+    raise exception 'the pair was merged in Mews; the decision stands' using errcode = '55000';
+  end if;
+  insert into public.duplicate_decisions as x (chain_id, guest_a, guest_b, decision, survivor,
+    fingerprint_a, fingerprint_b, note, decided_by, decided_at, merge_status, merge_error,
+    merge_attempts, merge_updated_at)
+  values (p_chain_id, v_a, v_b, p_decision, p_survivor,
+    coalesce(app.guest_match_fingerprint(p_chain_id, v_a), ''),
+    coalesce(app.guest_match_fingerprint(p_chain_id, v_b), ''),
+    p_note, auth.uid(), clock_timestamp(), case when p_survivor is not null then 'pending' end,
+    null, 0, null)
+  on conflict (chain_id, guest_a, guest_b) do update
+    set decision = excluded.decision, survivor = excluded.survivor,
+        fingerprint_a = excluded.fingerprint_a, fingerprint_b = excluded.fingerprint_b,
+        note = excluded.note, decided_by = excluded.decided_by, decided_at = excluded.decided_at,
+        merge_status = excluded.merge_status, merge_error = null, merge_attempts = 0,
+        merge_updated_at = null
+  returning * into v_row;
+  insert into public.duplicate_decision_log (chain_id, guest_a, guest_b, event, survivor,
+    fingerprint_a, fingerprint_b, note, actor, at)
+  values (p_chain_id, v_a, v_b, p_decision, p_survivor, v_row.fingerprint_a, v_row.fingerprint_b,
+    p_note, auth.uid(), v_row.decided_at);
+  delete from public.guest_duplicates d
+   where d.chain_id = p_chain_id and d.guest_a = v_a and d.guest_b = v_b;
+  if p_survivor is not null then  -- the real-time worker pushes the chain (as after an edit)
+    perform pg_notify('guesthub_push', p_chain_id::text);
+  end if;
+  return jsonb_build_object(
+    'chain_id', v_row.chain_id, 'guest_a', v_row.guest_a, 'guest_b', v_row.guest_b,
+    'decision', v_row.decision, 'survivor', v_row.survivor, 'decided_by', v_row.decided_by,
+    'decided_at', v_row.decided_at, 'merge_status', v_row.merge_status,
+    'replaced', v_previous.decision);
+end
+$function$;
+grant execute on function public.duplicate_decide(uuid,uuid,uuid,text,uuid,text) to authenticated;
+grant execute on function public.duplicate_decide(uuid,uuid,uuid,text,uuid,text) to service_role;
+
+-- public.duplicate_merge_record(uuid,uuid,uuid,timestamp with time zone,text,text,uuid)
+CREATE OR REPLACE FUNCTION public.duplicate_merge_record(p_chain_id uuid, p_guest_a uuid, p_guest_b uuid, p_decided_at timestamp with time zone, p_status text, p_error text DEFAULT NULL::text, p_run_id uuid DEFAULT NULL::uuid)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_row public.duplicate_decisions;
+  v_source uuid;
+  v_target uuid;
+begin
+  if p_status is null or p_status not in ('merged', 'failed', 'pending') then
+    raise exception 'p_status must be merged, failed or pending' using errcode = '22023';
+  end if;
+  update public.duplicate_decisions x
+     set merge_status = p_status, merge_error = left(p_error, 2000),
+         merge_attempts = x.merge_attempts + 1, merge_updated_at = now()
+   where x.chain_id = p_chain_id and x.guest_a = p_guest_a and x.guest_b = p_guest_b
+     and x.decided_at = p_decided_at and x.merge_status = 'pending'
+  returning * into v_row;
+  v_target := v_row.survivor;
+  if v_target is null then  -- replaced meanwhile: the survivor of the decision that was pushed
+    select l.survivor into v_target from public.duplicate_decision_log l
+     where l.chain_id = p_chain_id and l.guest_a = p_guest_a and l.guest_b = p_guest_b
+       and l.at = p_decided_at and l.event = 'same'
+     order by l.id desc limit 1;
+  end if;
+  v_source := case when v_target = p_guest_a then p_guest_b else p_guest_a end;
+  insert into public.duplicate_decision_log (chain_id, guest_a, guest_b, event, survivor, detail, run_id)
+  values (p_chain_id, p_guest_a, p_guest_b,
+          case p_status when 'merged' then 'merged' when 'failed' then 'merge_failed' else 'merge_retry' end,
+          v_target, left(p_error, 2000), p_run_id);
+  if p_status = 'failed' then
+    insert into public.conflict_log (chain_id, guest_mews_id, field, local_value, mews_value,
+                                     resolution, detail, local_edited_at)
+    values (p_chain_id, v_source, 'merge', jsonb_build_object('merge_into', v_target), null,
+            'refused_by_mews', left(p_error, 2000), p_decided_at);
+  end if;
+  return jsonb_build_object('recorded', v_row.chain_id is not null, 'status', p_status);
+end
+$function$;
+grant execute on function public.duplicate_merge_record(uuid,uuid,uuid,timestamp with time zone,text,text,uuid) to service_role;
+
+-- public.duplicate_merges_pending(integer,jsonb)
+CREATE OR REPLACE FUNCTION public.duplicate_merges_pending(p_limit integer DEFAULT 100, p_chain_ids jsonb DEFAULT NULL::jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(jsonb_build_object(
+           'chain_id', x.chain_id, 'guest_a', x.guest_a, 'guest_b', x.guest_b,
+           'source', case when x.survivor = x.guest_a then x.guest_b else x.guest_a end,
+           'target', x.survivor, 'decided_at', x.decided_at, 'decided_by', x.decided_by,
+           'attempts', x.merge_attempts) order by x.decided_at), '[]'::jsonb)
+  from (select * from public.duplicate_decisions
+        where merge_status = 'pending'
+          and (p_chain_ids is null or chain_id = any (app.uuids(p_chain_ids)))
+        order by decided_at limit least(greatest(p_limit, 1), 1000)) x
+$function$;
+grant execute on function public.duplicate_merges_pending(integer,jsonb) to service_role;
 
 -- public.guest_conflicts_recent(integer)
 CREATE OR REPLACE FUNCTION public.guest_conflicts_recent(p_limit integer DEFAULT 20)
@@ -4528,22 +4905,19 @@ CREATE OR REPLACE FUNCTION public.quality_duplicate_suggestions(p_enterprise_id 
  STABLE
  SET search_path TO ''
 AS $function$
-  with ent as (
-    select e.chain_id, coalesce(s.threshold, 0.9) as threshold
-    from public.enterprises e
-    left join public.duplicate_settings s on s.enterprise_id = e.id
-    where e.id = p_enterprise_id),
-  chosen as (
-    select d.* from public.guest_duplicates d, ent
-    where d.chain_id = ent.chain_id and d.probability >= ent.threshold)
+  with chosen as (
+    select d.* from public.duplicate_suggestions d where d.enterprise_id = p_enterprise_id)
   select jsonb_build_object(
-    'threshold', (select threshold from ent),
+    'threshold', (select coalesce(s.threshold, 0.9::real) from public.enterprises e
+                  left join public.duplicate_settings s on s.enterprise_id = e.id
+                  where e.id = p_enterprise_id),
     'total', (select count(*) from chosen),
     'pairs', coalesce((
       select jsonb_agg(jsonb_build_object(
                'a', jsonb_build_object('guest', d.guest_a, 'name', concat_ws(' ', ga.first_name, ga.last_name), 'email', ga.email),
                'b', jsonb_build_object('guest', d.guest_b, 'name', concat_ws(' ', gb.first_name, gb.last_name), 'email', gb.email),
-               'probability', d.probability, 'weight', d.match_weight, 'evidence', d.evidence)
+               'chain_id', d.chain_id, 'probability', d.probability, 'weight', d.match_weight,
+               'evidence', d.evidence)
              order by d.probability desc, d.match_weight desc, d.guest_a, d.guest_b)
       from (select * from chosen order by probability desc, match_weight desc, guest_a, guest_b
             limit least(greatest(p_limit, 1), 500)) d
@@ -4552,6 +4926,30 @@ AS $function$
 $function$;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to authenticated;
 grant execute on function public.quality_duplicate_suggestions(uuid,integer) to service_role;
+
+-- public.quality_duplicates_held(uuid)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_held(p_chain_id uuid)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(jsonb_build_array(x.guest_a, x.guest_b) order by x.guest_a, x.guest_b),
+                  '[]'::jsonb)
+  from public.duplicate_decisions x
+  left join public.guests ga on ga.chain_id = x.chain_id and ga.mews_id = x.guest_a
+  left join public.guest_facts fa on fa.chain_id = x.chain_id and fa.guest_mews_id = x.guest_a
+  left join public.guests gb on gb.chain_id = x.chain_id and gb.mews_id = x.guest_b
+  left join public.guest_facts fb on fb.chain_id = x.chain_id and fb.guest_mews_id = x.guest_b
+  where x.chain_id = p_chain_id
+    and app.duplicate_decision_holds(
+          x.decision, x.fingerprint_a, x.fingerprint_b,
+          app.guest_match_fingerprint_of(ga.first_name, ga.last_name, ga.birth_date,
+                                         ga.has_ota_email, fa.email_normalized, fa.phone_e164),
+          app.guest_match_fingerprint_of(gb.first_name, gb.last_name, gb.birth_date,
+                                         gb.has_ota_email, fb.email_normalized, fb.phone_e164))
+$function$;
+grant execute on function public.quality_duplicates_held(uuid) to service_role;
 
 -- public.quality_duplicates_prune(uuid,timestamp with time zone)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_prune(p_chain_id uuid, p_before timestamp with time zone)
@@ -5068,14 +5466,17 @@ AS $function$
                  from public.quality_arrivals_at_risk(p_days, p_threshold) a
                  left join public.guests g on g.chain_id = (select chain_id from ent) and g.mews_id = a.guest_mews_id
                  where a.enterprise_id = p_enterprise_id),
-    'duplicates', (select count(*) from public.guest_duplicates d where d.chain_id = (select chain_id from ent)),
+    'duplicates', (select count(*) from public.duplicate_suggestions d where d.enterprise_id = p_enterprise_id),
+    'duplicate_threshold', (select coalesce(s.threshold, 0.9::real) from public.duplicate_settings s
+                            right join ent on s.enterprise_id = ent.id),
     'duplicate_pairs', (
       select coalesce(jsonb_agg(jsonb_build_object(
                'a', jsonb_build_object('guest', d.guest_a, 'name', concat_ws(' ', ga.first_name, ga.last_name), 'email', ga.email),
                'b', jsonb_build_object('guest', d.guest_b, 'name', concat_ws(' ', gb.first_name, gb.last_name), 'email', gb.email),
-               'evidence', d.evidence) order by d.found_at desc, d.guest_a, d.guest_b), '[]'::jsonb)
-      from (select * from public.guest_duplicates where chain_id = (select chain_id from ent)
-            order by found_at desc, guest_a, guest_b limit 10) d
+               'probability', d.probability, 'weight', d.match_weight, 'evidence', d.evidence)
+             order by d.probability desc, d.match_weight desc, d.guest_a, d.guest_b), '[]'::jsonb)
+      from (select * from public.duplicate_suggestions where enterprise_id = p_enterprise_id
+            order by probability desc, match_weight desc, guest_a, guest_b limit 10) d
       left join public.guests ga on ga.chain_id = d.chain_id and ga.mews_id = d.guest_a
       left join public.guests gb on gb.chain_id = d.chain_id and gb.mews_id = d.guest_b),
     'conflicts', (
@@ -5240,6 +5641,36 @@ $function$;
 grant execute on function public.quality_rescore_pass(uuid,integer) to authenticated;
 grant execute on function public.quality_rescore_pass(uuid,integer) to service_role;
 
+-- public.quality_rule_set_duplicate_threshold(uuid,double precision)
+CREATE OR REPLACE FUNCTION public.quality_rule_set_duplicate_threshold(p_rule_set_id uuid, p_threshold double precision)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SECURITY DEFINER
+ SET search_path TO ''
+AS $function$
+declare
+  v_enterprise uuid;
+  v_status text;
+begin
+  select enterprise_id, status into v_enterprise, v_status
+    from public.quality_rule_sets where id = p_rule_set_id;
+  if v_enterprise is null or not app.quality_may_admin(v_enterprise) then
+    raise exception 'only admins of the enterprise may set its duplicate threshold' using errcode = '42501';
+  end if;
+  if v_status <> 'draft' then
+    raise exception 'only a draft can be changed (this one is %)', v_status using errcode = '22023';
+  end if;
+  if p_threshold is not null and not (p_threshold >= 0.5 and p_threshold < 1) then
+    raise exception 'the duplicate threshold is at least 0.5 and below 1 (not %)', p_threshold
+      using errcode = '22023';
+  end if;
+  update public.quality_rule_sets set duplicate_threshold = p_threshold where id = p_rule_set_id;
+  return jsonb_build_object('rule_set_id', p_rule_set_id, 'duplicate_threshold', p_threshold);
+end
+$function$;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to authenticated;
+grant execute on function public.quality_rule_set_duplicate_threshold(uuid,double precision) to service_role;
+
 -- public.quality_rule_sets_list(uuid)
 CREATE OR REPLACE FUNCTION public.quality_rule_sets_list(p_enterprise_id uuid)
  RETURNS jsonb
@@ -5270,6 +5701,11 @@ AS $function$
   select jsonb_build_object(
            'id', s.id, 'enterprise_id', s.enterprise_id, 'version', s.version, 'status', s.status,
            'note', s.note, 'created_at', s.created_at, 'enabled_at', s.enabled_at,
+           'duplicate_threshold', case when s.status = 'enabled'
+                                       then coalesce((select d.threshold from public.duplicate_settings d
+                                                       where d.enterprise_id = s.enterprise_id),
+                                                     s.duplicate_threshold)
+                                       else s.duplicate_threshold end,
            'rules', coalesce((select jsonb_agg(jsonb_build_object('field', r.field, 'kind', r.kind,
                                                                   'params', r.params, 'severity', r.severity,
                                                                   'weight', r.weight) order by r.id)
@@ -5718,6 +6154,36 @@ AS $function$
   returning jsonb_build_object('id', id, 'started_at', started_at)
 $function$;
 grant execute on function public.run_start(text,uuid,uuid) to service_role;
+
+-- public.runs_purge(integer,integer)
+CREATE OR REPLACE FUNCTION public.runs_purge(p_retention_days integer, p_batch integer DEFAULT 10000)
+ RETURNS jsonb
+ LANGUAGE plpgsql
+ SET search_path TO ''
+AS $function$
+declare
+  v_deleted integer;
+begin
+  if p_retention_days is null or p_retention_days < 1 then
+    raise exception 'the retention is at least one day' using errcode = '22023';
+  end if;
+  with old as (
+    select r.id from public.sync_runs r
+     where r.status <> 'running'
+       and coalesce(r.finished_at, r.started_at) < now() - make_interval(days => p_retention_days)
+       and exists (select 1 from public.sync_runs n
+                    where n.job = r.job and n.started_at > r.started_at
+                      and n.scope_id is not distinct from r.scope_id
+                      and n.connection_id is not distinct from r.connection_id)
+     order by r.started_at limit least(greatest(p_batch, 1), 50000)
+     for update skip locked
+  )
+  delete from public.sync_runs s using old where s.id = old.id;
+  get diagnostics v_deleted = row_count;
+  return jsonb_build_object('purged', v_deleted);
+end
+$function$;
+grant execute on function public.runs_purge(integer,integer) to service_role;
 
 -- public.runs_reap(integer,text)
 CREATE OR REPLACE FUNCTION public.runs_reap(p_stale_seconds integer DEFAULT 90, p_by text DEFAULT NULL::text)

@@ -50,7 +50,8 @@ def purge(
         int | None, typer.Option("--days", min=1, help="Retention (default INBOX_RETENTION_DAYS).")
     ] = None,
 ) -> None:
-    """Delete processed and refused inbox rows older than the retention (the daily purge_inbox)."""
+    """Delete processed and refused inbox rows older than the retention, and finished runs older
+    than RUNS_RETENTION_DAYS (the daily purge_inbox)."""
     from shared.connections.runner import run_database_job
     from shared.sync.events import purge_inbox
     from shared.sync.runs import Run
@@ -59,13 +60,22 @@ def purge(
     retention = days or settings.inbox_retention_days
 
     async def purge(store: Store, run: Run) -> int:
-        return await purge_inbox(store, run, retention_days=retention)
+        return await purge_inbox(
+            store,
+            run,
+            retention_days=retention,
+            runs_retention_days=settings.runs_retention_days,
+        )
 
-    async def work(store: Store) -> int:
-        return (await run_database_job(store, "purge_inbox", purge)).counts.get("inbox_purged", 0)
+    async def work(store: Store) -> dict[str, int]:
+        return (await run_database_job(store, "purge_inbox", purge)).counts
 
-    purged = with_store(settings, work)
-    console.print(f"{purged} inbox row(s) older than {retention} days purged")
+    counts = with_store(settings, work)
+    console.print(
+        f"{counts.get('inbox_purged', 0)} inbox row(s) older than {retention} days purged,"
+        f" {counts.get('runs_purged', 0)} finished run(s) older than"
+        f" {settings.runs_retention_days} days"
+    )
 
 
 @app.command("process")

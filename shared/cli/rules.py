@@ -180,7 +180,9 @@ async def export_rules(store: Store, enterprise_id: str, version: int | None) ->
         "check: guesthub rules validate FILE; try: guesthub rules dry-run FILE;"
         " then: guesthub rules apply FILE and guesthub rules enable ID",
     ]
-    return rules_file.dump(RulesFile(enterprise_id, rules, data["note"]), header=header)
+    stored = data.get("duplicate_threshold")  # a real: 0.92 reads 0.9200000166893005
+    threshold = None if stored is None else round(float(stored), 6)
+    return rules_file.dump(RulesFile(enterprise_id, rules, data["note"], threshold), header=header)
 
 
 async def create_draft(store: Store, rules: RulesFile, note: str) -> dict[str, Any]:
@@ -194,6 +196,12 @@ async def create_draft(store: Store, rules: RulesFile, note: str) -> dict[str, A
             p_rule_set_id=draft["id"],
             p_rules=[entry_of(rule) for rule in rules.rules],
         )
+        if rules.duplicate_threshold is not None:
+            await store.call(
+                "quality_rule_set_duplicate_threshold",
+                p_rule_set_id=draft["id"],
+                p_threshold=rules.duplicate_threshold,
+            )
     except BaseException:
         await store.call("quality_discard_draft", p_rule_set_id=draft["id"])
         raise

@@ -87,7 +87,11 @@ def token_lines(tokens: list[dict[str, Any]], settings: Settings) -> list[str]:
     lines = []
     for index, token in enumerate(tokens, start=1):
         label = "configured token" if token.get("key") == mine else f"token {index}"
-        line = f"{label}: {token['used_last_30s']} of {limit} requests in the last 30 s"
+        lowered = token.get("adapted_limit")
+        line = f"{label}: {token['used_last_30s']} of {min(limit, lowered or limit)} requests"
+        line += " in the last 30 s"
+        if lowered is not None and lowered < limit:
+            line += f" (lowered from {limit} by Mews' 429s since {_when(token['adapted_at'])})"
         if token.get("paused_until"):
             line += f", paused until {_when(token['paused_until'])} (429)"
         if token.get("unauthorized_since"):

@@ -93,6 +93,8 @@ async def open_store(settings: Settings) -> Store:
     await probe(url)
     return Store(
         await PsycopgTransport.connect(
-            url, statement_timeout_seconds=settings.database_statement_timeout_seconds
+            url,
+            statement_timeout_seconds=settings.database_statement_timeout_seconds,
+            reconnect_seconds=settings.database_reconnect_seconds,
         )
     )

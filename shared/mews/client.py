@@ -400,6 +400,16 @@ class MewsClient:
         _put(body, "ChainId", chain_id)
         return await self.call("accounts/update", body) or {}
 
+    async def merge_accounts(self, merges: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
+        """``accounts/merge`` (docs/MEWS.md#account-merge): at most 10
+        ``AccountMergeParameters`` of ``{SourceAccountIds (≤ 1000), TargetAccountId,
+        AccountType}``; the target survives with its id. The answer is ``{}``."""
+        _check_max("AccountMergeParameters", merges, 10)
+        for merge in merges:
+            _check_max("SourceAccountIds", merge["SourceAccountIds"], 1000)
+        body = {"AccountMergeParameters": [dict(merge) for merge in merges]}
+        return await self.call("accounts/merge", body) or {}
+
     def addresses(
         self,
         *,

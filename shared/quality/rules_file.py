@@ -3,6 +3,7 @@
     # what this file is (comments are free)
     enterprise: 6f1a3b5e-0000-4000-8000-0000000e0001
     note: stricter phones            # optional: the note of the draft it becomes
+    duplicates: {threshold: 0.92}    # optional: the duplicate threshold it sets when enabled
     rules:
       - field: phone
         kind: required
@@ -35,7 +36,10 @@ import yaml
 from shared.quality.cost import measure, set_problem
 from shared.quality.rules import Rule, rule_problem
 
-TOP_KEYS = ("enterprise", "note", "rules")
+TOP_KEYS = ("enterprise", "note", "duplicates", "rules")
+DUPLICATES_KEYS = ("threshold",)
+# the bounds public.quality_rule_set_duplicate_threshold and public.duplicate_settings hold
+THRESHOLD_MIN, THRESHOLD_BELOW = 0.5, 1.0
 ENTRY_KEYS = ("field", "kind", "params", "severity", "weight")
 REQUIRED_ENTRY_KEYS = ("field", "kind", "weight")
 SEVERITIES: tuple[str, ...] = get_args(Rule.model_fields["severity"].annotation)
@@ -57,6 +61,7 @@ class RulesFile:
     enterprise_id: str
     rules: tuple[Rule, ...]
     note: str | None = None
+    duplicate_threshold: float | None = None  # set as the enterprise's when the set is enabled
 
 
 def _text_or_unknown(value: Any) -> str:
@@ -218,6 +223,27 @@ def _read_enterprise(reader: _Reader, node: yaml.Node) -> str:
         return ""
 
 
+def _read_duplicates(reader: _Reader, node: yaml.Node) -> float | None:
+    keys = reader.mapping(node, "duplicates: ", DUPLICATES_KEYS)
+    if keys is None:
+        reader.refuse(node, "duplicates must be a mapping (threshold)")
+        return None
+    if "threshold" not in keys:
+        reader.refuse(node, "duplicates: key threshold is required")
+        return None
+    value_node = keys["threshold"][1]
+    value = reader.value(value_node)
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    if not number or not THRESHOLD_MIN <= value < THRESHOLD_BELOW:
+        reader.refuse(
+            value_node,
+            f"duplicates: threshold is a probability at least {THRESHOLD_MIN:g} and below"
+            f" {THRESHOLD_BELOW:g}, not {value!r}",
+        )
+        return None
+    return float(value)
+
+
 def _read(reader: _Reader) -> RulesFile | None:
     root = reader.root()
     if root is None:
@@ -226,7 +252,7 @@ def _read(reader: _Reader) -> RulesFile | None:
         return None
     top = reader.mapping(root, "top level: ", TOP_KEYS)
     if top is None:
-        reader.refuse(root, "a rules file is a mapping of enterprise, note, rules")
+        reader.refuse(root, "a rules file is a mapping of enterprise, note, duplicates, rules")
         return None
     for key in ("enterprise", "rules"):
         if key not in top:
@@ -240,7 +266,8 @@ def _read(reader: _Reader) -> RulesFile | None:
     note = reader.value(top["note"][1]) if "note" in top else None
     if note is not None and not isinstance(note, str):
         reader.refuse(top["note"][1], "note must be a text")
-    return RulesFile(enterprise, tuple(rules), note if isinstance(note, str) else None)
+    threshold = _read_duplicates(reader, top["duplicates"][1]) if "duplicates" in top else None
+    return RulesFile(enterprise, tuple(rules), note if isinstance(note, str) else None, threshold)
 
 
 def _read_safely(text: str, source: str) -> tuple[RulesFile | None, list[str]]:
@@ -311,6 +338,8 @@ def dump(rules_file: RulesFile, *, header: list[str] | None = None) -> str:
     document: dict[str, Any] = {"enterprise": rules_file.enterprise_id}
     if rules_file.note is not None:
         document["note"] = rules_file.note
+    if rules_file.duplicate_threshold is not None:
+        document["duplicates"] = _Flow(threshold=round(rules_file.duplicate_threshold, 6))
     document["rules"] = entries
     body = yaml.dump(
         document,

@@ -52,7 +52,14 @@ from shared.simulator.outbox import (
 from shared.simulator.queries import READS, ReadSpec, RequestError, run_read
 from shared.simulator.stats import Stats
 from shared.simulator.tenants import Tenant, select
-from shared.simulator.writes import Clock, add_customer, mutate, update_accounts, update_customer
+from shared.simulator.writes import (
+    Clock,
+    add_customer,
+    merge_accounts,
+    mutate,
+    update_accounts,
+    update_customer,
+)
 
 __all__ = [
     "DEMO_NET_ACCESS_TOKEN",
@@ -66,7 +73,7 @@ __all__ = [
 ]
 
 PREFIX = "/api/connector/v1/"
-WRITES = ("customers/add", "customers/update", "accounts/update")
+WRITES = ("customers/add", "customers/update", "accounts/update", "accounts/merge")
 MUTATION_COUNTS = (
     "customers_added",
     "customers_updated",
@@ -227,6 +234,10 @@ class SimulatorApp:
                 "PaymentCardStorage": None,
                 "IsIdentityDocumentNumberRequired": True,
             }
+        if operation == "accounts/merge":  # names no chain (docs/MEWS.md#account-merge)
+            merged = merge_accounts(data, body, self.clock)
+            self._queue_webhook(tenant, customer_events(list(dict.fromkeys(merged))))
+            return {}
         tenant.check_write(body)
         if operation == "customers/add":
             customer, created = add_customer(data, body, self.clock, tenant.new_id)

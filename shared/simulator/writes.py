@@ -1,5 +1,5 @@
-"""The write side of the simulator: customers/add, customers/update, accounts/update, and the
-admin mutations that stand in for hotel staff working in Mews."""
+"""The write side of the simulator: customers/add, customers/update, accounts/update,
+accounts/merge, and the admin mutations that stand in for hotel staff working in Mews."""
 
 from __future__ import annotations
 
@@ -216,6 +216,43 @@ def update_accounts(data: SimData, body: dict[str, Any], clock: Clock) -> dict[s
             }
         )
     return {"Accounts": accounts}
+
+
+def merge_accounts(data: SimData, body: dict[str, Any], clock: Clock) -> list[str]:
+    """``accounts/merge`` (docs/MEWS.md#account-merge): each of at most 10
+    ``AccountMergeParameters`` folds its ``SourceAccountIds`` (at most 1000) into
+    ``TargetAccountId``, which keeps its id. A merged-away customer is inactive and carries the
+    target in ``MergeTargetId`` (as the seeded merges). The request is checked whole before
+    anything is merged; the ids merged away and their targets are returned (their events)."""
+    data.version += 1
+    merges = body.get("AccountMergeParameters")
+    if not isinstance(merges, list) or not merges:
+        raise RequestError(400, "Invalid AccountMergeParameters.")
+    if len(merges) > 10:
+        raise RequestError(400, "Invalid AccountMergeParameters: at most 10 items are allowed.")
+    planned: list[tuple[dict[str, Any], dict[str, Any]]] = []
+    for merge in merges:
+        if not isinstance(merge, dict) or merge.get("AccountType") not in ("Customer", "Company"):
+            raise RequestError(400, "Invalid AccountType.")
+        if merge["AccountType"] != "Customer":
+            raise RequestError(400, "Invalid AccountType: only customers are simulated.")
+        sources = merge.get("SourceAccountIds")
+        if not isinstance(sources, list) or not sources or len(sources) > 1000:
+            raise RequestError(400, "Invalid SourceAccountIds.")
+        target_id = merge.get("TargetAccountId")
+        target = data.customers.get(target_id) if isinstance(target_id, str) else None
+        if target is None or not target["IsActive"] or target["MergeTargetId"]:
+            raise RequestError(400, "Invalid TargetAccountId.")
+        for source_id in sources:
+            source = data.customers.get(source_id) if isinstance(source_id, str) else None
+            if source is None or source is target or not source["IsActive"]:
+                raise RequestError(400, "Invalid SourceAccountIds.")
+            planned.append((source, target))
+    for source, target in planned:
+        source.update(IsActive=False, ActivityState="Deleted", MergeTargetId=target["Id"])
+        _touch(source, clock)
+        data.deleted_utc[source["Id"]] = source["UpdatedUtc"]
+    return [c["Id"] for pair in planned for c in pair]
 
 
 def _touch(customer: dict[str, Any], clock: Clock, profile: str = INTEGRATION_PROFILE_ID) -> None:

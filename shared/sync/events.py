@@ -163,17 +163,30 @@ async def purge_inbox(
     run: Run,
     *,
     retention_days: int,
+    runs_retention_days: int | None = None,
     batch: int = 10_000,
     time_budget_seconds: float = 240.0,
 ) -> int:
-    """Delete processed and refused inbox rows older than ``retention_days``, batch by batch
-    (each call short), until none is left or the time budget is spent. Returns how many."""
+    """Delete processed and refused inbox rows older than ``retention_days`` and, when
+    ``runs_retention_days`` is given, finished runs older than that (the newest run of each job,
+    scope and connection is kept: the health views read it), batch by batch (each call short),
+    until none is left or the time budget is spent. Returns how many inbox rows."""
     deadline = time.monotonic() + time_budget_seconds
+    purged = await _purge_batches(store, "inbox_purge", retention_days, batch, deadline)
+    run.count(inbox_purged=purged)
+    if runs_retention_days is not None:
+        runs = await _purge_batches(store, "runs_purge", runs_retention_days, batch, deadline)
+        run.count(runs_purged=runs)
+    return purged
+
+
+async def _purge_batches(
+    store: Store, fn: str, retention_days: int, batch: int, deadline: float
+) -> int:
     purged = 0
     while time.monotonic() < deadline:
-        result = await store.call("inbox_purge", p_retention_days=retention_days, p_batch=batch)
+        result = await store.call(fn, p_retention_days=retention_days, p_batch=batch)
         purged += int(result["purged"])
         if result["purged"] < batch:
             break
-    run.count(inbox_purged=purged)
     return purged

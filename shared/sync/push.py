@@ -12,6 +12,15 @@ resubmit, a few times, then the edit stays pending with the error. A refusal (40
 duplicate e-mail) is recorded on the row for staff, never retried. What Mews then holds is read
 back in one request per batch and mirrored before the outcomes are recorded; the webhook that
 follows (our echo) then finds nothing new.
+
+Merges decided by staff (a pair marked the same person with a survivor,
+``public.duplicate_decide``) go out after the edits, in the same run, lease and token budget:
+both profiles are read, ``accounts/merge`` folds the other into the survivor (up to 10 merges a
+request; one Mews refuses costs only itself), a 409 is re-read and resubmitted like an edit's,
+and both profiles are read back and mirrored (the merged-away one then carries
+``MergeTargetId`` and is inactive). Each outcome is recorded on the decision and in its log
+(``duplicate_merge_record``); a failure (refused, or a profile gone or merged elsewhere) is
+also a conflict-log row for staff. Nothing is merged without a person's decision.
 """
 
 from __future__ import annotations
@@ -21,6 +30,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from shared.db.store import Store
@@ -28,6 +38,7 @@ from shared.logs import get_logger
 from shared.mews.client import MewsClient, Page
 from shared.mews.errors import MewsBadRequestError, MewsBusinessRuleError, MewsConflictError
 from shared.mews.models import Customer
+from shared.sync.bisect import isolate
 from shared.sync.engine import SyncEngine
 from shared.sync.entities import pushed
 from shared.sync.merge import FieldConflict, MergeResult, merge
@@ -264,6 +275,7 @@ async def push_changes(
             break
         tried.update((str(g["mews_id"]), str(g["edited_at"])) for g in fresh)
         await push_batch(store, engine, run, fresh, concurrency=concurrency, progress=progress)
+    await push_merges(store, engine, run, chain_ids=chain_ids, deadline=deadline)
     left = await store.call("push_pending", p_limit=1000, **chains)
     if left:
         run.count(push_still_pending=len(left))
@@ -377,3 +389,198 @@ def refusal_row(changes: dict[str, Any], error: str | None) -> dict[str, Any]:
         "detail": error,
         "mews_updated_utc": None,
     }
+
+
+# -- merges decided by staff (accounts/merge, docs/MEWS.md#account-merge) ----------------------
+
+MERGES_PER_REQUEST = 10  # AccountMergeParameters a request (docs/MEWS.md#item-caps)
+TARGET_GONE = "the surviving profile no longer exists in Mews"
+TARGET_MERGED = "the surviving profile was deleted or merged into another in Mews"
+SOURCE_GONE = "the profile to merge away no longer exists in Mews"
+MERGE_COUNTS = {"merged": "merged", "failed": "merges_failed", "pending": "merges_kept_pending"}
+SOURCE_MERGED = "the profile to merge away was deleted or merged into another in Mews"
+
+
+@dataclass(frozen=True)
+class MergeRequest:
+    """One staff decision to carry out: fold ``source`` into ``target`` (the survivor)."""
+
+    chain_id: str
+    guest_a: str
+    guest_b: str
+    source: str
+    target: str
+    decided_at: str
+
+    @classmethod
+    def from_row(cls, row: Mapping[str, Any]) -> MergeRequest:
+        return cls(
+            str(row["chain_id"]),
+            str(row["guest_a"]),
+            str(row["guest_b"]),
+            str(row["source"]),
+            str(row["target"]),
+            str(row["decided_at"]),
+        )
+
+    def parameters(self) -> dict[str, Any]:
+        """The documented ``AccountMergeParameters`` item, exactly."""
+        return {
+            "SourceAccountIds": [self.source],
+            "TargetAccountId": self.target,
+            "AccountType": "Customer",
+        }
+
+
+@dataclass
+class MergeOutcome:
+    status: str  # merged | failed | pending
+    error: str | None = None
+    attempts: int = 0
+
+
+def merge_check(asked: MergeRequest, known: Mapping[str, Customer]) -> MergeOutcome | None:
+    """What Mews now holds says the merge is done or impossible; None: send it."""
+    source, target = known.get(asked.source), known.get(asked.target)
+    if target is None:
+        return MergeOutcome("failed", TARGET_GONE)
+    if not target.is_active or target.merge_target_id:
+        return MergeOutcome("failed", TARGET_MERGED)
+    if source is None:
+        return MergeOutcome("failed", SOURCE_GONE)
+    if source.merge_target_id == asked.target:
+        return MergeOutcome("merged")  # done (by us before a 409, or by someone in Mews)
+    if not source.is_active or source.merge_target_id:
+        return MergeOutcome("failed", SOURCE_MERGED)
+    return None
+
+
+def _refused(exc: BaseException) -> bool:
+    return isinstance(exc, MewsBadRequestError | MewsBusinessRuleError)
+
+
+async def merge_chain(
+    client: MewsClient, chain_id: str, merges: list[MergeRequest]
+) -> dict[MergeRequest, MergeOutcome]:
+    """Carry out a chain's merges (no database access): read both profiles of each, send the
+    ones still to do, ``MERGES_PER_REQUEST`` a request; a request Mews refuses (400/403) is split
+    until each refused merge is alone. After a 409 the merges of that request are read again
+    and resubmitted, ``MAX_ATTEMPTS`` times in all; then they stay pending with the error."""
+    outcomes: dict[MergeRequest, MergeOutcome] = {}
+    todo = list(merges)
+    conflict: MewsConflictError | None = None
+    for attempt in range(1, MAX_ATTEMPTS + 1):
+        ids = sorted({i for m in todo for i in (m.source, m.target)})
+        known = (await read_customers(client, chain_id, ids))[0]
+        ready = []
+        for asked in todo:
+            settled = merge_check(asked, known)
+            if settled is None:
+                ready.append(asked)
+            else:
+                settled.attempts = attempt
+                outcomes[asked] = settled
+        again: list[MergeRequest] = []
+        for group in _merge_groups(ready):
+            try:
+                sent = await isolate(group, partial(_send_merges, client), _refused)
+            except MewsConflictError as exc:
+                conflict = exc
+                log.info(
+                    "merge conflict, reading again", attempt=attempt, request_id=exc.request_id
+                )
+                again += group
+                continue
+            for asked in sent.accepted:
+                outcomes[asked] = MergeOutcome("merged", attempts=attempt)
+            for asked, refusal in sent.refused:
+                message = getattr(refusal, "message", None) or str(refusal)
+                outcomes[asked] = MergeOutcome(
+                    "failed", f"Mews refused the merge: {message}", attempt
+                )
+        todo = again
+        if not todo:
+            return outcomes
+    message = conflict.message if conflict is not None else "conflict"
+    for asked in todo:
+        outcomes[asked] = MergeOutcome(
+            "pending",
+            f"Mews reported a conflict {MAX_ATTEMPTS} times (409: {message}); will try again",
+            MAX_ATTEMPTS,
+        )
+    return outcomes
+
+
+async def _send_merges(client: MewsClient, merges: list[MergeRequest]) -> dict[str, Any]:
+    return await client.merge_accounts([m.parameters() for m in merges])
+
+
+def _merge_groups(merges: list[MergeRequest]) -> list[list[MergeRequest]]:
+    """Requests of at most ``MERGES_PER_REQUEST``; a profile is in one merge of a request at most
+    (a survivor merged away in the same request would be undefined): the rest go in later ones."""
+    groups: list[list[MergeRequest]] = []
+    for asked in merges:
+        for group in groups:
+            busy = {i for m in group for i in (m.source, m.target)}
+            if len(group) < MERGES_PER_REQUEST and not busy & {asked.source, asked.target}:
+                group.append(asked)
+                break
+        else:
+            groups.append([asked])
+    return groups
+
+
+async def push_merges(
+    store: Store,
+    engine: SyncEngine,
+    run: Run,
+    *,
+    chain_ids: list[str] | None = None,
+    limit: int = 100,
+    deadline: float | None = None,
+) -> None:
+    """Carry out the merges staff decided (of ``chain_ids``; None: every chain), ``limit`` a
+    batch until none is left or the deadline passes; mirror both profiles of each from Mews;
+    record each outcome. A merge still pending at the end makes the run ``partial``."""
+    chains = {} if chain_ids is None else {"p_chain_ids": chain_ids}
+    tried: set[MergeRequest] = set()
+    while deadline is None or time.monotonic() < deadline:
+        rows = await store.call("duplicate_merges_pending", p_limit=limit, **chains)
+        fresh = [m for m in map(MergeRequest.from_row, rows) if m not in tried]
+        if not fresh:
+            break
+        tried.update(fresh)
+        by_chain: dict[str, list[MergeRequest]] = {}
+        for asked in fresh:
+            by_chain.setdefault(asked.chain_id, []).append(asked)
+        for chain_id, merges in by_chain.items():
+            outcomes = await merge_chain(engine.client, chain_id, merges)
+            ids = sorted({i for m in merges for i in (m.source, m.target)})
+            for page in (await read_customers(engine.client, chain_id, ids))[1]:
+                await engine.ingest(pushed(), page, run)
+            for asked, outcome in outcomes.items():
+                await _record_merge(store, run, asked, outcome)
+    left = await store.call("duplicate_merges_pending", p_limit=1000, **chains)
+    if left:
+        run.count(merges_still_pending=len(left))
+        run.degrade(
+            "partial",
+            f"{len(left)} merge(s) decided by staff still pending; the next push retries them",
+            kind="merges",
+        )
+
+
+async def _record_merge(store: Store, run: Run, asked: MergeRequest, outcome: MergeOutcome) -> None:
+    if outcome.attempts > 1:
+        run.count(merges_resubmitted=outcome.attempts - 1)
+    run.count(**{MERGE_COUNTS[outcome.status]: 1})
+    await store.call(
+        "duplicate_merge_record",
+        p_chain_id=asked.chain_id,
+        p_guest_a=asked.guest_a,
+        p_guest_b=asked.guest_b,
+        p_decided_at=asked.decided_at,
+        p_status=outcome.status,
+        p_error=outcome.error,
+        p_run_id=run.id,
+    )

@@ -65,11 +65,20 @@ def statuses(database_url: str) -> list[str]:
 
 
 def stricter(exported: str) -> str:
-    """The exported file with phones worth more."""
+    """The exported file with phones worth more, and a duplicate threshold of its own."""
     return exported.replace(
         "  - field: phone\n    kind: required\n    severity: warning\n    weight: 15",
         "  - field: phone\n    kind: required\n    severity: warning\n    weight: 40",
-    )
+    ).replace("\nrules:\n", "\nduplicates: {threshold: 0.93}\nrules:\n")
+
+
+def duplicate_threshold(database_url: str) -> float | None:
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select threshold from public.duplicate_settings where enterprise_id = %s",
+            (ENTERPRISE_ID,),
+        ).fetchone()
+    return None if row is None else round(row[0], 6)
 
 
 def round_trip(tmp_path: Path, env: dict[str, str | None], database_url: str) -> None:
@@ -78,7 +87,9 @@ def round_trip(tmp_path: Path, env: dict[str, str | None], database_url: str) ->
     exported = invoke(["export", "--enterprise", ENTERPRISE_ID, "-o", str(path)], env)
     assert exported.exit_code == 0, exported.output
     assert load(path.read_text()).rules == tuple(DEFAULT_RULES)
+    assert load(path.read_text()).duplicate_threshold is None
     path.write_text(stricter(path.read_text()))
+    assert load(path.read_text()).duplicate_threshold == 0.93
     assert invoke(["validate", str(path)], env).exit_code == 0
 
     dry = invoke(["dry-run", str(path)], env)
@@ -90,6 +101,7 @@ def round_trip(tmp_path: Path, env: dict[str, str | None], database_url: str) ->
     assert applied.exit_code == 0, applied.output
     draft = applied.stdout.strip().splitlines()[-1]
     assert statuses(database_url) == ["enabled", "draft"]
+    assert duplicate_threshold(database_url) is None  # a draft's threshold waits for enable
 
     enabled = invoke(["enable", draft], env)
     assert enabled.exit_code == 0, enabled.output
@@ -98,6 +110,8 @@ def round_trip(tmp_path: Path, env: dict[str, str | None], database_url: str) ->
 
     again = invoke(["export", "--enterprise", ENTERPRISE_ID], env)
     assert load(again.stdout).rules == load(path.read_text()).rules
+    assert duplicate_threshold(database_url) == 0.93
+    assert load(again.stdout).duplicate_threshold == 0.93
     history = invoke(["history", "--enterprise", ENTERPRISE_ID], env)
     assert history.exit_code == 0, history.output
     assert "retired" in history.output

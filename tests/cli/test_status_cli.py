@@ -101,6 +101,22 @@ def test_the_configured_token_is_named_and_its_refusal_shown(seeded: str) -> Non
     assert "configured token: 0 of 190 requests in the last 30 s, REFUSED (401)" in result.stdout
 
 
+def test_a_limit_lowered_by_mews_429s_is_shown(seeded: str) -> None:
+    key = token_key(TOKEN)
+    with psycopg.connect(seeded, autocommit=True) as conn:
+        for _ in range(3):
+            conn.execute("select public.rate_limit_acquire(%s, 190, 30000)", (key,))
+        conn.execute("select public.rate_limit_refused(%s, 1, 190, 30000)", (key,))
+        (lowered,) = conn.execute(
+            "select adapted_limit from public.rate_limit_state where key = %s", (key,)
+        ).fetchone() or (None,)
+    assert lowered is not None
+    assert lowered < 190
+    result = invoke(["--enterprise", ENTERPRISE_ID], service_env(seeded))
+    assert f"configured token: 3 of {lowered} requests in the last 30 s" in result.stdout
+    assert "(lowered from 190 by Mews' 429s since" in result.stdout
+
+
 @pytest.fixture
 def supabase(seeded: str) -> Iterator[str]:
     with serve_in_thread(postgrest_double.create_app(seeded)) as server:

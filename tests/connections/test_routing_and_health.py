@@ -145,6 +145,33 @@ def test_health_per_connection(conn: psycopg.Connection) -> None:
     assert "Invalid AccessToken" in health[beta]["unauthorized_error"]  # the service sees why
 
 
+def test_last_poll_at_is_the_last_poll_that_polled_everything(conn: psycopg.Connection) -> None:
+    alpha = connect(conn, "alpha", ENTERPRISE_ID, CHAIN_ID)
+
+    def poll(status: str, ago: str) -> None:
+        conn.execute(
+            "insert into public.sync_runs (job, connection_id, status, started_at, finished_at)"
+            " values ('poll_changes', %s, %s, now() - %s::interval, now() - %s::interval)",
+            (alpha, status, ago, ago),
+        )
+
+    def last_poll_at() -> Any:
+        (health,) = scalar(conn, "select public.connections_health(%s)", (alpha,))
+        return health["last_poll_at"]
+
+    poll("partial", "1 minute")
+    assert last_poll_at() is None  # a partial poll left work: not a poll of everything
+    poll("succeeded", "10 minutes")
+    poll("partial", "2 minutes")
+    succeeded = scalar(
+        conn,
+        "select to_jsonb(finished_at) from public.sync_runs where connection_id = %s"
+        " and status = 'succeeded'",
+        (alpha,),
+    )
+    assert last_poll_at() == succeeded
+
+
 def test_staff_read_their_connection_health_only_and_never_a_token(
     conn: psycopg.Connection,
 ) -> None:

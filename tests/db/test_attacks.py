@@ -385,3 +385,94 @@ def test_a_huge_allowed_values_list_is_refused_before_it_can_slow_a_dry_run(
     """500 values × 100 KB took a dry run 35 s for one guest; it is now refused at the door."""
     message = rule_error(conn, "title", "allowed_values", {"values": ["v" * 100_000] * 500})
     assert message.startswith("allowed_values rule on title: parameter values must be a list")
+
+
+# --- duplicate decisions: staff of one hotel decide on its chain's pairs only
+
+
+def test_a_login_of_another_hotel_cannot_decide_on_or_merge_a_chains_guests(
+    conn: psycopg.Connection,
+) -> None:
+    """Staff and admins of hotel B (another chain) try what PostgREST would let them try on the
+    pairs of hotel A: the function, the tables directly, the push's functions, forged claims."""
+    a, b = sorted(
+        str(g)
+        for (g,) in conn.execute(
+            "select mews_id from public.guests where chain_id = %s limit 2", (CHAIN_ID,)
+        ).fetchall()
+    )
+    owner_decision = scalar(
+        conn,
+        "select public.duplicate_decide(%s, %s, %s, 'same', %s)",
+        (CHAIN_ID, a, b, a),
+    )
+    assert owner_decision["merge_status"] == "pending"
+    decide = "select public.duplicate_decide(%s, %s, %s, %s, %s)"
+    for role in ("staff", "admin"):
+        outsider = add_user(conn, enterprise_id=OTHER_ENTERPRISE_ID, role=role)
+        for sql, params in (
+            (decide, (CHAIN_ID, a, b, "different", None)),
+            (decide, (CHAIN_ID, a, b, "same", b)),
+            (
+                "insert into public.duplicate_decisions (chain_id, guest_a, guest_b, decision,"
+                " fingerprint_a, fingerprint_b) values (%s, %s, %s, 'different', '', '')",
+                (CHAIN_ID, a, b),
+            ),
+            ("update public.duplicate_decisions set merge_status = 'merged'", None),
+            ("delete from public.duplicate_decisions", None),
+            (
+                "insert into public.duplicate_decision_log (chain_id, guest_a, guest_b, event)"
+                " values (%s, %s, %s, 'merged')",
+                (CHAIN_ID, a, b),
+            ),
+            ("select public.duplicate_merges_pending()", None),
+            (
+                "select public.duplicate_merge_record(%s, %s, %s, now(), 'merged')",
+                (CHAIN_ID, a, b),
+            ),
+        ):
+            with pytest.raises(Denied), as_role(conn, "authenticated", outsider):
+                conn.execute(sql, params)
+        with as_role(conn, "authenticated", outsider):
+            seen = [
+                scalar(conn, f"select count(*) from public.{table}")
+                for table in ("duplicate_decisions", "duplicate_decision_log")
+            ]
+            suggestions = scalar(
+                conn,
+                "select count(*) from public.duplicate_suggestions where chain_id = %s",
+                (CHAIN_ID,),
+            )
+        assert (seen, suggestions) == ([0, 0], 0)
+    for claims in ({}, {"role": "service_role"}):  # no user, or a forged service claim
+        with pytest.raises(Denied), as_role(conn, "authenticated", claims=claims):
+            conn.execute(decide, (CHAIN_ID, a, b, "different", None))
+    # the decision and its merge are as the hotel's staff left them
+    state = conn.execute(
+        "select decision, survivor::text, merge_status from public.duplicate_decisions"
+    ).fetchall()
+    assert state == [("same", a, "pending")]
+
+
+def test_staff_decide_through_the_function_only(conn: psycopg.Connection) -> None:
+    """Even for their own chain, staff cannot mark a merge done or rewrite the history."""
+    staff = add_user(conn, enterprise_id=ENTERPRISE_ID)
+    a, b = sorted(
+        str(g)
+        for (g,) in conn.execute(
+            "select mews_id from public.guests where chain_id = %s limit 2", (CHAIN_ID,)
+        ).fetchall()
+    )
+    with as_role(conn, "authenticated", staff):
+        decided = scalar(
+            conn, "select public.duplicate_decide(%s, %s, %s, 'same', %s)", (CHAIN_ID, a, b, b)
+        )
+        assert decided["decided_by"] == staff
+    for sql in (
+        "update public.duplicate_decisions set merge_status = 'merged'",
+        "update public.duplicate_decisions set decided_by = null",
+        "delete from public.duplicate_decision_log",
+        "update public.duplicate_decision_log set actor = null",
+    ):
+        with pytest.raises(Denied), as_role(conn, "authenticated", staff):
+            conn.execute(sql)

@@ -13,8 +13,10 @@ from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import PoolClosed, PoolTimeout
 
 from shared.cli.errors import ExitCode, explain
+from shared.db.connect import open_store
 from shared.db.reconnect import connection_lost, safe_to_repeat
 from shared.db.store import ConnectionLostError, PsycopgTransport, Store, StoreError
+from shared.settings import load_settings
 from tests.support.backends import terminated_in
 from tests.support.rows import CHAIN_ID, guest_row
 
@@ -59,8 +61,8 @@ def test_only_calls_harmless_to_run_twice_are_repeated(
 
 @pytest.fixture
 async def quick_store(database_url: str) -> AsyncIterator[Store]:
-    """A store that tries a lost connection again for 1 s only."""
-    store = Store(await PsycopgTransport.connect(database_url, max_size=4, reconnect_seconds=1))
+    """A store that tries a lost connection again for 1 s only (DATABASE_RECONNECT_SECONDS)."""
+    store = await open_store(load_settings(database_url=database_url, database_reconnect_seconds=1))
     try:
         yield store
     finally:

@@ -667,9 +667,12 @@ def test_push_sends_staff_edits_and_logs_conflicts(env: str, simulator: Simulato
     json.dumps(summary)
 
 
-def test_purge_inbox_deletes_processed_rows_past_the_retention(database_url: str) -> None:
-    """The daily purge keeps what is young, pending or dead, and records a run."""
-    runtime.reset(database_url=database_url, inbox_retention_days=7)
+def test_purge_inbox_deletes_processed_rows_and_finished_runs_past_the_retention(
+    database_url: str,
+) -> None:
+    """The daily purge keeps what is young, pending or dead, and the newest run of each job,
+    and records a run."""
+    runtime.reset(database_url=database_url, inbox_retention_days=7, runs_retention_days=10)
     try:
         for status, days in (
             ("done", 8),
@@ -684,16 +687,53 @@ def test_purge_inbox_deletes_processed_rows_past_the_retention(database_url: str
                 f" processed_at) values ('general_webhook', '{status}{days}', 'h', '{status}',"
                 f" now() - interval '{days} days', now() - interval '{days} days') returning id",
             )
+        for job, status, days in (
+            ("poll_changes", "succeeded", 40),  # purged: a newer poll_changes run exists
+            ("poll_changes", "partial", 11),  # purged
+            ("poll_changes", "succeeded", 9),  # young
+            ("push_changes", "failed", 40),  # the newest of its job: kept
+            ("backfill", "running", 40),  # not finished: kept (the reaper's)
+        ):
+            rows(
+                database_url,
+                "insert into public.sync_runs (job, status, started_at, finished_at) values"
+                f" ('{job}', '{status}', now() - interval '{days} days',"
+                f" case when '{status}' <> 'running' then now() - interval '{days} days' end)"
+                " returning id",
+            )
+        # the newest of a job whose runs are all old, in another scope than a newer one
+        rows(
+            database_url,
+            "insert into public.sync_runs (job, scope_id, status, started_at, finished_at) values"
+            " ('poll_changes', gen_random_uuid(), 'succeeded', now() - interval '50 days',"
+            " now() - interval '50 days') returning id",
+        )
         answer = client_for("purge_inbox").post("/")
         left = sorted(r for (r,) in rows(database_url, "select body_raw from public.event_inbox"))
+        runs = sorted(
+            rows(
+                database_url,
+                "select job, status, extract(day from now() - started_at)::int,"
+                " scope_id is not null from public.sync_runs",
+            )
+        )
     finally:
         runtime.reset()
     assert answer.status_code == 200
-    assert answer.get_json()["counts"] == {"inbox_purged": 2}
+    assert answer.get_json()["counts"] == {"inbox_purged": 2, "runs_purged": 2}
     assert left == ["dead30", "done6", "pending30"]
-    assert rows(database_url, "select job, status from public.sync_runs") == [
-        ("purge_inbox", "succeeded")
+    assert runs == [
+        ("backfill", "running", 40, False),
+        ("poll_changes", "succeeded", 9, False),
+        ("poll_changes", "succeeded", 50, True),
+        ("purge_inbox", "succeeded", 0, False),
+        ("push_changes", "failed", 40, False),
     ]
+
+
+def test_runs_purge_refuses_a_retention_under_a_day(database_url: str) -> None:
+    with pytest.raises(psycopg.errors.InvalidParameterValue):
+        rows(database_url, "select public.runs_purge(0)")
 
 
 @pytest.mark.parametrize("name", ["mews_webhook", "poll_changes", "score_profiles"])

@@ -24,7 +24,7 @@ from tests.support.tenancy import add_user, as_role, seed_tenancy
 
 FRONTEND_MD = Path(__file__).resolve().parents[2] / "docs" / "FRONTEND.md"
 BLOCK = re.compile(r"```(js|sql)\n(.*?)```", re.DOTALL)
-CONTRACT = re.compile(r"^-- contract: (reads|admin writes) · (.+)$")
+CONTRACT = re.compile(r"^-- contract: (reads|admin writes|staff writes) · (.+)$")
 PARAMETER = re.compile(r"(?<![:\w]):([a-z_]+)\b")
 OWNER_COLUMNS = ("enterprise_id", "chain_id", "scope_id")
 
@@ -62,6 +62,8 @@ def test_the_document_has_a_query_for_every_screen() -> None:
         "profile history",
         "arrivals at risk",
         "duplicate pairs",
+        "duplicate decision",
+        "duplicate decisions",
         "dry run",
         "enable",
         "rescore pass",
@@ -76,6 +78,7 @@ class Tenant:
     enterprise: str
     chain: str
     guest: str
+    twin: str
     draft: str
 
     def params(self) -> dict[str, Any]:
@@ -84,6 +87,7 @@ class Tenant:
             "enterprise_id": self.enterprise,
             "chain_id": self.chain,
             "guest_id": self.guest,
+            "twin_id": self.twin,
             "rule_set_id": self.draft,
             "rules": json.dumps(rules),
             # the paged calls: the first page or lane of at most this many guests
@@ -148,8 +152,11 @@ def seed_tenant(conn: psycopg.Connection, enterprise: str, chain: str) -> Tenant
         " values (%s, 'customers', 'poll', now())",
         (chain,),
     )
+    # a pair decided already (the other pair stays a suggestion)
+    third = insert_profile(conn, {"last_name": "Nováková", "first_name": "Jana"}, chain_id=chain)
+    one(conn, "select public.duplicate_decide(%s, %s, %s, 'different')", chain, twin, third)
     draft = str(one(conn, "select public.quality_draft_rule_set(%s, 'contract')", enterprise)["id"])
-    return Tenant(enterprise, chain, guest, draft)
+    return Tenant(enterprise, chain, guest, twin, draft)
 
 
 @dataclass(frozen=True)
@@ -192,6 +199,7 @@ def owners(found: list[Any]) -> set[str]:
 
 READS = [c for c in CONTRACTS if c.mode == "reads"]
 WRITES = [c for c in CONTRACTS if c.mode == "admin writes"]
+STAFF_WRITES = [c for c in CONTRACTS if c.mode == "staff writes"]
 
 
 @pytest.mark.parametrize("role", ["staff", "admin"])
@@ -233,3 +241,13 @@ def test_a_documented_write_is_refused_to_staff_and_to_other_enterprises_admins(
     conn, w = world
     assert refused_or_nothing(conn, w.users["staff"], contract, w.mine)
     assert refused_or_nothing(conn, w.users["admin"], contract, w.theirs)
+
+
+@pytest.mark.parametrize("role", ["staff", "admin"])
+@pytest.mark.parametrize("contract", STAFF_WRITES, ids=[c.name for c in STAFF_WRITES])
+def test_a_documented_staff_write_succeeds_for_the_hotels_people_only(
+    world: tuple[psycopg.Connection, World], contract: Contract, role: str
+) -> None:
+    conn, w = world
+    assert rows(conn, w.users[role], contract, w.mine) != []
+    assert refused_or_nothing(conn, w.users[role], contract, w.theirs)

@@ -156,9 +156,11 @@ def test_quality_report_names_guests_and_carries_pairs_conflicts_and_sync(
     b = insert_profile(conn, {"last_name": "Yamada", "first_name": "Taro"})
     conn.execute("select public.quality_rescore(%s)", (ENTERPRISE_ID,))
     low, high = sorted([a, b])
+    evidence = [{"field": "phone", "level": "exact", "weight": 8.0, "detail": "+81312345678"}]
     conn.execute(
-        "insert into public.guest_duplicates (chain_id, guest_a, guest_b, evidence) values (%s, %s, %s, %s)",
-        (CHAIN_ID, low, high, json.dumps([{"match": "phone", "value": "+81312345678"}])),
+        "insert into public.guest_duplicates (chain_id, guest_a, guest_b, evidence, probability,"
+        " match_weight) values (%s, %s, %s, %s, 0.95, 20)",
+        (CHAIN_ID, low, high, json.dumps(evidence)),
     )
     conn.execute(
         "insert into public.conflict_log (chain_id, guest_mews_id, field, local_value, mews_value,"
@@ -175,7 +177,7 @@ def test_quality_report_names_guests_and_carries_pairs_conflicts_and_sync(
     assert worst == {a: ("太郎 山田", "taro@example.jp"), b: ("Taro Yamada", None)}
     (pair,) = data["duplicate_pairs"]
     assert {pair["a"]["guest"], pair["b"]["guest"]} == {a, b}
-    assert pair["evidence"] == [{"match": "phone", "value": "+81312345678"}]
+    assert (pair["evidence"], pair["probability"]) == (evidence, pytest.approx(0.95))
     (conflict,) = data["conflicts"]
     assert (conflict["guest"], conflict["email"], conflict["resolution"]) == (
         a,

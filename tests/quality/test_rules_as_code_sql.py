@@ -176,3 +176,83 @@ ENTRIES: list[Any] = [
 def test_python_and_sql_say_the_same_of_a_rule_entry(conn: psycopg.Connection, entry: Any) -> None:
     in_sql = one(conn, "select app.quality_rule_entry_problem(%s::jsonb)", json.dumps(entry))
     assert entry_problem(entry) == in_sql
+
+
+# the duplicate threshold, a rule like the others
+
+
+def threshold_of(conn: psycopg.Connection, enterprise: str) -> Any:
+    row = conn.execute(
+        "select threshold from public.duplicate_settings where enterprise_id = %s", (enterprise,)
+    ).fetchone()
+    return None if row is None else round(row[0], 3)
+
+
+def set_threshold(conn: psycopg.Connection, draft: str, threshold: float | None) -> Any:
+    return one(conn, "select public.quality_rule_set_duplicate_threshold(%s, %s)", draft, threshold)
+
+
+def test_a_drafts_duplicate_threshold_becomes_the_enterprises_when_enabled(
+    conn: psycopg.Connection,
+) -> None:
+    admin = add_user(conn, enterprise_id=ENTERPRISE_ID, role="admin")
+    draft = draft_of(conn, ENTERPRISE_ID)
+    with as_role(conn, "authenticated", admin):  # an admin, in one request (rolled back)
+        set_threshold(conn, draft, 0.92)
+        assert threshold_of(conn, ENTERPRISE_ID) is None  # a draft changes nothing yet
+        one(conn, "select public.quality_enable_rule_set(%s)", draft)
+        assert threshold_of(conn, ENTERPRISE_ID) == 0.92
+    # the same, kept: a draft's threshold, then enabled
+    set_threshold(conn, draft, 0.92)
+    of_draft = one(conn, "select public.quality_rules_of(%s)", draft)["duplicate_threshold"]
+    assert round(of_draft, 3) == 0.92
+    one(conn, "select public.quality_enable_rule_set(%s)", draft)
+    assert threshold_of(conn, ENTERPRISE_ID) == 0.92
+    assert threshold_of(conn, OTHER_ENTERPRISE_ID) is None
+    # a later set without one leaves it as it is
+    later = draft_of(conn, ENTERPRISE_ID)
+    one(conn, "select public.quality_enable_rule_set(%s)", later)
+    assert threshold_of(conn, ENTERPRISE_ID) == 0.92
+    # the enabled set says the threshold in force, changed since by an admin
+    conn.execute(
+        "update public.duplicate_settings set threshold = 0.95 where enterprise_id = %s",
+        (ENTERPRISE_ID,),
+    )
+    in_force = one(conn, "select public.quality_rules_of(%s)", later)["duplicate_threshold"]
+    assert round(in_force, 3) == 0.95
+
+
+@pytest.mark.parametrize("who", ["staff", "other_admin"])
+def test_staff_and_other_enterprises_admins_cannot_set_the_duplicate_threshold(
+    conn: psycopg.Connection, who: str
+) -> None:
+    user = (
+        add_user(conn, enterprise_id=ENTERPRISE_ID, role="staff")
+        if who == "staff"
+        else add_user(conn, enterprise_id=OTHER_ENTERPRISE_ID, role="admin")
+    )
+    draft = draft_of(conn, ENTERPRISE_ID)
+    with (
+        pytest.raises(psycopg.errors.InsufficientPrivilege, match="only admins"),
+        as_role(conn, "authenticated", user),
+    ):
+        set_threshold(conn, draft, 0.6)
+    assert one(conn, "select public.quality_rules_of(%s)", draft)["duplicate_threshold"] is None
+
+
+def test_a_duplicate_threshold_out_of_range_or_on_an_enabled_set_is_refused(
+    conn: psycopg.Connection,
+) -> None:
+    draft = draft_of(conn, ENTERPRISE_ID)
+    for bad in (0.3, 1.0):
+        with pytest.raises(
+            psycopg.errors.InvalidParameterValue, match=r"at least 0\.5 and below 1"
+        ):
+            set_threshold(conn, draft, bad)
+    enabled = one(
+        conn,
+        "select id from public.quality_rule_sets where status = 'enabled' and enterprise_id = %s",
+        ENTERPRISE_ID,
+    )
+    with pytest.raises(psycopg.errors.InvalidParameterValue, match="only a draft"):
+        set_threshold(conn, str(enabled), 0.8)

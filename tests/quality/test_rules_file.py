@@ -23,10 +23,25 @@ def test_the_hotel_defaults_round_trip_exactly() -> None:
 @given(
     rules=RULES,
     note=st.one_of(st.none(), st.text(max_size=40)),
+    threshold=st.one_of(st.none(), st.integers(500_000, 999_999).map(lambda n: n / 1_000_000)),
 )
-def test_any_valid_rule_set_round_trips_exactly(rules: list, note: str | None) -> None:  # type: ignore[type-arg]
-    original = RulesFile(ENTERPRISE_ID, tuple(rules), note)
+def test_any_valid_rule_set_round_trips_exactly(
+    rules: list,  # type: ignore[type-arg]
+    note: str | None,
+    threshold: float | None,
+) -> None:
+    original = RulesFile(ENTERPRISE_ID, tuple(rules), note, threshold)
     assert load(dump(original)) == original
+
+
+def test_the_duplicate_threshold_is_written_on_one_line_before_the_rules() -> None:
+    text = dump(RulesFile(ENTERPRISE_ID, (), "n", 0.92))
+    assert text.splitlines()[:4] == [
+        f"enterprise: {ENTERPRISE_ID}",
+        "note: n",
+        "duplicates: {threshold: 0.92}",
+        "rules: []",
+    ]
 
 
 def test_dump_writes_parameters_on_one_line_and_the_header_as_comments() -> None:
@@ -92,7 +107,7 @@ def test_a_rule_without_severity_is_a_warning_and_without_params_has_none() -> N
         ),
         (
             f"enterprise: {ENTERPRISE_ID}\ncolour: blue\nrules: []\n",
-            "f.yaml:2: top level: unknown key colour (keys: enterprise, note, rules)",
+            "f.yaml:2: top level: unknown key colour (keys: enterprise, note, duplicates, rules)",
         ),
         (
             "enterprise: alpha\nrules: []\n",
@@ -103,6 +118,22 @@ def test_a_rule_without_severity_is_a_warning_and_without_params_has_none() -> N
             "f.yaml:3: not YAML: expected the node content, but found '<stream end>'",
         ),
         ("", "f.yaml:1: empty file: expected enterprise, note and rules"),
+        (
+            f"enterprise: {ENTERPRISE_ID}\nduplicates: {{threshold: 0.4}}\nrules: []\n",
+            "f.yaml:2: duplicates: threshold is a probability at least 0.5 and below 1, not 0.4",
+        ),
+        (
+            f"enterprise: {ENTERPRISE_ID}\nduplicates: {{threshold: yes}}\nrules: []\n",
+            "f.yaml:2: duplicates: threshold is a probability at least 0.5 and below 1, not True",
+        ),
+        (
+            f"enterprise: {ENTERPRISE_ID}\nduplicates: {{treshold: 0.9, threshold: 0.9}}\nrules: []\n",
+            "f.yaml:2: duplicates: unknown key treshold (keys: threshold)",
+        ),
+        (
+            f"enterprise: {ENTERPRISE_ID}\nduplicates: 0.9\nrules: []\n",
+            "f.yaml:2: duplicates must be a mapping (threshold)",
+        ),
     ],
 )
 def test_a_refusal_names_the_line_the_rule_and_the_key(text: str, expected: str) -> None:
@@ -122,14 +153,14 @@ def test_every_problem_is_reported_in_line_order() -> None:
         "f.yaml:4: rule 2: phone rule on email: phone applies to the phone field only",
         "f.yaml:5: rule 3: required rule on title: unknown key weigth"
         " (keys: field, kind, params, severity, weight)",
-        "f.yaml:6: top level: unknown key colour (keys: enterprise, note, rules)",
+        "f.yaml:6: top level: unknown key colour (keys: enterprise, note, duplicates, rules)",
     ]
 
 
 def test_a_misspelt_top_level_key_is_named_and_the_missing_one_too() -> None:
     assert problems(f"enterprise: {ENTERPRISE_ID}\nrule:\n  - {{}}\n", "f.yaml") == [
         "f.yaml:1: key rules is required",
-        "f.yaml:2: top level: unknown key rule (keys: enterprise, note, rules)",
+        "f.yaml:2: top level: unknown key rule (keys: enterprise, note, duplicates, rules)",
     ]
 
 

@@ -100,6 +100,7 @@ def test_a_healthy_enterprise_needs_nothing_and_shows_its_figures(conn: psycopg.
         ),
         (lambda c: run(c, "push_changes", "failed"), "failed_run"),
         (lambda c: run(c, "backfill", "abandoned", scope=CHAIN_ID), "failed_run"),
+        (lambda c: run(c, "push_changes", "partial"), "partial_run"),
         (lambda c: inbox(c, None, "pending", "20 minutes"), "inbox_waiting"),
         (
             lambda c: c.execute(

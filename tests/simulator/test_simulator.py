@@ -168,6 +168,48 @@ def test_writes_answer_in_the_documented_shape(simulator: Simulator) -> None:
     assert simulator.data.customers[customer_id]["Email"] == "felix.sim@example.com"
 
 
+def test_accounts_merge_folds_sources_into_the_target_as_documented(
+    simulator: Simulator,
+) -> None:
+    """``accounts/merge`` (docs/MEWS.md#account-merge): the request is checked whole, then each
+    source is inactive with the target's id in ``MergeTargetId``; the answer is ``{}``."""
+    live = [
+        c["Id"]
+        for c in simulator.data.customers.values()
+        if c["IsActive"] and not c["MergeTargetId"]
+    ]
+    source, other, target, spare = live[:4]
+
+    def merge(*items: dict[str, Any]) -> httpx.Response:
+        return post(simulator, "accounts/merge", {"AccountMergeParameters": list(items)})
+
+    def item(sources: list[Any], target_id: Any, kind: str = "Customer") -> dict[str, Any]:
+        return {"SourceAccountIds": sources, "TargetAccountId": target_id, "AccountType": kind}
+
+    for refused in (
+        merge(),
+        merge(*[item([spare], target)] * 11),
+        merge(item([], target)),
+        merge(item([spare], target, "Company")),
+        merge(item([spare], "not-an-id")),
+        merge(item([target], target)),
+        merge(item([spare], target), item(["not-an-id"], target)),
+    ):
+        assert refused.status_code == 400, refused.text
+    assert simulator.data.customers[spare]["IsActive"], "a refused request merges nothing"
+    before = simulator.data.customers[source]["UpdatedUtc"]
+    answer = merge(item([source, other], target))
+    assert (answer.status_code, answer.json()) == (200, {})
+    for merged_id in (source, other):
+        merged = simulator.data.customers[merged_id]
+        assert (merged["IsActive"], merged["MergeTargetId"]) == (False, target)
+    assert simulator.data.customers[source]["UpdatedUtc"] > before
+    assert simulator.data.customers[target]["IsActive"]
+    # a merged-away profile is neither merged again nor a target
+    assert merge(item([source], spare)).status_code == 400
+    assert merge(item([spare], source)).status_code == 400
+
+
 def test_a_taken_email_is_a_business_rule_refusal(simulator: Simulator) -> None:
     taken = next(
         c
