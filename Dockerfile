@@ -1,4 +1,4 @@
-# The WebSocket listener for Cloud Run: `guesthub listen`, health endpoint on $PORT.
+# The WebSocket listener and real-time worker for Cloud Run: `guesthub listen`, health on $PORT.
 #   docker build -t guesthub-listener . && docker run -e DATABASE_URL=... -p 8080:8080 guesthub-listener
 # Secrets (MEWS_CLIENT_TOKEN, MEWS_ACCESS_TOKEN, DATABASE_URL or SUPABASE_URL +
 # SUPABASE_SERVICE_ROLE_KEY) come from Secret Manager as environment variables, never the image.

@@ -54,7 +54,11 @@ COMMANDS: dict[str, Lazy] = {
         "shared.cli.quality", "Enrich, find duplicates, rescore every guest, snapshot.", "score"
     ),
     "report": Lazy("shared.cli.quality", "Write the data-quality report (HTML).", "report"),
-    "listen": Lazy("shared.cli.listener", "Hold the Mews WebSocket (the listener).", "listen"),
+    "listen": Lazy(
+        "shared.cli.listener",
+        "Hold the Mews WebSocket; drain the inbox and push staff edits as they happen.",
+        "listen",
+    ),
     "rules": Lazy(
         "shared.cli.rules", "Rules as code: export, validate, dry-run, apply, enable, history."
     ),

@@ -1,5 +1,6 @@
-"""`guesthub listen`: hold one Mews WebSocket per active connection (the Cloud Run container
-runs this)."""
+"""`guesthub listen`: hold one Mews WebSocket per active connection and (unless
+--no-realtime) run the real-time worker, which drains the inbox and pushes staff edits as they
+happen (the Cloud Run container runs this)."""
 
 from __future__ import annotations
 
@@ -39,14 +40,14 @@ def listen(
         bool,
         typer.Option(
             envvar="LISTENER_REALTIME",
-            help="Also drain the inbox and push staff edits as they happen (not yet the "
-            "default: see the README; without it the scheduled jobs alone do).",
+            help="Drain the inbox and push staff edits as they happen (--no-realtime: the "
+            "scheduled jobs alone do).",
         ),
-    ] = False,
+    ] = True,
 ) -> None:
     """Store Mews WebSocket events in the inbox, one socket per active connection; catch up
-    after every reconnect; /healthz shows each connection. With --realtime, also process inbox
-    events and push staff edits as they arrive (LISTEN on DATABASE_URL)."""
+    after every reconnect; /healthz shows each connection. With --realtime (the default),
+    process inbox events and push staff edits as they arrive (LISTEN on DATABASE_URL)."""
     from shared.listener.service import serve  # uvicorn, starlette, websockets
 
     settings = command_settings()

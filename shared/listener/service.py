@@ -101,7 +101,7 @@ async def serve(
     refresh_seconds: float = 60.0,
     max_disconnected_seconds: float = 300.0,
     source: ConnectionSource | None = None,
-    realtime: bool = False,
+    realtime: bool = True,
 ) -> None:
     """The sockets, the health endpoint and (``realtime``) the real-time worker
     (:mod:`shared.listener.worker`), until SIGTERM."""

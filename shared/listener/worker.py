@@ -18,9 +18,15 @@ rescoring follows each batch under a steady stream and a stop finishes the batch
 Edits are pushed per chain once the chain's edits have been quiet for ``push_debounce``
 seconds (at most ``push_max_delay`` after the first; one call per guest, whatever it was
 edited in between), by a push loop beside the drain, under the scheduled push's lease of the
-chain (``push_changes:<chain>``), so the two never push one chain at once. A push backlog takes
+chain (``push_changes:<chain>``), so the two never push one chain at once (a turn that finds
+the lease held tries again after ``push_max_delay``; each run starts with a turn, for what was
+edited while no run pushed). A push backlog takes
 a bounded share of the token's budget: ``push_concurrency`` guests in flight at once,
 ``push_batch`` a batch, ``push_seconds`` a turn, while the drain's reads go on.
+
+A run another job marked abandoned (a database restart cut its session lock before its
+heartbeat took it again: its claims and its lease are free for others) ends at once and a new
+one goes on.
 
 Nothing depends on a notification arriving: after (re)connecting, every drain is woken (what
 was stored while nobody listened); without LISTEN (the Supabase API, the transaction pooler,
@@ -123,6 +129,13 @@ class Drainer:
         now = time.monotonic()
         self.edits.setdefault(chain_id, now)
         self.last_edit[chain_id] = now
+        self.edit.set()
+
+    def retry(self, chain_id: str) -> None:
+        """Push the chain again after the longest delay (a new edit's debounce may come
+        first)."""
+        self.edits.setdefault(chain_id, time.monotonic())
+        self.last_edit.setdefault(chain_id, math.inf)
         self.edit.set()
 
     def pushes_due(self, debounce: float, max_delay: float) -> list[str]:
@@ -367,34 +380,41 @@ class Worker:
             drainer.connection = connection
             chains = {(await engine.scope()).chain_id: engine for engine in engines}
             drainer.chains = set(chains)
+            for chain_id in chains:  # what was edited while no run pushed (or a push failed)
+                drainer.edited(chain_id)
             work = ConnectionPass(connection, engines, run, self._liveness)
             ended = asyncio.Event()
             pushing = asyncio.create_task(self._push_loop(drainer, work, chains, ended))
             try:
-                while not drainer.stop.is_set() and time.monotonic() < ends:
-                    await self._wait(drainer, ends)
-                    if drainer.stop.is_set() or not drainer.wake.is_set():
+                # a run another job marked abandoned (a database restart cut its session lock
+                # before the heartbeat took it again) holds nothing any more: a new one goes on
+                abandoned = run.abandoned
+                while not (drainer.stop.is_set() or abandoned.is_set()) and time.monotonic() < ends:
+                    await self._wait(drainer, ends, abandoned)
+                    if drainer.stop.is_set() or abandoned.is_set() or not drainer.wake.is_set():
                         continue
                     drainer.wake.clear()
                     if await self._drain(work, chains):
                         drainer.wake.set()  # events left (a budget cut it short)
+                if abandoned.is_set():
+                    log.warning("real-time run marked abandoned; a new one takes over")
+                    drainer.wake.set()  # its claims are free: the next run drains them at once
             finally:
                 ended.set()  # the push in hand finishes
                 await pushing
 
-    async def _wait(self, drainer: Drainer, ends: float) -> None:
-        """Until woken, or the poll comes round (which wakes the drain), or the run ends."""
+    async def _wait(self, drainer: Drainer, ends: float, abandoned: asyncio.Event) -> None:
+        """Until woken, or the poll comes round (which wakes the drain), or the run ends or is
+        marked abandoned."""
         poll = self._backstop if self.state.listening else self._poll
         timeout = min(poll, max(0.0, ends - time.monotonic()))
-        try:
-            await asyncio.wait_for(drainer.wake.wait(), timeout=timeout)
-        except TimeoutError:
-            if timeout < poll:
-                return  # the run's end, not the poll
-            drainer.wake.set()
-            if not self.state.listening:  # no notification of edits either
-                for chain in drainer.chains:
-                    drainer.edited(chain)
+        await _first_of((drainer.wake, abandoned), timeout)
+        if drainer.wake.is_set() or abandoned.is_set() or timeout < poll:
+            return  # woken, or the run's end, not the poll
+        drainer.wake.set()
+        if not self.state.listening:  # no notification of edits either
+            for chain in drainer.chains:
+                drainer.edited(chain)
 
     async def _push_loop(
         self,
@@ -415,12 +435,15 @@ class Worker:
                 if chain_id not in chains:
                     continue
                 try:
-                    await self._push(work, chain_id, chains[chain_id])
+                    pushed = await self._push(work, chain_id, chains[chain_id])
                 except Exception as exc:  # the drain goes on; push_changes retries it
                     self.state.failures += 1
                     self.state.last_error = f"push: {type(exc).__name__}"
                     work.run.count(realtime_push_failed=1)
                     log.warning("real-time push failed", error=redact_text(str(exc)))
+                    continue
+                if not pushed:  # the scheduled push holds the chain: what it misses, later
+                    drainer.retry(chain_id)
                     continue
                 await self._rescore(work.run, chain_id)
 
@@ -472,8 +495,9 @@ class Worker:
         run.count(facts_refreshed=refresh.facts, scored=refresh.scored)
         self.state.rescored += refresh.facts
 
-    async def _push(self, work: ConnectionPass, chain_id: str, engine: SyncEngine) -> None:
-        """One push turn of a chain's edits, under the scheduled push's lease."""
+    async def _push(self, work: ConnectionPass, chain_id: str, engine: SyncEngine) -> bool:
+        """One push turn of a chain's edits, under the scheduled push's lease; False when
+        another run held it."""
         async with unit(self._store, work.run, f"push_changes:{chain_id}", work.liveness) as mine:
             if mine:
                 await push_changes(
@@ -486,6 +510,7 @@ class Worker:
                     time_budget_seconds=self._push_seconds,
                 )
                 self.state.pushes += 1
+        return mine
 
 
 class _NotingGuests:

@@ -185,6 +185,7 @@ async def _heartbeat(store: Store, run: Run, liveness: Liveness, stop: asyncio.E
                 "run_heartbeat", p_id=str(run.id), p_lease_seconds=liveness.lease_seconds
             )
             if not beat["running"]:
+                run.abandoned.set()
                 log.warning("this run was marked abandoned by another job", run_id=str(run.id))
         except StoreError as exc:  # the work itself will meet the outage and say so
             log.warning("heartbeat failed", run_id=str(run.id), error=str(exc))

@@ -16,6 +16,7 @@ record is stored. Whatever a record holds, quarantining it never fails: a NUL ch
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -60,6 +61,10 @@ class Run:
     # why the outcome is what it is, by kind (see degrade)
     reasons: dict[str, str] = field(default_factory=dict)
     left: list[str] = field(default_factory=list)  # units of work left for the next run
+    # set when another job marked this run abandoned (its process looked dead: a database
+    # restart cut its session lock before the heartbeat took it again); its claims and leases
+    # are free for others then
+    abandoned: asyncio.Event = field(default_factory=asyncio.Event, compare=False, repr=False)
 
     def count(self, **increments: int) -> None:
         self.counts.update(increments)

@@ -8,14 +8,18 @@ What runs, all on this machine (Postgres on a Unix socket, everything else on 12
   events;
 - the ``mews_webhook`` Cloud Function served by functions-framework in a subprocess;
 - every worker as a subprocess of the real CLI (``guesthub sync backfill|poll|push|reconcile``,
-  ``guesthub events process``, ``guesthub listen``), so that ``kill -9`` is real.
+  ``guesthub events process``, ``guesthub listen``), so that ``kill -9`` is real. The listener
+  runs its real-time worker (its default), which drains the inbox and pushes staff edits as
+  they happen; the scheduled jobs run beside it as its safety net.
 
 A seeded :class:`random.Random` decides the schedule: kill -9 of a worker at a random point of
 its progress (counted in the Mews requests it made), a Postgres restart mid-backfill, 429 storms,
 408/5xx bursts, slow responses, dropped WebSockets, a killed listener or webhook function,
-concurrent duplicate invocations, duplicate and reordered webhooks, poison records, and staff
-edits racing changes made in Mews. Then clean passes (events, push, poll, a final reconcile)
-until the database equals the simulator's truth; :mod:`tests.chaos.truth` judges it.
+the listener killed (kill -9) or stopped (SIGTERM) while its worker holds claimed events and
+Postgres restarted while changes stream to it, concurrent duplicate invocations, duplicate and
+reordered webhooks, poison records, and staff edits racing changes made in Mews. Then clean
+passes (events, push, poll, a final reconcile) until the database equals the simulator's truth,
+and the listener's SIGTERM; :mod:`tests.chaos.truth` judges it.
 
 Every wait is a condition with a deadline (:func:`wait_for`); every loop is bounded.
 """
@@ -33,6 +37,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
@@ -63,6 +68,8 @@ BIN = Path(sys.executable).parent
 LAG = inspect.signature(SyncEngine.__init__).parameters["lag"].default
 DATABASE = "chaos"
 WORKER_SECONDS = 180.0  # a worker that runs longer is hung: killed and reported
+# the listener's SIGTERM: its real-time worker finishes what it holds within 30 s
+LISTENER_STOP_SECONDS = 60.0
 STATUS_FAULTS = (408, 500, 502, 503, 504)
 # a run the next job cannot take over yet: its process is alive (its session lock held), or it
 # has no session lock (the Supabase API) and its heartbeat is younger than the staleness (%s)
@@ -78,6 +85,9 @@ KILL_POLL = "kill -9 sync poll"
 KILL_EVENTS = "kill -9 events process"
 KILL_PUSH = "kill -9 sync push"
 KILL_LISTENER = "kill -9 listener"
+KILL_WORKER = "kill -9 listener mid-drain"  # the real-time worker holding claimed events
+STOP_WORKER = "SIGTERM listener mid-drain"
+PG_RESTART_STREAMING = "Postgres restart while changes stream"
 KILL_FUNCTION = "kill -9 mews_webhook"
 PG_RESTART = "Postgres restart"
 STORM = "429 storm"
@@ -96,8 +106,11 @@ STEADY_KINDS = (
     KILL_EVENTS,
     KILL_PUSH,
     KILL_LISTENER,
+    KILL_WORKER,
+    STOP_WORKER,
     KILL_FUNCTION,
     PG_RESTART,
+    PG_RESTART_STREAMING,
     STORM,
     BURST,
     SLOW,
@@ -136,6 +149,9 @@ HEALS: dict[str, tuple[str, Callable[[str], dict[str, Any]]]] = {
     "NUL character": ("customers/update", lambda g: {"CustomerId": g, "Notes": "healed"}),
     "malformed id": ("accounts/update", _company_cleared),
 }
+
+
+NOT_EDITED: Any = object()  # staff_update found no such guest
 
 
 class ChaosError(RuntimeError):
@@ -378,6 +394,7 @@ class ChaosReport:
     seconds: float
     workdir: Path
     hung: list[str] = field(default_factory=list)  # workers killed after WORKER_SECONDS
+    stop_problems: list[str] = field(default_factory=list)  # a SIGTERM left work unfinished
 
     @property
     def ok(self) -> bool:
@@ -387,6 +404,7 @@ class ChaosReport:
             and self.running == 0
             and self.duplicate_conflicts == 0
             and not self.hung
+            and not self.stop_problems
         )
 
     def table(self) -> str:
@@ -434,6 +452,10 @@ class Chaos:
         self.function_port = 0
         self.listener: Proc | None = None
         self.listener_port = 0
+        self.realtime = False  # the listener runs the real-time worker
+        self.listener_stops = 0  # SIGTERMs whose stop was checked
+        self.stop_problems: list[str] = []  # what a SIGTERM left unfinished
+        self.edit_notes: Counter[str] = Counter()
         self.staff_user = ""
 
     # -- plumbing --------------------------------------------------------------------------
@@ -625,18 +647,20 @@ class Chaos:
         )
         self.staff_user = user
 
-    def staff_update(self, guest: str, column: str, value: Any) -> bool:
+    def staff_update(self, guest: str, column: str, value: Any) -> Any:
+        """The edit through row-level security; the value it replaced as the database recorded
+        it (the base of the three-way merge), or :data:`NOT_EDITED`."""
         claims = json.dumps({"role": "authenticated", "sub": self.staff_user})
         with psycopg.connect(self.db_url, autocommit=True) as conn, conn.transaction():
             conn.execute("set local role authenticated")
             conn.execute("select set_config('request.jwt.claims', %s, true)", (claims,))
-            cursor = conn.execute(
-                sql.SQL("update public.guests set {} = %s where mews_id = %s").format(
-                    sql.Identifier(column)
-                ),
-                (value, guest),
-            )
-            return cursor.rowcount == 1
+            rows = conn.execute(
+                sql.SQL(
+                    "update public.guests set {} = %s where mews_id = %s returning local_base -> %s"
+                ).format(sql.Identifier(column)),
+                (value, guest, column),
+            ).fetchall()
+            return rows[0][0] if len(rows) == 1 else NOT_EDITED
 
     def edit_candidates(self) -> list[str]:
         """Active guests mirrored, with no edit waiting, not picked before, sane in Mews."""
@@ -668,9 +692,16 @@ class Chaos:
                 made += self._refused_edit(guest)
                 continue
             if kind == "contested_local":
-                # Mews first (not yet mirrored: nothing processes the inbox meanwhile), then
-                # staff, a second later: the staff edit is the later write
-                stamp = self.update_customer(guest, Occupation=f"mews-{n}")["UpdatedUtc"]
+                # Mews first, unannounced (its webhook off: the real-time worker would mirror it
+                # within the second, and the staff edit would then be made over it, its base),
+                # then staff, a second later: the staff edit is the later write, over a value
+                # Mews no longer holds
+                self.wait_deliveries()  # switching webhooks off drops what is still queued
+                self.hooks_off()
+                try:
+                    stamp = self.update_customer(guest, Occupation=f"mews-{n}")["UpdatedUtc"]
+                finally:
+                    self.hooks_on()
                 self.mews_edits[(guest, "occupation")] = truth.MewsEdit(
                     guest, "occupation", f"mews-{n}"
                 )
@@ -679,21 +710,47 @@ class Chaos:
                 "occupation" if kind.startswith("contested") else self.rng.choice(PLAIN_COLUMNS)
             )
             value = f"staff-{self.config.seed}-{n}"
-            if not self.staff_update(guest, column, value):
-                continue
-            self.staff_edits[(guest, column)] = truth.StaffEdit(guest, column, value, kind)
-            made += 1
-            self.expose("customers", [guest])
-            if kind == "other_field":  # Mews changes another field before the push
+            # contested_mews: Mews changes the field after the staff edit and before its push;
+            # the real-time worker pushes a second after the edit, so it is held still meanwhile
+            # (on a loaded machine the Mews write could come after the push: a later Mews write
+            # that rightly wins in Mews, with nothing to log, which this kind is not)
+            with self.worker_paused() if kind == "contested_mews" else contextlib.nullcontext():
+                saw = self.staff_update(guest, column, value)
+                if saw is NOT_EDITED:
+                    continue
+                self.staff_edits[(guest, column)] = truth.StaffEdit(
+                    guest, column, value, kind, saw=saw
+                )
+                made += 1
+                self.expose("customers", [guest])
+                if kind == "contested_mews":
+                    self.update_customer(guest, Occupation=f"mews-{n}")
+                    self.mews_edits[(guest, "occupation")] = truth.MewsEdit(
+                        guest, "occupation", f"mews-{n}"
+                    )
+            if kind == "contested_local" and saw == f"mews-{n}":
+                self.edit_notes["contested_local edit made over the Mews change (mirrored)"] += 1
+            if kind == "other_field":  # Mews changes another field, before or after the push
                 phone = f"+44 20 7946 {n % 10000:04d}"
                 self.update_customer(guest, Phone=phone)
                 self.mews_edits[(guest, "phone")] = truth.MewsEdit(guest, "phone", phone)
-            elif kind == "contested_mews":  # Mews changes the same field after the staff edit
-                self.update_customer(guest, Occupation=f"mews-{n}")
-                self.mews_edits[(guest, "occupation")] = truth.MewsEdit(
-                    guest, "occupation", f"mews-{n}"
-                )
         return made
+
+    @contextmanager
+    def worker_paused(self) -> Iterator[None]:
+        """The listener (and its real-time worker) stopped (SIGSTOP) for the block, if it runs
+        the worker; SIGCONT after."""
+        listener = self.listener
+        if listener is None or not self.realtime or not listener.alive:
+            yield
+            return
+        assert listener.popen is not None
+        os.killpg(listener.popen.pid, signal.SIGSTOP)
+        try:
+            yield
+        finally:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(listener.popen.pid, signal.SIGCONT)
 
     def _wait_db_clock_past(self, stamp: str) -> None:
         wait_for(
@@ -720,9 +777,12 @@ class Chaos:
         if not taken:
             return 0
         value = self.rng.choice(taken)
-        if not self.staff_update(guest, "email", value):
+        saw = self.staff_update(guest, "email", value)
+        if saw is NOT_EDITED:
             return 0
-        self.staff_edits[(guest, "email")] = truth.StaffEdit(guest, "email", value, "refused")
+        self.staff_edits[(guest, "email")] = truth.StaffEdit(
+            guest, "email", value, "refused", saw=saw
+        )
         self.expose("customers", [guest])
         return 1
 
@@ -861,21 +921,84 @@ class Chaos:
     def hooks_off(self) -> None:
         self.simulator.set_webhook(None, webhook_duplicates=False)
 
-    def start_listener(self) -> None:
-        # the sockets only: the real-time worker lost a Mews change in this run once and stays
-        # opt-in until it passes here (README, "Real time")
-        self.listener = self._proc(
-            "listen", self._cli("listen", "--no-realtime", "--port", str(self.listener_port))
-        )
+    def start_listener(self, *, realtime: bool = True) -> None:
+        """``guesthub listen``: the sockets and (its default) the real-time worker, which drains
+        the inbox and pushes staff edits as they happen; ``realtime`` False: the sockets only
+        (the scheduled jobs alone drain and push)."""
+        argv = ["listen", "--port", str(self.listener_port)]
+        if not realtime:
+            argv.insert(1, "--no-realtime")
+        self.listener = self._proc("listen", self._cli(*argv))
+        self.realtime = realtime
 
-        def connected() -> bool:
+        def ready() -> bool:
             assert self.listener is not None
             if not self.listener.alive:
                 raise ChaosError(f"the listener exited: {self.listener.log_text()[-2000:]}")
             state = self.health()
-            return bool(state and state.get("connected"))
+            return bool(
+                state
+                and state.get("connected")
+                and (not realtime or (state.get("realtime") or {}).get("listening"))
+            )
 
-        wait_for("the listener to connect", connected, 90, interval=0.1)
+        wait_for("the listener to connect (and its worker to LISTEN)", ready, 90, interval=0.1)
+
+    def _owner(self, proc: Proc) -> str:
+        """How the runs of ``proc`` name their owner (host and process id)."""
+        assert proc.popen is not None
+        return f"{socket.gethostname()}:{proc.popen.pid}"
+
+    def stop_listener(self) -> None:
+        """SIGTERM the listener and check that it finished what it held: it exits 0, the
+        real-time runs it was running are ended (none left `running`) and no event it claimed
+        is left `processing`."""
+        listener = self.listener
+        if listener is None or not listener.alive:
+            return
+        owner = self._owner(listener)
+        live = [
+            str(run_id)
+            for (run_id,) in self.sql(
+                "select id from public.sync_runs where job = 'realtime' and owner = %s"
+                " and status = 'running' and app.session_alive(session_id)",
+                (owner,),
+            )
+        ]
+        listener.terminate(LISTENER_STOP_SECONDS)
+        self.listener_stops += 1
+        problems = []
+        if listener.returncode != 0:
+            problems.append(f"exit {listener.returncode}")
+        running, processing = self.sql(
+            "select (select count(*) from public.sync_runs"
+            "         where id = any (%s::uuid[]) and status = 'running'),"
+            "       (select count(*) from public.event_inbox"
+            "         where locked_by = any (%s::uuid[]) and status = 'processing')",
+            (live, live),
+        )[0]
+        if running:
+            problems.append(f"{running} real-time run(s) left running")
+        if processing:
+            problems.append(f"{processing} claimed event(s) left processing")
+        if problems:
+            self.stop_problems.append(f"{', '.join(problems)} ({listener.log_path})")
+
+    @contextmanager
+    def worker_down(self) -> Iterator[None]:
+        """The listener without its real-time worker for the block (a fault of a scheduled
+        job's own: with the worker up there is nothing left for the job to do), then with it
+        again; both stops by SIGTERM, checked."""
+        if not self.realtime:
+            yield
+            return
+        self.stop_listener()
+        self.start_listener(realtime=False)
+        try:
+            yield
+        finally:
+            self.stop_listener()
+            self.start_listener()
 
     def deliveries_done(self) -> bool:
         return not self.simulator.app._tasks  # the simulator's webhook tasks
@@ -1000,8 +1123,11 @@ class Chaos:
             KILL_EVENTS: self._kill_events,
             KILL_PUSH: self._kill_push,
             KILL_LISTENER: self._kill_listener,
+            KILL_WORKER: self._kill_worker,
+            STOP_WORKER: self._stop_worker,
             KILL_FUNCTION: self._kill_function,
             PG_RESTART: self._pg_restart,
+            PG_RESTART_STREAMING: self._pg_restart_streaming,
             STORM: self._storm,
             BURST: self._burst,
             SLOW: self._slow,
@@ -1032,6 +1158,10 @@ class Chaos:
     def _kill_events(self, stat: FaultStat) -> None:
         claimed = self.rng.random() < 0.5  # as soon as it holds a batch, or after k requests
         point = self.rng.randint(1, 3)
+        with self.worker_down():  # the worker would drain the inbox first
+            self._kill_events_job(stat, claimed, point)
+
+    def _kill_events_job(self, stat: FaultStat, claimed: bool, point: int) -> None:
         for _ in range(3):
             self._routine(stat)
             self.wait_deliveries()
@@ -1057,6 +1187,10 @@ class Chaos:
 
     def _kill_push(self, stat: FaultStat) -> None:
         point = self.rng.randint(1, 5)
+        with self.worker_down():  # the worker would push the edits first
+            self._kill_push_job(stat, point)
+
+    def _kill_push_job(self, stat: FaultStat, point: int) -> None:
         for _ in range(3):
             self.mews_activity()
             self.make_staff_edits(["plain", "other_field", "plain"])
@@ -1074,6 +1208,185 @@ class Chaos:
         self.start_listener()
         self.hooks_on()
         self.run_workers("events")
+
+    # -- the real-time worker's own faults, while changes stream -----------------------------
+
+    @contextmanager
+    def streaming(self, *, edits: bool = True) -> Iterator[None]:
+        """Mews changes (and staff edits) in a steady trickle from a thread for the block. The
+        database may be away meanwhile: a staff edit that fails is not recorded. The main
+        thread must not draw from ``self.rng`` meanwhile."""
+        stop = threading.Event()
+        failures: Counter[str] = Counter()
+
+        def trickle() -> None:
+            while not stop.is_set():
+                try:
+                    changed = self.simulator.mutate(
+                        customers_updated=self.rng.randint(1, 2),
+                        reservations_updated=self.rng.randint(0, 2),
+                        resources_updated=self.rng.randint(0, 1),
+                    )
+                    self.expose("customers", changed["customers_updated"])
+                    self.expose("reservations", changed["reservations"])
+                    self.expose("resources", changed["resources"])
+                    for guest in changed["customers_updated"]:  # mutate changes the phone
+                        self.mews_edits.pop((guest, "phone"), None)
+                    if edits and self.rng.random() < 0.3:
+                        self.make_staff_edits(["plain"])
+                except (psycopg.Error, httpx.HTTPError) as exc:
+                    failures[type(exc).__name__] += 1
+                stop.wait(0.25)
+
+        thread = threading.Thread(target=trickle, name="chaos-stream", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join(90)
+            if thread.is_alive():
+                raise ChaosError("the stream of changes did not stop")
+            for name, n in failures.items():
+                self.summary.append(f"stream: {n} change(s) not made while faulted ({name})")
+
+    def _worker_claims(self, conn: psycopg.Connection[Any]) -> int:
+        """Events a live real-time run holds claimed (its drain in hand)."""
+        try:
+            row = conn.execute(
+                "select count(*) from public.event_inbox i join public.sync_runs r"
+                " on r.id = i.locked_by where i.status = 'processing' and r.job = 'realtime'"
+                " and r.status = 'running' and app.session_alive(r.session_id)"
+            ).fetchone()
+        except psycopg.Error:
+            return 0
+        return int(row[0]) if row else 0
+
+    def _when_draining(self, stat: FaultStat, act: Callable[[], None]) -> None:
+        """While changes stream and Mews answers slowly (so each drain holds its claims a
+        while): ``act`` as soon as the worker holds claimed events (or, bounded, after 30 s
+        regardless, said in the table)."""
+        delay = self.rng.randint(150, 400)
+        self.simulator.set_faults(extra_delay_ms=delay)
+        conn = psycopg.connect(self.db_url, autocommit=True)
+        try:
+            with self.streaming():
+                deadline = time.monotonic() + 30
+                caught = False
+                while not caught and time.monotonic() < deadline:
+                    caught = self._worker_claims(conn) > 0
+                    if not caught:
+                        time.sleep(0.005)
+                stat.notes["mid-drain" if caught else "no drain caught (30 s)"] += 1
+                act()
+                time.sleep(1.0)  # changes go on arriving meanwhile
+        finally:
+            self.simulator.set_faults(extra_delay_ms=0)
+            with contextlib.suppress(psycopg.Error):
+                conn.close()
+        self.wait_worker_idle(stat)
+
+    def _kill_worker(self, stat: FaultStat) -> None:
+        """kill -9 the listener while its worker drains; a new one takes over at once (the dead
+        run's claims are free when its session lock is gone) while changes keep arriving."""
+        if not self.realtime:
+            stat.notes["the listener runs no worker"] += 1
+            return
+
+        def kill() -> None:
+            assert self.listener is not None
+            owner = self._owner(self.listener)
+            self.listener.kill9()
+            self.workers["listen killed"] += 1
+            stat.injected += 1
+            held = self.sql_value(
+                "select count(*) from public.event_inbox i join public.sync_runs r"
+                " on r.id = i.locked_by where i.status = 'processing' and r.owner = %s",
+                (owner,),
+                0,
+            )
+            stat.notes[f"killed holding {held} claimed event(s)"] += 1
+            time.sleep(1.0)  # events pile up in the inbox with nobody draining
+            self.start_listener()
+
+        self._when_draining(stat, kill)
+
+    def _stop_worker(self, stat: FaultStat) -> None:
+        """SIGTERM the listener while its worker drains: the stop finishes the events and the
+        push in hand (checked by :meth:`stop_listener`); a new one goes on."""
+        if not self.realtime:
+            stat.notes["the listener runs no worker"] += 1
+            return
+
+        def stop() -> None:
+            before = len(self.stop_problems)
+            self.stop_listener()
+            stat.injected += 1
+            stat.notes[
+                "stop finished what it held" if len(self.stop_problems) == before else "UNFINISHED"
+            ] += 1
+            self.start_listener()
+
+        self._when_draining(stat, stop)
+
+    def _pg_restart_streaming(self, stat: FaultStat) -> None:
+        """Postgres restarts while changes stream and the worker drains: the worker reconnects,
+        LISTENs again and drains what arrived meanwhile (what the webhook function could not
+        store while the database was away is Mews' to resend, or a poll's)."""
+        before = (self.health() or {}).get("realtime") or {}
+
+        def restart() -> None:
+            assert self.pg is not None
+            self.pg.restart()
+            stat.injected += 1
+
+        self._when_draining(stat, restart)
+        if self.realtime:
+            wait_for(
+                "the worker to LISTEN again",
+                lambda: bool(
+                    (state := (self.health() or {}).get("realtime") or {}).get("listening")
+                    and state.get("listens", 0) > before.get("listens", 0)
+                ),
+                90,
+                interval=0.1,
+            )
+            self.wait_worker_idle(stat)
+
+    def wait_worker_idle(self, stat: FaultStat) -> None:
+        """Until the worker has drained the inbox (nothing pending or claimed) and pushed the
+        staff edits (bounded: an edit whose push failed is the scheduled push's, noted)."""
+        if not self.realtime:
+            return
+        self.wait_deliveries()
+        wait_for(
+            "the worker to drain the inbox",
+            lambda: (
+                self.sql_value(
+                    "select count(*) from public.event_inbox where status in ('pending',"
+                    " 'processing') or (status = 'failed' and available_at <= now())",
+                    default=1,
+                )
+                == 0
+            ),
+            120,
+            interval=0.2,
+        )
+        with contextlib.suppress(ChaosError):
+            wait_for(
+                "the worker to push the staff edits",
+                lambda: (
+                    self.sql_value(
+                        "select count(*) from public.guests where push_status = 'pending'",
+                        default=1,
+                    )
+                    == 0
+                ),
+                30,
+                interval=0.2,
+            )
+            return
+        stat.notes["staff edits left to the scheduled push"] += 1
 
     def _kill_function(self, stat: FaultStat) -> None:
         assert self.function is not None
@@ -1205,12 +1518,13 @@ class Chaos:
         wait_for("the WebSocket refusal to end", lambda: time.monotonic() >= until, 60)
         self.wait_deliveries()
         wait_for(
-            "the listener to be connected with nothing buffered",
+            "the listener to be connected with nothing buffered (its worker listening)",
             lambda: bool(
                 (state := self.health())
                 and state.get("connected")
                 and not state.get("buffered")
                 and state.get("store_ok")
+                and (not self.realtime or (state.get("realtime") or {}).get("listening"))
             ),
             120,
             interval=0.1,
@@ -1276,12 +1590,15 @@ class Chaos:
 
     def wait_runs_reapable(self, deadline: float) -> None:
         """Until every run still `running` is dead (its session lock free) or, without a
-        session, has a heartbeat older than the staleness: the next job marks it abandoned."""
+        session, has a heartbeat older than the staleness: the next job marks it abandoned.
+        The live listener's real-time run is not waited for: it runs as long as the listener
+        (a run every few minutes) and holds a unit only while it pushes."""
         wait_for(
             "dead runs to be known dead",
             lambda: (
                 self.sql_value(
-                    f"select count(*) from public.sync_runs r where {LIVE_RUN}",
+                    f"select count(*) from public.sync_runs r where {LIVE_RUN}"
+                    " and r.job <> 'realtime'",
                     (self.config.stale_seconds + 1,),
                     default=1,
                 )
@@ -1296,7 +1613,9 @@ class Chaos:
         by webhook and WebSocket is processed and pushed first; a pass of poll, push and the
         final reconcile then runs once a poll can see every record still differing (Mews'
         lag), no dead worker holds a unit it needs, and the dead runs are old enough for its
-        first job to mark them abandoned."""
+        first job to mark them abandoned. The listener's worker runs meanwhile (the scheduled
+        jobs are its safety net and find little to do); at the end it is stopped by SIGTERM,
+        checked, and the verdict is what the database then holds."""
         deadline = time.monotonic() + self.config.converge_seconds
         self.quiesce()
         self.echo("converging: events, push")
@@ -1317,7 +1636,11 @@ class Chaos:
                 f"not yet: lost {comparison.lost}, duplicated {comparison.duplicated}, "
                 f"stale {comparison.stale}, edits accounted {edits.accounted}"
             )
-        return comparison, edits
+        # the listener's SIGTERM, checked: its worker ends its run with nothing in hand; what
+        # the database then holds is the verdict
+        self.echo("stopping the listener (SIGTERM)")
+        self.stop_listener()
+        return self.check()
 
     # -- the verdict ---------------------------------------------------------------------------
 
@@ -1413,7 +1736,8 @@ class Chaos:
                 edits.pending,
                 f"staff: {edits.staff_in_mews} in Mews, {edits.staff_in_conflict_log} in the "
                 f"conflict log; Mews: {edits.mews_kept} kept, {edits.mews_overruled_logged} "
-                "overruled and logged",
+                f"overruled and logged, {edits.mews_replaced_seen} replaced by an edit made over "
+                "them",
             )
         )
         rows.append(
@@ -1471,6 +1795,15 @@ class Chaos:
         )
         if self.hung:
             summary.append(f"hung workers (killed at {WORKER_SECONDS:.0f} s): {self.hung}")
+        summary.append(
+            f"listener stopped by SIGTERM ×{self.listener_stops}: "
+            + (
+                "; ".join(self.stop_problems)
+                if self.stop_problems
+                else "each finished the runs and events it held"
+            )
+        )
+        summary += [f"staff edits: {note} ×{n}" for note, n in sorted(self.edit_notes.items())]
         return ChaosReport(
             rows=rows,
             comparison=comparison,
@@ -1485,6 +1818,7 @@ class Chaos:
             seconds=seconds,
             workdir=self.workdir,
             hung=list(self.hung),
+            stop_problems=list(self.stop_problems),
         )
 
     @staticmethod
@@ -1517,7 +1851,9 @@ class Chaos:
         kinds = [k for k in STEADY_KINDS if k != KILL_PUSH or self.config.kill_push]
         # kills and restarts leave dead runs (hung ones reaped stale_seconds after their last
         # heartbeat; killed ones at once): first, so any wait for them overlaps the rest
-        orphaning = [k for k in kinds if k.startswith("kill") or k == PG_RESTART]
+        orphaning = [
+            k for k in kinds if k.startswith("kill") or k in (PG_RESTART, PG_RESTART_STREAMING)
+        ]
         # then the changes only a poll can bring (no webhook told us): the engine's lag
         # runs out for them while the other rounds go on
         unannounced = [WS_DROP, POISON]

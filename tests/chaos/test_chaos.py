@@ -55,3 +55,4 @@ def test_nothing_is_lost_duplicated_or_stale_under_chaos() -> None:
     assert report.duplicate_conflicts == 0, text
     assert report.running == 0, text
     assert not report.hung, text
+    assert not report.stop_problems, text  # each SIGTERM finished what the worker held

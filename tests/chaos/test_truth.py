@@ -132,6 +132,27 @@ def test_changes_made_in_mews_stay_unless_a_logged_staff_edit_overruled_them() -
     assert check.pending == 1
 
 
+def test_a_mews_change_the_staff_edit_was_made_over_is_replaced_not_lost() -> None:
+    """The chaos run with the real-time worker: Mews changed a guest's occupation, the worker
+    mirrored it at once, and the staff edit a second later replaced it: the Mews value was the
+    edit's base, so the merge rightly pushed it without a conflict. Only an edit made over an
+    older value (the Mews change unseen) must have logged the Mews value."""
+    customers = {"c1": {"Occupation": "staff-1"}, "c2": {"Occupation": "staff-2"}}
+    changes = [MewsEdit("c1", "occupation", "mews-1"), MewsEdit("c2", "occupation", "mews-2")]
+    staff = [
+        StaffEdit("c1", "occupation", "staff-1", "contested_local", saw="mews-1"),
+        StaffEdit("c2", "occupation", "staff-2", "contested_local", saw="before"),
+    ]
+    check = truth.check_edits(staff, changes, customers, [])
+    assert check.mews_replaced_seen == 1
+    assert check.mews_lost == [changes[1]]
+    # an edit of another guest, or one Mews does not hold, replaced nothing
+    other = [StaffEdit("c3", "occupation", "staff-1", "plain", saw="mews-1")]
+    assert truth.check_edits(other, changes[:1], customers, []).mews_lost == changes[:1]
+    unknown = [StaffEdit("c1", "occupation", "staff-1", "plain")]
+    assert truth.check_edits(unknown, changes[:1], customers, []).mews_lost == changes[:1]
+
+
 def test_exposure_counts_only_records_mews_still_has() -> None:
     comparison = truth.compare(
         {"customers": {"c1": customer(1)}}, {"customers": [row(customer(1))]}

@@ -297,14 +297,25 @@ COLUMNS = {
 }
 
 
+class _NotRecorded:
+    def __repr__(self) -> str:
+        return "NOT_RECORDED"
+
+
+NOT_RECORDED: Any = _NotRecorded()
+
+
 @dataclass(frozen=True)
 class StaffEdit:
-    """A receptionist's edit of one column of one guest, in Supabase."""
+    """A receptionist's edit of one column of one guest, in Supabase. ``saw`` is the value the
+    edit replaced, as the database recorded it (``guests.local_base``: the base of the
+    three-way merge)."""
 
     guest_id: str
     column: str
     value: Any
     kind: str  # plain | other_field | contested | refused
+    saw: Any = NOT_RECORDED
 
 
 @dataclass(frozen=True)
@@ -334,12 +345,25 @@ class EditCheck:
     mews: int = 0
     mews_kept: int = 0
     mews_overruled_logged: int = 0
+    mews_replaced_seen: int = 0  # replaced by a later staff edit made over it (its base)
     mews_lost: list[MewsEdit] = field(default_factory=list)
     pending: int = 0  # guests whose edit still waits to be pushed
 
     @property
     def accounted(self) -> bool:
         return not self.staff_unaccounted and not self.mews_lost and self.pending == 0
+
+
+def _replaced_seen(edit: StaffEdit, change: MewsEdit, current: Any) -> bool:
+    """``edit`` was made over ``change`` (its recorded base is the Mews value) and Mews now
+    holds the staff value."""
+    return (
+        edit.guest_id == change.guest_id
+        and edit.column == change.column
+        and edit.saw is not NOT_RECORDED
+        and normalized(edit.saw) == normalized(change.value)
+        and normalized(current) == normalized(edit.value)
+    )
 
 
 def _logged(conflict: ConflictEntry, column: str, value: Any) -> bool:
@@ -360,7 +384,9 @@ def check_edits(
     pending: int = 0,
 ) -> EditCheck:
     """Each staff edit is in Mews or in the conflict log; each change made in Mews is still
-    there or was overruled by a staff edit and logged with its value."""
+    there, or was overruled by a staff edit and logged with its value, or was replaced by a
+    staff edit made over it (the mirror showed it when the edit was made: it is the edit's
+    base, so nobody changed it behind the staff member's back and there is no conflict)."""
     by_guest: dict[str, list[ConflictEntry]] = {}
     for conflict in conflicts:
         by_guest.setdefault(conflict.guest_mews_id, []).append(conflict)
@@ -384,6 +410,8 @@ def check_edits(
             for c in by_guest.get(change.guest_id, [])
         ):
             result.mews_overruled_logged += 1
+        elif any(_replaced_seen(edit, change, current) for edit in staff):
+            result.mews_replaced_seen += 1
         else:
             result.mews_lost.append(change)
     return result

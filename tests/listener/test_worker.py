@@ -23,9 +23,11 @@ from shared.listener.supervisor import Supervisor
 from shared.listener.worker import LISTEN_APPLICATION, Worker, listen_url
 from shared.quality.job import score_profiles
 from shared.settings import Settings, load_settings
+from shared.simulator.config import FIXTURE_ACCESS_TOKEN, FIXTURE_CLIENT_TOKEN
 from shared.simulator.running import Simulator
 from shared.sync.connect import connected_engine
 from shared.sync.entities import entities
+from shared.sync.liveness import Held, Liveness, live_run
 from shared.sync.runs import recorded_run
 from tests.listener.support import GOOD_TOKENS, listener_factory, wait_for
 from tests.listener.test_service import free_port
@@ -329,3 +331,255 @@ async def test_a_stop_finishes_the_events_in_hand(
     states = reservation_states(database_url)
     for reservation_id in changed["reservations"]:
         assert states[reservation_id] == simulator.data.reservations[reservation_id]["State"]
+
+
+def running_realtime_runs(url: str) -> list[str]:
+    with psycopg.connect(url) as conn:
+        return [
+            str(i)
+            for (i,) in conn.execute(
+                "select id from public.sync_runs where job = 'realtime' and status = 'running'"
+            )
+        ]
+
+
+async def test_a_run_marked_abandoned_is_replaced_and_what_arrives_is_still_drained(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """In the chaos run, a Postgres restart cut the worker's session lock and another job marked
+    its run abandoned before the heartbeat took the lock again; the worker drained on under the
+    abandoned run for minutes, its claims free for any other job to take and its push's lease
+    free for the scheduled push. Told so by its heartbeat, it starts a new run."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "reservations")
+    async with running(
+        settings,
+        store,
+        listen=listen_url(settings),
+        poll_seconds=NEVER,
+        backstop_seconds=NEVER,
+        liveness=Liveness(heartbeat_seconds=0.2),
+    ) as (supervisor, worker):
+        await wait_for(lambda: worker.state.listening and worker.state.drains >= 1)
+        (first,) = running_realtime_runs(database_url)
+        with psycopg.connect(database_url, autocommit=True) as conn:  # what runs_reap does
+            conn.execute(
+                "update public.sync_runs set status = 'abandoned', finished_at = now(),"
+                " abandoned_by = 'a job that saw its session lock gone' where id = %s",
+                (first,),
+            )
+        await wait_for(
+            lambda: running_realtime_runs(database_url) not in ([], [first]),
+            what="a new real-time run",
+        )
+        await changes_arrive(simulator, database_url, supervisor)
+    with psycopg.connect(database_url) as conn:
+        row = conn.execute(
+            "select status, (counts->>'inbox_claimed')::int from public.sync_runs"
+            " where job = 'realtime' and id <> %s",
+            (first,),
+        ).fetchone()
+    assert row is not None
+    assert row[0] == "succeeded"
+    assert row[1] >= 1  # the events were claimed by the new run
+
+
+async def test_an_edit_made_while_no_worker_ran_is_pushed_when_it_starts(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """The chaos run killed the worker in the middle of a push; the edits it held were left to
+    the scheduled push (minutes) unless another edit of the chain came: a new run pushes what is
+    pending at once, no notification needed."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        row = conn.execute("select mews_id::text from public.guests limit 1").fetchone()
+        assert row is not None
+        guest = row[0]
+        with conn.transaction():
+            conn.execute("set local role authenticated")
+            conn.execute(
+                "select set_config('request.jwt.claims', %s, true)",
+                (json.dumps({"role": "authenticated", "sub": user}),),
+            )
+            conn.execute(
+                "update public.guests set notes = 'edited while down' where mews_id = %s",
+                (guest,),
+            )
+    async with running(settings, store, listen=None, poll_seconds=NEVER) as (_, worker):
+        await wait_for(
+            lambda: simulator.data.customers[guest].get("Notes") == "edited while down",
+            what="the edit in Mews",
+        )
+        assert worker.state.notifications == 0
+    assert job_runs(database_url, "push_changes") == 0
+
+
+async def test_an_edit_the_scheduled_push_held_the_chain_for_is_pushed_after_it(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """The worker's push turn found the chain's lease held by the scheduled push (which had
+    read its edits before this one was made): it tries again after the longest delay instead of
+    leaving the edit to the next scheduled push."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        row = conn.execute("select mews_id::text, chain_id::text from public.guests").fetchone()
+    assert row is not None
+    guest, chain = row
+    skipped: list[Held] = []
+    async with (
+        running(
+            settings,
+            store,
+            listen=listen_url(settings),
+            poll_seconds=NEVER,
+            backstop_seconds=NEVER,
+            push_debounce=0.1,
+            push_max_delay=0.5,
+            liveness=Liveness(heartbeat_seconds=0.2, on_held=skipped.append),
+        ) as (_, worker),
+        live_run(store, "push_changes") as scheduled,
+    ):
+        await wait_for(lambda: worker.state.listening and worker.drainers, what="LISTEN")
+        drainer = worker.drainers[connection_id_for(TOKEN)]
+        await wait_for(lambda: drainer.chains == {chain}, what="the drain's chain")
+        # the turns of the run's start and of LISTEN are over (none due, the lease free):
+        # from here on only the edit below makes one
+        await wait_for(lambda: not drainer.edits, what="no push turn due")
+        name = f"push_changes:{chain}"
+        taken = {"acquired": False}
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 30
+        while not taken["acquired"]:
+            assert loop.time() < deadline, "the lease was never free"
+            await asyncio.sleep(0.05)
+            taken = await store.call(
+                "lease_acquire", p_name=name, p_holder=str(scheduled.id), p_seconds=120
+            )
+        staff_edit(database_url, user, guest, "notes", "after the lease")
+        await wait_for(lambda: any(h.event == "skipped" for h in skipped), what="push skipped")
+        await store.call("lease_release", p_name=name, p_holder=str(scheduled.id))
+        await wait_for(
+            lambda: simulator.data.customers[guest].get("Notes") == "after the lease",
+            what="the edit in Mews",
+        )
+
+
+def staff_edit(url: str, user: str, guest: str, column: str, value: str) -> Any:
+    """A staff edit through row-level security; the base the database recorded for it."""
+    with psycopg.connect(url, autocommit=True) as conn, conn.transaction():
+        conn.execute("set local role authenticated")
+        conn.execute(
+            "select set_config('request.jwt.claims', %s, true)",
+            (json.dumps({"role": "authenticated", "sub": user}),),
+        )
+        row = conn.execute(
+            f"update public.guests set {column} = %s where mews_id = %s"
+            f" returning local_base -> '{column}'",
+            (value, guest),
+        ).fetchone()
+    assert row is not None
+    return row[0]
+
+
+def mews_update(simulator: Simulator, guest: str, **fields: Any) -> dict[str, Any]:
+    """Another Mews user changes the customer (another integration's token)."""
+    body = {
+        "ClientToken": FIXTURE_CLIENT_TOKEN,
+        "AccessToken": FIXTURE_ACCESS_TOKEN,
+        "Client": "a test",
+        "CustomerId": guest,
+        **fields,
+    }
+    answer = httpx.post(f"{simulator.url}/api/connector/v1/customers/update", json=body)
+    answer.raise_for_status()
+    customer: dict[str, Any] = answer.json()
+    return customer
+
+
+def db_clock_past(url: str, stamp: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select clock_timestamp() >= %s::timestamptz + interval '1 second'", (stamp,)
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def guest_row(url: str, guest: str) -> tuple[Any, ...]:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select occupation, push_status from public.guests where mews_id = %s", (guest,)
+        ).fetchone()
+    assert row is not None
+    return tuple(row)
+
+
+def conflicts_of(url: str, guest: str) -> list[tuple[Any, ...]]:
+    with psycopg.connect(url) as conn:
+        return [
+            tuple(r)
+            for r in conn.execute(
+                "select field, local_value, mews_value, resolution from public.conflict_log"
+                " where guest_mews_id = %s",
+                (guest,),
+            )
+        ]
+
+
+async def test_a_mews_change_the_worker_mirrored_is_the_base_of_the_staff_edit_made_over_it(
+    simulator: Simulator, store: Store, database_url: str, websocket_url: str
+) -> None:
+    """What the chaos run took for a lost Mews change: Mews changed a guest's occupation, the
+    worker mirrored it within the second, and the staff edit a second later was made over it:
+    its base is the Mews value, so it is pushed with no conflict. The same edit over a Mews
+    change not yet mirrored (its webhook never came) is a conflict the later staff edit wins,
+    logged with the Mews value."""
+    settings = settings_for(simulator, database_url, websocket_url)
+    await loaded(settings, store, "customers")
+    enterprise_id = simulator.data.enterprises[0]["Id"]
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        user = add_user(conn, enterprise_id=enterprise_id)
+        rows = conn.execute(
+            "select mews_id::text from public.guests where is_active order by mews_id limit 2"
+        ).fetchall()
+    seen, unseen = (r[0] for r in rows)
+    with webhook_receiver(settings, "s3cret") as url:
+        simulator.set_webhook(url)
+        async with running(
+            settings, store, listen=listen_url(settings), poll_seconds=NEVER, backstop_seconds=NEVER
+        ) as (_, worker):
+            await wait_for(lambda: worker.state.listening, what="LISTEN")
+            await asyncio.to_thread(mews_update, simulator, seen, Occupation="mews-seen")
+            await wait_for(lambda: guest_row(database_url, seen)[0] == "mews-seen", what="mirrored")
+            assert staff_edit(database_url, user, seen, "occupation", "staff-seen") == "mews-seen"
+
+            simulator.set_webhook(None)  # Mews' change is not announced
+            changed = await asyncio.to_thread(
+                mews_update, simulator, unseen, Occupation="mews-unseen"
+            )
+            simulator.set_webhook(url)
+            # the staff edit a whole second later (Mews stamps whole seconds): the later write
+            await wait_for(
+                lambda: db_clock_past(database_url, changed["UpdatedUtc"]),
+                what="the database clock a second past Mews' stamp",
+            )
+            assert staff_edit(database_url, user, unseen, "occupation", "staff-unseen") != (
+                "mews-unseen"
+            )
+
+            def pushed(guest: str, value: str) -> bool:
+                return simulator.data.customers[guest].get("Occupation") == value and (
+                    guest_row(database_url, guest)[1] == "pushed"
+                )
+
+            await wait_for(lambda: pushed(seen, "staff-seen"), what="the edit over it pushed")
+            await wait_for(lambda: pushed(unseen, "staff-unseen"), what="the other pushed")
+    assert conflicts_of(database_url, seen) == []
+    assert conflicts_of(database_url, unseen) == [
+        ("occupation", "staff-unseen", "mews-unseen", "local_won")
+    ]
