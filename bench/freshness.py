@@ -1,29 +1,39 @@
 """How fresh the data is: Mews change → row visible, staff edit → Mews, change → new score.
 
-    python -m bench.freshness [--properties 1] [--rate 2] [--seconds 20] [--phases after,before]
+    python -m bench.freshness [--properties 1,20] [--rate 2] [--seconds 20]
+                              [--phases worker,killed] [--cadence-scale 1]
 
-The simulator in its own process (300 ms latency, the real request limit: 200 per 30 s per
-token, docs/MEWS.md#rate-limit) sends General Webhooks to our intake (``accept_webhook`` over HTTP, as the
-``mews_webhook`` function runs it) and WebSocket messages to ``guesthub listen`` (a process of
-its own, as deployed). After a first load and a first scoring, for ``--seconds`` each property
-changes ``--rate`` times a second (customers over webhooks and reservations over the WebSocket,
-by turns) and a staff member edits a guest through row-level security every ``--edit-every``
-seconds (``--before-seconds`` without the worker: one period of ``process_events``). The bench watches the database every 0.1 s (figures are rounded up to that):
+For each number of properties (a fresh database and simulator each): the simulator in its own
+process (300 ms latency, the real request limit: 200 per 30 s per token,
+docs/MEWS.md#rate-limit) sends General Webhooks to our intake (``accept_webhook`` over HTTP, as
+the ``mews_webhook`` function runs it) and WebSocket messages to ``guesthub listen`` (a process of
+its own, as deployed). After a first load and a first scoring, each property changes ``--rate``
+times a second (customers and reservations by turns; a reservation is announced by a webhook and
+the WebSocket, a customer by a webhook) and a staff member edits a guest through row-level
+security every ``--edit-every`` seconds. The bench watches the database every 0.1 s (figures are
+rounded up to that):
 
-- Mews change → row visible: the row's ``mews_updated_utc`` moved past what it was (a customer
-  is announced by a General Webhook; a reservation by both a webhook and the WebSocket, the
-  first one drained wins);
+- Mews change → row visible: the row's ``mews_updated_utc`` moved past what it was;
 - change → new score: the guest's facts were computed from that row (``quality_facts_put``
   rescores it in the same call);
 - staff edit → Mews: the edit is no longer pending (Mews accepted the update, or lost the merge);
 - of which change → in the inbox: the first event about it stored (webhook or WebSocket), the
   part of the delay before anything of ours can act (the simulator's and the intake's).
 
-Phases: ``after`` — ``guesthub listen`` with its real-time worker; ``before`` — ``guesthub listen
---no-realtime`` (sockets only) and the schedules of scheduler.yaml run by the bench
-(``process_events`` every 60 s, ``push_changes`` every 120 s; ``score_profiles`` every 15
-minutes, beyond the phase: not measured). Requests and 429s are the simulator's counters for
-the phase.
+Phases:
+
+- ``worker``: ``guesthub listen --realtime`` (the sockets and the real-time worker), ``--seconds``
+  of changes;
+- ``killed``: the same process started, connected, then killed (SIGKILL): the safety net only,
+  the schedules of scheduler.yaml run by the bench from the kill (``process_events`` every 60 s,
+  ``push_changes`` every 120 s, ``score_profiles`` every 15 min; ``poll_changes`` every 5 min is
+  not needed: every change is announced by a webhook), each period times ``--cadence-scale``
+  (1: scheduler.yaml's; another value is printed with the table). Changes for one
+  ``process_events`` period, then until everything arrived (at most two ``push_changes``
+  periods); ``change → new score`` is measured only when ``score_profiles``' period fits in that;
+- ``before``: ``guesthub listen --no-realtime`` (sockets only) and the same schedules.
+
+Requests and 429s are the simulator's counters for the phase.
 """
 
 from __future__ import annotations
@@ -107,8 +117,11 @@ async def small_store(db: str) -> Store:
 
 
 @contextmanager
-def listener_process(settings: Settings, key: str, *, realtime: bool) -> Iterator[int]:
-    """``guesthub listen`` in its own process; yields its health port. SIGTERM at the end."""
+def listener_process(
+    settings: Settings, key: str, *, realtime: bool
+) -> Iterator[tuple[int, subprocess.Popen[bytes]]]:
+    """``guesthub listen`` in its own process; yields its health port and the process. SIGTERM
+    at the end (unless it was killed)."""
     port = free_port()
     assert settings.database_url is not None
     env = os.environ | {
@@ -123,9 +136,10 @@ def listener_process(settings: Settings, key: str, *, realtime: bool) -> Iterato
     command += ["--port", str(port), "--realtime" if realtime else "--no-realtime"]
     process = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL)  # noqa: S603
     try:
-        yield port
+        yield port, process
     finally:
-        process.send_signal(signal.SIGTERM)
+        if process.poll() is None:
+            process.send_signal(signal.SIGTERM)
         try:
             process.wait(timeout=60)
         except subprocess.TimeoutExpired:
@@ -279,11 +293,16 @@ async def generate(
     started = time.monotonic()
     turn = 0
     next_edit = started + args.edit_every / 2
-    async with httpx.AsyncClient(timeout=30) as client:
+    async with (
+        httpx.AsyncClient(timeout=30) as client,
+        await psycopg.AsyncConnection.connect(db, autocommit=True) as staff,
+    ):
 
-        async def change(hotel: Hotel, kind: str) -> None:
+        async def change(kind: str) -> None:
+            """One change in every property: one request (a request per property cost the
+            bench more CPU than the simulator spent on the changes)."""
             at, wall = time.monotonic(), time.time()
-            body = {"property": hotel.index, kind: 1}
+            body = {"property": "all" if len(hotels) > 1 else hotels[0].index, kind: 1}
             answer = (await client.post(sim + "/_admin/mutate", json=body)).json()
             if kind == "customers_updated":
                 for mews_id in answer["customers_updated"]:
@@ -297,49 +316,88 @@ async def generate(
 
         while time.monotonic() - started < seconds:
             kind = "customers_updated" if turn % 2 == 0 else "reservations_updated"
-            await asyncio.gather(*(change(h, kind) for h in hotels))
+            await change(kind)
             turn += 1
             if time.monotonic() >= next_edit:
                 next_edit += args.edit_every
                 for hotel in hotels:
                     guest = rng.choice(hotel.guests)
-                    await asyncio.to_thread(staff_edit, db, hotel, guest)
+                    await staff_edit(staff, hotel, guest)
                     phase.edits.started(guest, time.monotonic())
             await asyncio.sleep(max(0.0, started + turn / args.rate - time.monotonic()))
 
 
-def staff_edit(db: str, hotel: Hotel, guest: str) -> None:
-    """One committed edit through row-level security, as PostgREST runs it."""
-    with psycopg.connect(db, autocommit=True) as conn, conn.transaction():
-        conn.execute("set local role authenticated")
-        conn.execute(
+async def staff_edit(conn: psycopg.AsyncConnection[Any], hotel: Hotel, guest: str) -> None:
+    """One committed edit through row-level security, as PostgREST runs it (a transaction
+    of its own on a kept connection, as PostgREST's pool)."""
+    async with conn.transaction():
+        await conn.execute("set local role authenticated")
+        await conn.execute(
             "select set_config('request.jwt.claims', %s, true)",
             (json.dumps({"role": "authenticated", "sub": hotel.staff}),),
         )
-        conn.execute(
+        await conn.execute(
             "update public.guests set notes = %s where chain_id = %s and mews_id = %s",
             (f"bench {uuid.uuid4().hex[:8]}", hotel.chain_id, guest),
         )
 
 
-async def scheduler(store: Store, settings: Settings, started: float) -> None:
-    """scheduler.yaml's process_events (every minute) and push_changes (every two minutes),
-    from the phase's start."""
-    ticks = 0
+@dataclass(frozen=True)
+class Cadence:
+    """scheduler.yaml's periods (seconds), times ``scale``."""
+
+    scale: float = 1.0
+
+    @property
+    def process_events(self) -> float:
+        return 60.0 * self.scale
+
+    @property
+    def push_changes(self) -> float:
+        return 120.0 * self.scale
+
+    @property
+    def score_profiles(self) -> float:
+        return 900.0 * self.scale
+
+    @property
+    def wait(self) -> float:
+        """How long a phase without the worker waits for what is left: two push periods."""
+        return 2 * self.push_changes + 10.0
+
+    @property
+    def scores(self) -> bool:
+        """Whether score_profiles comes round within the wait."""
+        return self.score_profiles <= self.wait
+
+
+async def scheduler(store: Store, settings: Settings, started: float, cadence: Cadence) -> None:
+    """scheduler.yaml's process_events, push_changes and score_profiles at their periods (times
+    the cadence's scale) from ``started``, each job when its period comes round."""
+    due = {
+        "process_events": started + cadence.process_events,
+        "push_changes": started + cadence.push_changes,
+        "score_profiles": started + cadence.score_profiles,
+    }
     while True:
-        ticks += 1
-        await asyncio.sleep(max(0.0, started + 60 * ticks - time.monotonic()))
-        await run_connections_job(
-            store,
-            settings,
-            "process_events",
-            jobs.process_events,
-            scheduled(settings, exclusive=False),
-        )
-        if ticks % 2 == 0:
+        job = min(due, key=lambda j: due[j])
+        await asyncio.sleep(max(0.0, due[job] - time.monotonic()))
+        due[job] += getattr(cadence, job)
+        if job == "process_events":
+            await run_connections_job(
+                store,
+                settings,
+                "process_events",
+                jobs.process_events,
+                scheduled(settings, exclusive=False),
+            )
+        elif job == "push_changes":
             await run_connections_job(
                 store, settings, "push_changes", jobs.push(), scheduled(settings)
             )
+        else:
+            async with recorded_run(store, "score_profiles") as run:
+                await score_profiles(store, run)
 
 
 async def run_phase(
@@ -353,34 +411,40 @@ async def run_phase(
 ) -> tuple[Phase, dict[str, Any], float]:
     assert settings.database_url is not None
     db = settings.database_url.get_secret_value()
-    realtime = name == "after"
+    worker = name == "worker"
+    cadence = Cadence(args.cadence_scale)
     since = datetime.now().astimezone()
-    with listener_process(settings, key, realtime=realtime) as port:
+    with listener_process(settings, key, realtime=name != "before") as (port, process):
         await connected(port, len(hotels), db, since)
+        if name == "killed":  # the worker dies: what its sockets and drains did is gone
+            process.kill()
+            process.wait()
         await asyncio.to_thread(reset_stats, sim)
-        phase = Phase(scored=realtime)
+        phase = Phase(scored=worker or cadence.scores)
         stop = asyncio.Event()
         watcher = asyncio.create_task(watch(db, phase, stop))
         store = await small_store(db)
         jobs_task = (
-            None if realtime else asyncio.create_task(scheduler(store, settings, time.monotonic()))
+            None
+            if worker
+            else asyncio.create_task(scheduler(store, settings, time.monotonic(), cadence))
         )
         started = time.monotonic()
         try:
             # without the worker, a full period of process_events: a change waits for the next
-            # tick, uniformly over the minute (edits: the first half of push's two minutes)
+            # tick, uniformly over the period (edits: the first half of push's)
             await generate(
                 sim,
                 db,
                 hotels,
                 phase,
                 args=args,
-                seconds=args.seconds if realtime else args.before_seconds,
+                seconds=args.seconds if worker else cadence.process_events,
             )
-            # until everything arrived: seconds with the worker, the schedules' period without
+            # until everything arrived: seconds with the worker, the schedules' periods without
             phase.settled.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(phase.settled.wait(), 30.0 if realtime else 130.0)
+                await asyncio.wait_for(phase.settled.wait(), 30.0 if worker else cadence.wait)
         finally:
             stop.set()
             await watcher
@@ -458,21 +522,31 @@ async def prepare(settings: Settings, sim: str) -> tuple[list[Hotel], str]:
     return hotels, db
 
 
+TITLES = {
+    "worker": "worker: guesthub listen --realtime",
+    "killed": "killed: guesthub listen killed (SIGKILL) after connecting; the schedules alone",
+    "before": "before: guesthub listen --no-realtime (sockets only) + the schedules",
+}
+
+
 def report(
-    name: str, phase: Phase, counters: dict[str, Any], seconds: float, realtime: bool
+    name: str, phase: Phase, counters: dict[str, Any], seconds: float, args: argparse.Namespace
 ) -> None:
-    print(f"\n{name}: {seconds:.0f} s")
-    if not realtime:
+    cadence = Cadence(args.cadence_scale)
+    print(f"\n{TITLES[name]}: {seconds:.0f} s")
+    if name != "worker":
+        scaled = "" if cadence.scale == 1 else f" SCALED x{cadence.scale:g} from scheduler.yaml's"
         print(
-            "  changes made over one process_events period (60 s), edits over the first half of"
-            " push_changes' (120 s): edits wait longer than a steady state's average;"
-            " score_profiles (every 15 min): not measured"
+            f"  schedules{scaled}: process_events every {cadence.process_events:g} s, push_changes"
+            f" every {cadence.push_changes:g} s, score_profiles every {cadence.score_profiles:g} s"
+            f" ({'measured' if cadence.scores else 'beyond the phase: not measured'}); changes"
+            f" over one process_events period"
         )
     print(
         f"{'path':34} {'n':>5} {'p50 s':>7} {'p95 s':>7} {'p99 s':>7} {'max s':>7} {'not yet':>10}"
     )
     for path in phase.paths():
-        if realtime or path is not phase.scores:
+        if phase.scored or path is not phase.scores:
             print(path.row())
     per_token = counters.get("per_token", {}).values()
     print(
@@ -501,49 +575,52 @@ async def run(args: argparse.Namespace, db: str, sim: str, key: str) -> None:
         phase, counters, seconds = await run_phase(
             name, settings=settings, key=key, sim=sim, hotels=hotels, args=args
         )
-        report(
-            "after (guesthub listen, real-time worker)"
-            if name == "after"
-            else "before (guesthub listen --no-realtime + the schedules)",
-            phase,
-            counters,
-            seconds,
-            name == "after",
-        )
+        report(name, phase, counters, seconds, args)
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--properties", type=int, default=1)
+    parser.add_argument(
+        "--properties", default="1,20", help="numbers of properties, each a run of its own"
+    )
     parser.add_argument("--customers", type=int, default=300)
     parser.add_argument("--rate", type=float, default=2.0, help="changes per second per property")
     parser.add_argument("--seconds", type=float, default=20.0, help="changes with the worker")
-    parser.add_argument(
-        "--before-seconds", type=float, default=60.0, help="changes with the schedules alone"
-    )
     parser.add_argument("--edit-every", type=float, default=5.0)
     parser.add_argument("--latency-ms", type=float, default=300.0)
-    parser.add_argument("--phases", default="after,before")
+    parser.add_argument("--phases", default="worker,killed", help="worker, killed, before")
+    parser.add_argument(
+        "--cadence-scale",
+        type=float,
+        default=1.0,
+        help="the schedules' periods times this (1: scheduler.yaml's)",
+    )
     parser.add_argument("--server-url", default=LOCAL_SERVER)
     args = parser.parse_args()
-    key = Fernet.generate_key().decode()
-    with (
-        fresh_database(args.server_url) as db,
-        webhook_receiver(db) as hook,
-        simulator_process(
-            "--customers",
-            str(args.customers),
-            "--properties",
-            str(args.properties),
-            "--latency-ms",
-            str(args.latency_ms),
-            "--webhook-url",
-            hook,
-        ) as sim,
-    ):
-        asyncio.run(run(args, db, sim, key))
+    unknown = set(args.phases.split(",")) - set(TITLES)
+    if unknown:
+        parser.error(f"unknown phases {sorted(unknown)}: {', '.join(TITLES)}")
+    for properties in (int(p) for p in args.properties.split(",")):
+        key = Fernet.generate_key().decode()
+        print(f"\n=== {properties} propert{'y' if properties == 1 else 'ies'}", flush=True)
+        with (
+            fresh_database(args.server_url) as db,
+            webhook_receiver(db) as hook,
+            simulator_process(
+                "--customers",
+                str(args.customers),
+                "--properties",
+                str(properties),
+                "--latency-ms",
+                str(args.latency_ms),
+                "--webhook-url",
+                hook,
+            ) as sim,
+        ):
+            asyncio.run(run(args, db, sim, key))
+        sys.stdout.flush()
 
 
 if __name__ == "__main__":

@@ -5602,6 +5602,22 @@ AS $function$
 $function$;
 grant execute on function public.quality_facts_edited(uuid,integer) to service_role;
 
+-- public.quality_facts_of(uuid,jsonb)
+CREATE OR REPLACE FUNCTION public.quality_facts_of(p_chain_id uuid, p_ids jsonb)
+ RETURNS jsonb
+ LANGUAGE sql
+ STABLE
+ SET search_path TO ''
+AS $function$
+  select coalesce(jsonb_agg(app.quality_facts_input(g) order by g.mews_id), '[]'::jsonb)
+  from public.guests g
+  left join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id
+  where g.chain_id = p_chain_id
+    and g.mews_id in (select i::uuid from jsonb_array_elements_text(p_ids) i limit 5000)
+    and (f.guest_mews_id is null or f.source_synced_at is null or f.source_synced_at < g.synced_at)
+$function$;
+grant execute on function public.quality_facts_of(uuid,jsonb) to service_role;
+
 -- public.quality_facts_pending(uuid,integer)
 CREATE OR REPLACE FUNCTION public.quality_facts_pending(p_chain_id uuid, p_limit integer DEFAULT 1000)
  RETURNS jsonb

@@ -2,9 +2,11 @@
 
 The embedded database (its default `guesthub` database, made afresh: the one every later
 `guesthub` command uses), the Mews simulator with the real request limit, the first load with
-its progress bar, a burst of changes in Mews delivered as webhooks (to the intake the `mews_webhook`
-function runs, served locally) and WebSocket events (to the real listener), processing, a
-staff edit pushed back to Mews, scoring, and the report. It ends with the commands that explore what it
+its progress bar, then the always-on service (`guesthub listen --realtime`: the WebSocket and the
+real-time worker) taking every change with no job run by hand: a burst of changes in Mews
+delivered as webhooks (to the intake the `mews_webhook` function runs, served locally) and
+WebSocket events, in the mirror within a second or so (timed), one guest's change timed to its
+row and its new score, a staff edit timed to Mews; then scoring, and the report. It ends with the commands that explore what it
 left, and the one that stops the embedded server.
 """
 
@@ -14,6 +16,7 @@ import asyncio
 import json
 import secrets
 import time
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -25,20 +28,17 @@ from rich.table import Table
 from shared.cli.common import command_settings
 from shared.cli.errors import CommandError
 from shared.cli.quality import run_scoring, write_report
-from shared.cli.sync import engine_for, run_backfill
+from shared.cli.sync import run_backfill
 from shared.db.connect import describe_database, ensure_database
 from shared.db.embedded import DEFAULT_DATABASE, database_url, start_embedded
 from shared.db.migrations import migrate, table_names_without_rls
 from shared.db.store import PsycopgTransport, Store
 from shared.intake.serve import serving_webhook
-from shared.listener.listener import Listener
+from shared.listener.service import supervisor_for, worker_for
 from shared.settings import Settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from shared.sync.entities import SPECS
-from shared.sync.events import process_events
-from shared.sync.push import push_changes
-from shared.sync.runs import recorded_run
 
 console = Console()
 # the comment that marks the embedded default database as the demo's (recreated at will)
@@ -163,7 +163,7 @@ async def _wait(predicate: Any, limit: float) -> bool:
     return False
 
 
-async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, Any]:  # noqa: PLR0915 - the demo's script, step by step
+async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     console.print(
         "[bold]3.[/bold] first load (CreatedUtc windows, concurrent, inside the shared request budget)"
@@ -172,76 +172,9 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     summary["backfill_requests"] = backfill["requests"]
     summary["backfill_429"] = backfill["rate_limited"]
 
-    store = Store(await PsycopgTransport.connect(url, max_size=4))
+    store = Store(await PsycopgTransport.connect(url, max_size=8))
     try:
-        listener = Listener(
-            store,
-            websocket_url=settings.mews_websocket_url,
-            client_token=settings.mews_client_token,
-            access_token=settings.mews_access_token,
-            catch_up=lambda: asyncio.sleep(0),
-        )
-        stop = asyncio.Event()
-        listening = asyncio.create_task(listener.run(stop))
-        await _wait(lambda: _true(listener.state.connected), 10)
-        changed = await asyncio.to_thread(
-            simulator.mutate,
-            customers_added=20,
-            customers_updated=30,
-            reservations_updated=15,
-            resources_updated=5,
-        )
-        expected_events = 2 * 20 + 30 + 15 + 5
-
-        async def delivered() -> bool:
-            stats = await store.call("inbox_stats")
-            return (
-                sum(stats["by_status"].values()) >= expected_events // 25 + 1
-                and listener.state.frames >= 1
-            )
-
-        await _wait(delivered, 20)
-        inbox = await store.call("inbox_stats")
-        console.print(
-            f"[bold]4.[/bold] Mews changed {sum(len(v) for v in changed.values())} records: "
-            f"{simulator.app.stats.webhook_events_sent} webhook events in {simulator.app.stats.webhooks_sent} messages "
-            f"and {listener.state.frames} WebSocket frame(s) stored in the inbox ({_statuses(inbox)})"
-        )
-        stop.set()
-        await listening
-
-        async with engine_for(settings) as (_, engine):
-            async with recorded_run(store, "process_events") as run:
-                await process_events(store, engine, run)
-            summary["events"] = dict(run.counts)
-            console.print(
-                f"[bold]5.[/bold] process_events: {run.status}; {run.counts.get('events', 0)} events → "
-                f"{run.entity_count('customers', 'ids')} customers, {run.entity_count('reservations', 'ids')} reservations, "
-                f"{run.entity_count('resources', 'ids')} resources fetched by id"
-            )
-
-            guest_id, mews_before = await _staff_edit(url, simulator)
-            async with recorded_run(store, "push_changes") as run:
-                await push_changes(store, engine, run)
-            after = simulator.data.customers[guest_id]["Phone"]
-            console.print(
-                f"[bold]6.[/bold] a receptionist added a missing phone in Supabase; push_changes: {run.status}, "
-                f"{run.counts.get('pushed', 0)} profile pushed; in Mews the phone went {mews_before or '(empty)'} → {after}"
-            )
-
-            async def echoed() -> bool:
-                stats = await store.call("inbox_stats")
-                return int(stats["by_status"].get("pending", 0)) >= 1
-
-            await _wait(echoed, 10)
-            async with recorded_run(store, "process_events") as run:
-                await process_events(store, engine, run)
-            console.print(
-                f"   Mews' webhook for our own write (the echo) came back and changed "
-                f"{run.entity_count('customers', 'updated')} rows "
-                f"({run.entity_count('customers', 'unchanged')} unchanged): no bounce"
-            )
-            summary["client_429"] = engine.client.stats.rate_limited
+        await _realtime(settings, simulator, store, url, summary)
     finally:
         await store.aclose()
 
@@ -262,6 +195,194 @@ async def _run(settings: Settings, simulator: Simulator, url: str) -> dict[str, 
     summary["report"] = [str(p.resolve()) for p in paths]
     summary["simulator"] = simulator.stats()
     return summary
+
+
+async def _realtime(
+    settings: Settings, simulator: Simulator, store: Store, url: str, summary: dict[str, Any]
+) -> None:
+    """Steps 4 to 6: the always-on service (``guesthub listen --realtime``: the WebSocket and
+    the real-time worker) takes every change from here, with no job run by hand."""
+    supervisor = supervisor_for(settings, store)
+    worker = worker_for(settings, store)
+    stop = asyncio.Event()
+    tasks = [asyncio.create_task(supervisor.run(stop)), asyncio.create_task(worker.run(stop))]
+    try:
+
+        def ready() -> bool:
+            sockets = supervisor.sockets.values()
+            return (
+                worker.state.listening
+                and any(d.chains for d in worker.drainers.values())
+                and any(s.listener.state.connected for s in sockets)
+            )
+
+        await _until(ready, "the WebSocket connected and the worker listening")
+        console.print(
+            "[bold]4.[/bold] the always-on service runs (guesthub listen --realtime): the WebSocket,"
+            " and the real-time worker LISTENing for what the inbox and staff edits notify"
+        )
+
+        # a burst of changes in Mews, over webhooks and the WebSocket
+        started = time.monotonic()
+        changed = await asyncio.to_thread(
+            simulator.mutate,
+            customers_added=20,
+            customers_updated=30,
+            reservations_updated=15,
+            resources_updated=5,
+        )
+        ids = [*changed["customers_added"], *changed["customers_updated"]]
+        mirrored = await _until(
+            lambda: _all_current(url, simulator, ids, changed["reservations"]),
+            "the changed guests and reservations in the mirror, the inbox drained",
+        )
+        console.print(
+            f"[bold]5.[/bold] Mews changed {sum(len(v) for v in changed.values())} records"
+            f" ({simulator.app.stats.webhook_events_sent} webhook events,"
+            f" {sum(s.listener.state.frames for s in supervisor.sockets.values())} WebSocket"
+            f" frame(s)): all in the mirror {mirrored - started:.1f} s later, no job run by hand"
+        )
+
+        # one change, timed: Mews → the guests row → its new score
+        before = _guest_updated(url, [])
+        started = time.monotonic()
+        (guest,) = (await asyncio.to_thread(simulator.mutate, customers_updated=1))[
+            "customers_updated"
+        ]
+        arrived = await _until(
+            lambda: _guest_updated(url, [guest]).get(guest) != before.get(guest),
+            "the guest's change in the mirror",
+        )
+        scored = await _until(lambda: _facts_current(url, guest), "the guest's new score")
+        summary["change_seconds"] = arrived - started
+        console.print(
+            f"   one guest changed in Mews: in guests {arrived - started:.2f} s later,"
+            f" rescored {scored - started:.2f} s later"
+        )
+
+        # a receptionist's edit reaches Mews
+        guest_id, mews_before = await _staff_edit(url, simulator)
+        echoes = _events_about(url, guest_id)[0]
+        started = time.monotonic()
+        pushed = await _until(
+            lambda: simulator.data.customers[guest_id]["Phone"] not in (None, mews_before),
+            "the staff edit in Mews",
+        )
+        after = simulator.data.customers[guest_id]["Phone"]
+        summary["edit_seconds"] = pushed - started
+        console.print(
+            f"[bold]6.[/bold] a receptionist added a missing phone in Supabase: in Mews"
+            f" {pushed - started:.2f} s later ({mews_before or '(empty)'} → {after}),"
+            " no job run by hand"
+        )
+        await _until(
+            lambda: _echo_processed(url, guest_id, echoes),
+            "Mews' webhook for our own write, processed",
+        )
+        status = _push_status(url, guest_id)
+        console.print(
+            "   Mews' webhook for our own write (the echo) came back and was processed: the"
+            f" guest's push status is {status!r}, nothing pushed again"
+        )
+        summary["client_429"] = simulator.app.stats.statuses.get(429, 0)
+        summary["realtime"] = worker.state.snapshot()
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), 60)
+
+
+async def _until(condition: Callable[[], bool], what: str, limit: float = 60.0) -> float:
+    """When ``condition`` became true (looked at every 50 ms); a CommandError after ``limit``
+    seconds (never reported as done)."""
+    deadline = time.monotonic() + limit
+    while not await asyncio.to_thread(condition):
+        if time.monotonic() > deadline:
+            raise CommandError(f"the demo waited {limit:.0f} s for {what}: not there")
+        await asyncio.sleep(0.05)
+    return time.monotonic()
+
+
+def _guest_updated(url: str, ids: list[str]) -> dict[str, Any]:
+    """Each guest's ``mews_updated_utc`` (every guest without ``ids``)."""
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "select mews_id::text, mews_updated_utc from public.guests"
+            " where cardinality(%s::uuid[]) = 0 or mews_id = any(%s::uuid[])",
+            (ids, ids),
+        ).fetchall()
+    return dict(rows)
+
+
+def _all_current(
+    url: str, simulator: Simulator, guests: list[str], reservations: list[str]
+) -> bool:
+    """The guests and reservations as Mews has them now, and nothing left in the inbox."""
+    data = simulator.data
+    with psycopg.connect(url) as conn:
+        phones: dict[str, str | None] = dict(
+            conn.execute(
+                "select mews_id::text, phone from public.guests where mews_id = any(%s::uuid[])",
+                (guests,),
+            ).fetchall()
+        )
+        states: dict[str, str] = dict(
+            conn.execute(
+                "select mews_id::text, state from public.reservations"
+                " where mews_id = any(%s::uuid[])",
+                (reservations,),
+            ).fetchall()
+        )
+    return (
+        all(g in phones and phones[g] == data.customers[g]["Phone"] for g in guests)
+        and all(states.get(r) == data.reservations[r]["State"] for r in reservations)
+        and _inbox_drained(url)
+    )
+
+
+def _inbox_drained(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(*) from public.event_inbox where status <> 'done'"
+        ).fetchone()
+    return row is not None and row[0] == 0
+
+
+def _facts_current(url: str, guest: str) -> bool:
+    """The guest's facts (and score) computed from its current row."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select f.source_synced_at >= g.synced_at from public.guests g"
+            " join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id"
+            " where g.mews_id = %s",
+            (guest,),
+        ).fetchone()
+    return bool(row and row[0])
+
+
+def _events_about(url: str, record_id: str) -> tuple[int, int]:
+    """How many inbox rows name ``record_id``, and how many of them are done."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select count(distinct i.id), count(distinct i.id) filter (where i.status = 'done')"
+            " from public.event_inbox i, jsonb_array_elements(i.body->'Events') e"
+            " where e->'Value'->>'Id' = %s",
+            (record_id,),
+        ).fetchone()
+    return (int(row[0]), int(row[1])) if row else (0, 0)
+
+
+def _echo_processed(url: str, guest: str, before: int) -> bool:
+    """A webhook about ``guest`` stored since (``before`` rows named it), and all of them done."""
+    stored, done = _events_about(url, guest)
+    return stored > before and done == stored
+
+
+def _push_status(url: str, guest: str) -> str:
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "select push_status from public.guests where mews_id = %s", (guest,)
+        ).fetchone()
+    return str(row[0]) if row else "missing"
 
 
 def _statuses(stats: dict[str, Any]) -> str:

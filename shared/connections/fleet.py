@@ -267,7 +267,7 @@ class _Invocation:
                             connect_timeout=self.options.connect_timeout,
                         ) as client,
                     ):
-                        connection, engines = await _engines(
+                        connection, engines = await connection_engines(
                             self.store, connection, client, self.options
                         )
                         await self.work(
@@ -332,10 +332,11 @@ async def _session_mark(store: Store) -> str:
     return f"@{session}" if session is not None else ""
 
 
-async def _engines(
+async def connection_engines(
     store: Store, connection: Connection, client: MewsClient, options: FleetOptions
 ) -> tuple[Connection, list[SyncEngine]]:
-    """An engine per enterprise the connection covers (asked of Mews when not known or old)."""
+    """An engine per enterprise the connection covers (asked of Mews when not known or old),
+    in the order of ``connection.enterprise_ids``; the connection as discovered."""
     if not connection.enterprise_ids or _stale(connection.discovered_at):
         connection = await discover(store, connection, client)
     return connection, [

@@ -7,16 +7,18 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from functools import partial
 
 from shared.connections.fleet import ConnectionPass, ConnectionWork
+from shared.connections.model import Connection
 from shared.db.store import Store
 from shared.sync.engine import Counts, SyncEngine
 from shared.sync.entities import SPECS, EntitySpec
-from shared.sync.events import Route
+from shared.sync.events import Refresher, Route
 from shared.sync.events import process_events as drain
 from shared.sync.liveness import engine_units, unit
 from shared.sync.push import push_changes
 from shared.sync.runs import Run
 
 EntityAction = Callable[[EntitySpec, Run], Awaitable[object]]
+InboxRoute = tuple[Refresher, Route]
 
 
 def _chosen(entities: Iterable[EntitySpec] | None) -> tuple[EntitySpec, ...]:
@@ -87,15 +89,30 @@ def reconcile(entities: Iterable[EntitySpec] | None = None) -> ConnectionWork:
     return _each_entity("reconcile", entities, lambda engine: engine.reconcile)
 
 
+def inbox_routes(connection: Connection, engines: Sequence[SyncEngine]) -> list[InboxRoute]:
+    """Which inbox events a connection's drain claims, and what refreshes them. One
+    enterprise: one route takes its events and the connection's own together (a change
+    announced by a webhook and the WebSocket is claimed and read once); a portfolio: each
+    enterprise's events by its own engine, then the connection's own events (its WebSocket
+    frames name no enterprise) across its enterprises. ``engines``: one per enterprise, in the
+    order of ``connection.enterprise_ids``."""
+    enterprise_ids = connection.enterprise_ids
+    own: InboxRoute = (AcrossEnterprises(engines), Route(enterprise_ids, connection.id))
+    if len(engines) <= 1:
+        return [own]
+    return [
+        *(
+            (engine, Route((enterprise_id,)))
+            for enterprise_id, engine in zip(enterprise_ids, engines, strict=True)
+        ),
+        own,
+    ]
+
+
 async def process_events(store: Store, p: ConnectionPass) -> None:
-    """The inbox events of each enterprise the connection covers, then the connection's own
-    events that name none of them (its WebSocket frames name no enterprise)."""
-    enterprise_ids = p.connection.enterprise_ids  # one engine each, in this order
-    for enterprise_id, engine in zip(enterprise_ids, p.engines, strict=True):
-        await drain(store, engine, p.run, route=Route((enterprise_id,)))
-    await drain(
-        store, AcrossEnterprises(p.engines), p.run, route=Route(enterprise_ids, p.connection.id)
-    )
+    """The connection's inbox events, route by route (:func:`inbox_routes`)."""
+    for refresher, route in inbox_routes(p.connection, p.engines):
+        await drain(store, refresher, p.run, route=route)
 
 
 def push(progress: Callable[[int], None] | None = None) -> ConnectionWork:

@@ -36,7 +36,8 @@ every ``backstop_seconds`` (events whose retry came due). The scheduled ``proces
 
 After a drain that read guests, and after each push turn, the chain's changed guests get their
 facts and scores at once (:func:`shared.quality.live.rescore_changed`, a page at most: more is
-the score job's).
+the score job's): after a drain, the guests it read, by id; after a push turn, and at most
+every ``backstop_seconds`` instead, the chain's recently synced guests (what others wrote).
 """
 
 from __future__ import annotations
@@ -54,7 +55,7 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
 from shared.connections import jobs
-from shared.connections.fleet import ConnectionPass, FleetOptions, _engines
+from shared.connections.fleet import ConnectionPass, FleetOptions, connection_engines
 from shared.connections.model import Connection
 from shared.db.store import Store, StoreError
 from shared.listener.backoff import Backoff
@@ -63,6 +64,7 @@ from shared.quality.live import rescore_changed
 from shared.settings import Settings
 from shared.sync.connect import connected_client
 from shared.sync.engine import SyncEngine
+from shared.sync.entities import EntitySpec
 from shared.sync.events import Refresher, Route
 from shared.sync.events import process_events as drain_inbox
 from shared.sync.liveness import Liveness, live_run, unit
@@ -76,7 +78,7 @@ PUSH_CHANNEL = "guesthub_push"
 LISTEN_APPLICATION = "guesthub-listen"  # the LISTEN session, as pg_stat_activity names it
 TRANSACTION_POOLER_PORT = "6543"  # Supabase's transaction mode: no LISTEN across transactions
 
-GUESTS_READ = "customers_ids"  # the run's count of guests a drain read by id
+GUESTS = "guests"  # the mirror table of the entity whose records are guests
 ConnectionSource = Callable[[], Awaitable[list[Connection]]]
 
 
@@ -176,7 +178,7 @@ class Worker:
         refresh_seconds: float = 60.0,
         run_seconds: float = 300.0,
         drain_seconds: float = 0.5,
-        push_debounce: float = 1.0,
+        push_debounce: float = 0.5,
         push_max_delay: float = 5.0,
         push_seconds: float = 10.0,
         push_batch: int = 25,
@@ -206,6 +208,7 @@ class Worker:
         self._rescore_guests = rescore
         self._rng = random.Random()  # noqa: S311 - jitter
         self.drainers: dict[str, Drainer] = {}
+        self._scanned: dict[str, float] = {}  # chain → when its changed guests were last scanned
         self._retiring: set[asyncio.Task[None]] = set()
         self.state = WorkerState()
 
@@ -371,7 +374,9 @@ class Worker:
                 self._settings, self._store, access_token=connection.access_token
             ) as client,
         ):
-            connection, engines = await _engines(self._store, connection, client, self._options)
+            connection, engines = await connection_engines(
+                self._store, connection, client, self._options
+            )
             drainer.connection = connection
             chains = {(await engine.scope()).chain_id: engine for engine in engines}
             drainer.chains = set(chains)
@@ -389,10 +394,8 @@ class Worker:
                     if drainer.stop.is_set() or abandoned.is_set() or not drainer.wake.is_set():
                         continue
                     drainer.wake.clear()
-                    claimed = run.counts.get("inbox_claimed", 0)
-                    await self._drain(work, chains)
-                    if run.counts.get("inbox_claimed", 0) != claimed:
-                        drainer.wake.set()  # until a drain finds nothing (a budget cut it short)
+                    if await self._drain(work, chains):
+                        drainer.wake.set()  # events left (a budget cut it short)
                 if abandoned.is_set():
                     log.warning("real-time run marked abandoned; a new one takes over")
                     drainer.wake.set()  # its claims are free: the next run drains them at once
@@ -444,44 +447,47 @@ class Worker:
                     continue
                 await self._rescore(work.run, chain_id)
 
-    async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> None:
+    async def _drain(self, work: ConnectionPass, chains: Iterable[str]) -> bool:
         """The scheduled job's drain of this connection, each call bounded in time; the
-        guests a call read are rescored at once. One enterprise: one route takes its events and
-        the connection's own together (a change announced by a webhook and the WebSocket is
-        read once when both are claimed together); a portfolio: each enterprise's route and the
-        connection's own, side by side."""
-        enterprise_ids = work.connection.enterprise_ids
-        own = Route(enterprise_ids, work.connection.id)  # its enterprises' events too
-        routes: list[tuple[Refresher, Route]] = [(jobs.AcrossEnterprises(work.engines), own)]
-        if len(work.engines) > 1:  # a portfolio: each enterprise's events by its own engine
-            routes[:0] = [
-                (engine, Route((enterprise_id,)))
-                for enterprise_id, engine in zip(enterprise_ids, work.engines, strict=True)
-            ]
+        guests a call read are rescored at once. The scheduled job's routes
+        (:func:`jobs.inbox_routes`), side by side. While listening, a short batch ends a call
+        (what is stored later notifies: no claim that finds nothing). Whether events may be
+        left."""
+        routes = jobs.inbox_routes(work.connection, work.engines)
 
-        async def one(refresher: Refresher, route: Route) -> None:
-            before = work.run.counts.get(GUESTS_READ, 0)
-            await drain_inbox(
+        async def one(refresher: Refresher, route: Route) -> bool:
+            noting = _NotingGuests(refresher)
+            more = await drain_inbox(
                 self._store,
-                refresher,
+                noting,
                 work.run,
                 route=route,
                 time_budget_seconds=self._drain_seconds,
+                until_empty=not self.state.listening,
             )
-            if work.run.counts.get(GUESTS_READ, 0) != before:
+            if noting.guests:
                 for chain_id in chains:
-                    await self._rescore(work.run, chain_id)
+                    await self._rescore(work.run, chain_id, noting.guests)
+            return more
 
-        await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
+        left = await asyncio.gather(*(one(refresher, route) for refresher, route in routes))
         self.state.drains += 1
+        return any(left)
 
-    async def _rescore(self, run: Run, chain_id: str) -> None:
-        """Facts and scores of the chain's guests just written or edited; a refusal is the
-        score job's to meet again, never the drain's."""
+    async def _rescore(self, run: Run, chain_id: str, guests: set[str] | None = None) -> None:
+        """Facts and scores of the chain's guests just written (``guests``: read by id) or
+        edited; a refusal is the score job's to meet again, never the drain's. Every
+        ``backstop_seconds`` the chain's recently synced guests are scanned instead (what other
+        writers changed: a catch-up's poll, enrichment)."""
         if not self._rescore_guests:
             return
+        now = time.monotonic()
+        if guests is not None and now - self._scanned.get(chain_id, -math.inf) < self._backstop:
+            ids: set[str] | None = guests
+        else:
+            ids, self._scanned[chain_id] = None, now
         try:
-            refresh = await rescore_changed(self._store, chain_id)
+            refresh = await rescore_changed(self._store, chain_id, ids=ids)
         except StoreError as exc:
             run.count(rescore_failed=1)
             log.warning("rescore failed; the score job covers it", error=str(exc))
@@ -507,6 +513,20 @@ class Worker:
                 )
                 self.state.pushes += 1
         return mine
+
+
+class _NotingGuests:
+    """A drain's refresher that notes the guests it refreshed (for their rescoring by id)."""
+
+    def __init__(self, refresher: Refresher) -> None:
+        self._refresher = refresher
+        self.guests: set[str] = set()
+
+    async def refresh(self, spec: EntitySpec, ids: list[str], run: Run | None = None) -> Any:
+        result = await self._refresher.refresh(spec, ids, run)
+        if spec.table == GUESTS:
+            self.guests.update(ids)
+        return result
 
 
 async def _first_of(events: Iterable[asyncio.Event], seconds: float | None) -> None:

@@ -11,6 +11,8 @@ full passes, the calendar's changes and the snapshots."""
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from shared.db.store import Store
 from shared.quality import duplicates
 from shared.quality.facts import Refresh, put
@@ -18,13 +20,22 @@ from shared.quality.facts import Refresh, put
 PAGE = 500
 
 
-async def rescore_changed(store: Store, chain_id: str, *, limit: int = PAGE) -> Refresh:
+async def rescore_changed(
+    store: Store, chain_id: str, *, limit: int = PAGE, ids: Collection[str] | None = None
+) -> Refresh:
     """Put the facts (and scores) of up to ``limit`` changed and ``limit`` edited guests of
-    the chain; what it did."""
+    the chain; what it did. With ``ids`` (the guests a caller just wrote), the changed ones
+    among them, read by id (``quality_facts_of``) instead of the scan of the chain's recently
+    synced guests (``quality_facts_changed``), whose cost grows with a steady stream."""
     refresh = Refresh()
-    page = await store.call("quality_facts_changed", p_chain_id=chain_id, p_limit=limit)
-    if page["guests"]:
-        await put(store, chain_id, page["guests"], refresh)
+    if ids is None:
+        page = await store.call("quality_facts_changed", p_chain_id=chain_id, p_limit=limit)
+        changed = page["guests"]
+    else:
+        wanted = sorted(ids)[:limit]
+        changed = await store.call("quality_facts_of", p_chain_id=chain_id, p_ids=wanted)
+    if changed:
+        await put(store, chain_id, changed, refresh)
     edited = await store.call("quality_facts_edited", p_chain_id=chain_id, p_limit=limit)
     if edited:
         await put(store, chain_id, edited, refresh)

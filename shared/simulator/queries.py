@@ -39,6 +39,9 @@ class ReadSpec:
     extra: Callable[[SimData, dict[str, Any], dict[str, Any]], bool] | None = None
     order_field: str = "CreatedUtc"
     extras_in_response: dict[str, Any] = field(default_factory=dict)
+    # the collection by Id, when it is kept so: a read by ids looks them up instead of
+    # scanning every record (a read by id per change, on properties of thousands of records)
+    keyed: Callable[[SimData], Mapping[str, dict[str, Any]]] | None = None
 
 
 def _parse_time(name: str, value: Any) -> datetime:
@@ -75,6 +78,28 @@ def _limitation(body: dict[str, Any]) -> tuple[int, str | None]:
     if cursor is not None and not isinstance(cursor, str):
         raise RequestError(400, "Invalid Limitation.Cursor.")
     return count, cursor
+
+
+def _candidates(
+    spec: ReadSpec,
+    data: SimData,
+    id_sets: list[tuple[str, set[str]]],
+    windows: list[tuple[str, str, str, bool]],
+) -> Iterable[dict[str, Any]]:
+    """The records a read's filters are checked on: those of the ids asked for (a collection
+    kept by Id), or those of the first time filter's window (bisected on a sorted index), else
+    every record."""
+    by_id = next((wanted for record_field, wanted in id_sets if record_field == "Id"), None)
+    if by_id is not None and spec.keyed is not None:
+        keyed = spec.keyed(data)
+        return [keyed[i] for i in sorted(by_id) if i in keyed]
+    if windows and not windows[0][0].startswith("#"):
+        record_field, start, end, equality = windows[0]
+        keys, ordered = data.sorted_by(spec.result_key, record_field, spec.records(data))
+        low = bisect.bisect_left(keys, start)
+        high = bisect.bisect_right(keys, start) if equality else bisect.bisect_left(keys, end)
+        return ordered[low:high]
+    return spec.records(data)
 
 
 def run_read(spec: ReadSpec, data: SimData, body: dict[str, Any]) -> dict[str, Any]:
@@ -121,15 +146,7 @@ def run_read(spec: ReadSpec, data: SimData, body: dict[str, Any]) -> dict[str, A
         return spec.extra is None or spec.extra(data, body, record)  # noqa: S610 - not Django
 
     def match() -> tuple[list[dict[str, Any]], dict[str, int]]:
-        candidates: Iterable[dict[str, Any]] = spec.records(data)
-        if windows and not windows[0][0].startswith("#"):
-            # bisect the first time filter on a sorted index instead of scanning every record
-            record_field, start, end, equality = windows[0]
-            keys, ordered = data.sorted_by(spec.result_key, record_field, spec.records(data))
-            low = bisect.bisect_left(keys, start)
-            high = bisect.bisect_right(keys, start) if equality else bisect.bisect_left(keys, end)
-            candidates = ordered[low:high]
-        matched = [r for r in candidates if keep(r)]
+        matched = [r for r in _candidates(spec, data, id_sets, windows) if keep(r)]
         matched.sort(key=lambda r: (_field(data, r, order_field) or "", r["Id"]), reverse=True)
         return matched, {r["Id"]: i for i, r in enumerate(matched)}
 
@@ -204,6 +221,7 @@ READS: dict[str, ReadSpec] = {
             "LoyaltyCodes": ("LoyaltyCode", 1000),
         },
         {"CreatedUtc": "CreatedUtc", "UpdatedUtc": "UpdatedUtc", "DeletedUtc": "#DeletedUtc"},
+        keyed=lambda d: d.customers,
         required_one_of=(
             "CustomerIds",
             "ChainIds",
@@ -230,6 +248,7 @@ READS: dict[str, ReadSpec] = {
             "ExternalIdentifiers": ("ExternalIdentifier", 1000),
         },
         {"CreatedUtc": "CreatedUtc", "UpdatedUtc": "UpdatedUtc"},
+        keyed=lambda d: d.companies,
         extra=_activity,
     ),
     "addresses/getAll": ReadSpec(
@@ -241,6 +260,7 @@ READS: dict[str, ReadSpec] = {
             "ChainIds": ("ChainId", 1000),
         },
         {"UpdatedUtc": "UpdatedUtc"},
+        keyed=lambda d: d.addresses,
         required_one_of=("AccountIds", "AddressIds", "ChainIds", "UpdatedUtc"),
         extra=_activity,
         order_field="UpdatedUtc",
@@ -273,6 +293,7 @@ READS: dict[str, ReadSpec] = {
             "ActualStartUtc": "ActualStartUtc",
             "ActualEndUtc": "ActualEndUtc",
         },
+        keyed=lambda d: d.reservations,
         extra=_reservations_extra,
     ),
     "resources/getAll": ReadSpec(
@@ -284,6 +305,7 @@ READS: dict[str, ReadSpec] = {
             "EnterpriseIds": ("EnterpriseId", 1000),
         },
         {"CreatedUtc": "CreatedUtc", "UpdatedUtc": "UpdatedUtc"},
+        keyed=lambda d: d.resources,
         extra=_resources_extra,
         extras_in_response={
             "ResourceCategories": None,

@@ -20,11 +20,11 @@ import contextlib
 import time
 import uuid
 from collections import deque
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from http.cookies import SimpleCookie
 from typing import Any
 
-import httpx
 import orjson
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -39,6 +39,7 @@ from shared.simulator.config import (
     SimulatorConfig,
 )
 from shared.simulator.data import SimData
+from shared.simulator.hooks import WebhookError, WebhookSender
 from shared.simulator.outbox import (
     Event,
     by_enterprise,
@@ -123,6 +124,9 @@ class SimulatorApp:
         self._tasks: set[asyncio.Task[None]] = set()
         self._tokens: dict[str, Tenant] = {}
         self._token_names: dict[str, str] = {}  # every token ever served → its property's name
+        # one sender of webhooks (per event loop): a client per delivery built a TLS context
+        # each time, most of the simulator's CPU under a steady stream of changes
+        self._http: tuple[asyncio.AbstractEventLoop, WebhookSender] | None = None
         self._index_tokens()
 
     @property
@@ -133,6 +137,18 @@ class SimulatorApp:
         self._tokens = {token: t for t in reversed(self.tenants) for token in t.tokens}
         for token, tenant in self._tokens.items():
             self._token_names.setdefault(token, tenant.name)
+
+    def _sender(self) -> WebhookSender:
+        """What webhooks are sent with (kept while the loop serving them runs)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http[0] is not loop:
+            self._http = (loop, WebhookSender(timeout=5))
+        return self._http[1]
+
+    async def _close_sender(self) -> None:
+        held, self._http = self._http, None
+        if held is not None and held[0] is asyncio.get_running_loop():
+            await held[1].aclose()
 
     def _tenant(self, token: Any) -> Tenant | None:
         return self._tokens.get(token) if isinstance(token, str) else None
@@ -278,20 +294,19 @@ class SimulatorApp:
         batches = [events[i : i + size] for i in range(0, len(events), size)]
         if self.config.webhook_duplicates:
             batches.reverse()
-        async with httpx.AsyncClient(timeout=5) as http:
-            for batch in batches:
-                message = general_message(tenant, enterprise_id, batch)
-                for attempt in range(3):  # Mews re-sends after a failure
-                    url = self.config.webhook_url
-                    if url is None:  # webhooks were switched off meanwhile
-                        return
-                    with contextlib.suppress(httpx.HTTPError):
-                        response = await http.post(url, json=message)
-                        if response.is_success:
-                            self.stats.webhooks_sent += 1
-                            self.stats.webhook_events_sent += len(batch)
-                            break
-                    await asyncio.sleep(0.2 * (attempt + 1))
+        http = self._sender()
+        for batch in batches:
+            message = general_message(tenant, enterprise_id, batch)
+            for attempt in range(3):  # Mews re-sends after a failure
+                url = self.config.webhook_url
+                if url is None:  # webhooks were switched off meanwhile
+                    return
+                with contextlib.suppress(WebhookError):
+                    if 200 <= await http.post(url, message) < 300:
+                        self.stats.webhooks_sent += 1
+                        self.stats.webhook_events_sent += len(batch)
+                        break
+                await asyncio.sleep(0.2 * (attempt + 1))
 
     async def _broadcast(self, tenant: Tenant, events: list[Event]) -> None:
         if not events:
@@ -405,10 +420,9 @@ class SimulatorApp:
         await self._close_sockets(stale, 1008)
         status, error = None, None
         try:
-            async with httpx.AsyncClient(timeout=5) as http:
-                status = (await http.post(url, json=message)).status_code
+            status = await self._sender().post(url, message)
             self.stats.integration_webhooks_sent += 1
-        except httpx.HTTPError as exc:
+        except WebhookError as exc:
             error = f"{type(exc).__name__}: {exc}"
         info = asdict(tenant.info())
         return _json({"status": status, "error": error, "message": message, "property": info})
@@ -436,8 +450,16 @@ class SimulatorApp:
             ]
         )
 
+    @contextlib.asynccontextmanager
+    async def _lifespan(self, app: Starlette) -> AsyncIterator[None]:
+        try:
+            yield
+        finally:
+            await self._close_sender()
+
     def asgi(self) -> Starlette:
         return Starlette(
+            lifespan=self._lifespan,
             routes=[
                 Route(
                     PREFIX + "{operation:path}", self.api, methods=["GET", "POST", "PUT", "DELETE"]
@@ -450,5 +472,5 @@ class SimulatorApp:
                 Route("/_admin/integration", self.admin_integration, methods=["POST"]),
                 Route("/_admin/properties", self.admin_properties, methods=["GET"]),
                 Route("/_admin/duplicates", self.admin_duplicates, methods=["GET"]),
-            ]
+            ],
         )

@@ -11,6 +11,7 @@ unavailable) fails the whole batch for a later retry, as it would fail any part 
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections import defaultdict
 from dataclasses import dataclass
@@ -62,9 +63,13 @@ async def process_events(
     max_attempts: int = 5,
     backoff_seconds: int = 30,
     time_budget_seconds: float = 240.0,
-) -> None:
+    until_empty: bool = True,
+) -> bool:
     """Drain the inbox (the events ``route`` names; without one, every event) batch by batch
-    until it is empty or the time budget is spent."""
+    until it is empty or the time budget is spent. Without ``until_empty``, a batch smaller
+    than ``batch_size`` is the last (the caller is told of events stored later: the real-time
+    worker's notifications), which spares a claim that finds nothing. Whether events may be
+    left (the time budget, or a full batch, ended it)."""
     deadline = time.monotonic() + time_budget_seconds
     retry = {"p_max_attempts": max_attempts, "p_backoff_seconds": backoff_seconds}
     # a routed claim records the run that holds the rows: a dead run's rows are claimable at once
@@ -72,7 +77,7 @@ async def process_events(
     while time.monotonic() < deadline:
         claimed = await store.call("inbox_claim", p_limit=batch_size, p_lock_seconds=300, **routed)
         if not claimed:
-            return
+            return False
         plan = plan_fetches(claimed)
         run.count(
             inbox_claimed=len(claimed),
@@ -85,7 +90,7 @@ async def process_events(
         except (MewsError, StoreError) as exc:
             await _fail(store, run, {str(exc): plan.inbox_ids}, retry)
             run.degrade(outcome_for(exc), str(exc))
-            return
+            return False  # retried after their backoff
         failing = _failing_events(claimed, refused)
         failed = {inbox_id for ids in failing.values() for inbox_id in ids}
         if failing:
@@ -95,21 +100,33 @@ async def process_events(
             "inbox_complete", p_ids=[i for i in plan.inbox_ids if i not in failed]
         )
         run.count(inbox_completed=done["completed"])
+        if not until_empty and len(claimed) < batch_size:
+            return False
+    return True
 
 
 async def _refresh(engine: Refresher, plan: FetchPlan, run: Run) -> Refused:
-    """Refresh every entity's ids; the ids refused for their data, each with its error."""
+    """Refresh every entity's ids, the entities side by side (a batch of customers and
+    reservations costs one round trip to Mews, not one per entity; the client's limiter keeps
+    them within the token's budget); the ids refused for their data, each with its error. A
+    failure of the moment is raised once every entity's refresh has ended."""
     refused: Refused = {}
-    for entity, ids in sorted(plan.ids.items()):
+
+    async def one(entity: str, ids: set[str]) -> None:
         run.count_entity(entity, "ids", len(ids))
 
-        async def attempt(part: list[str], entity: str = entity) -> Any:
+        async def attempt(part: list[str]) -> Any:
             return await engine.refresh(SPECS[entity], part, run)  # a name of the registry's maps
 
         outcome = await isolate(
             sorted(ids), attempt, about_the_data, max_attempts=NARROWING_ATTEMPTS
         )
         refused.update({(entity, record_id): exc for record_id, exc in outcome.refused})
+
+    entities = sorted(plan.ids.items())
+    for result in await asyncio.gather(*(one(e, i) for e, i in entities), return_exceptions=True):
+        if isinstance(result, BaseException):
+            raise result
     return refused
 
 

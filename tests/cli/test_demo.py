@@ -1,5 +1,6 @@
-"""`guesthub demo` leaves its data where the next command looks, says how to explore it and how
-to stop the embedded server, and never recreates a database it did not make."""
+"""`guesthub demo` shows changes and a staff edit going through the real-time service with no job
+run by hand, leaves its data where the next command looks, says how to explore it and how to stop
+the embedded server, and never recreates a database it did not make."""
 
 from __future__ import annotations
 
@@ -48,6 +49,14 @@ def test_the_demo_leaves_its_data_for_the_next_command(home: Path) -> None:
     assert demo.returncode == 0, demo.stderr
     for command in ("guesthub events stats", "guesthub report --html", "guesthub db stop"):
         assert command in demo.stdout
+    # the changes and the staff edit went through the real-time service, no job run by hand
+    assert "all in the mirror" in demo.stdout
+    assert "one guest changed in Mews: in guests" in demo.stdout
+    assert "a receptionist added a missing phone in Supabase: in Mews" in demo.stdout
+    with psycopg.connect(database_url(start_embedded(home), DEFAULT_DATABASE)) as conn:
+        jobs = dict(conn.execute("select job, count(*) from public.sync_runs group by job"))
+    assert jobs.keys() >= {"backfill", "realtime", "score_profiles"}
+    assert not jobs.keys() & {"process_events", "push_changes"}
     stats = guesthub(home, "events", "stats")
     assert stats.returncode == 0, stats.stderr
     assert "Inbox:" in stats.stdout

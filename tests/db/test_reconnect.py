@@ -15,7 +15,7 @@ from psycopg_pool import PoolClosed, PoolTimeout
 from shared.cli.errors import ExitCode, explain
 from shared.db.connect import open_store
 from shared.db.reconnect import connection_lost, safe_to_repeat
-from shared.db.store import ConnectionLostError, Store, StoreError
+from shared.db.store import ConnectionLostError, PsycopgTransport, Store, StoreError
 from shared.settings import load_settings
 from tests.support.backends import terminated_in
 from tests.support.rows import CHAIN_ID, guest_row
@@ -113,6 +113,32 @@ async def test_a_call_not_safe_to_repeat_is_not_repeated_and_says_it_may_have_be
     assert raised.value.where == f"the database at 127.0.0.1:5432/{dbname}"
     # the store goes on with a new connection
     assert (await store.call("run_start", p_job="backfill"))["id"]
+
+
+async def test_an_idle_connection_the_server_ended_is_replaced_before_a_call_gets_it(
+    database_url: str,
+) -> None:
+    """The pool checks a connection without a round trip while it is quiet; one the server
+    ended meanwhile (its socket then readable) is checked in full and replaced, so that even a
+    call not safe to repeat never meets it."""
+    store = Store(await PsycopgTransport.connect(database_url, max_size=1))
+    try:
+        await store.call("run_start", p_job="backfill")
+        with psycopg.connect(database_url, autocommit=True) as admin:
+            admin.execute(
+                "select pg_terminate_backend(pid) from pg_stat_activity"
+                " where datname = current_database() and application_name = 'guesthub'"
+            )
+            for _ in range(600):  # until the backend is gone (its socket then says so)
+                if not admin.execute(
+                    "select 1 from pg_stat_activity where datname = current_database()"
+                    " and application_name = 'guesthub'"
+                ).fetchone():
+                    break
+                await asyncio.sleep(0.05)
+        assert (await store.call("run_start", p_job="backfill"))["id"]
+    finally:
+        await store.aclose()
 
 
 async def test_a_database_that_stays_away_fails_the_call_saying_the_connection_was_lost(

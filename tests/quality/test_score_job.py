@@ -15,6 +15,7 @@ import shared.quality.facts as facts_module
 import shared.quality.job as job_module
 from shared.db.store import PsycopgTransport, Store
 from shared.quality.job import score_profiles
+from shared.quality.live import rescore_changed
 from shared.sync.runs import Run
 from tests.quality.conftest import insert_many
 from tests.support.rows import CHAIN_ID, ENTERPRISE_ID
@@ -228,3 +229,38 @@ async def test_facts_of_a_first_load_are_analyzed_before_the_duplicates_read_the
         "analyzed public.guest_duplicates"
     )
     assert steps.index("analyzed public.guest_facts") < steps.index("the pass reads the facts")
+
+
+async def test_the_guests_a_worker_wrote_are_rescored_by_their_ids(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    """The real-time worker names the guests it wrote: only those among them whose facts are
+    older than their row are refreshed (by id, no scan of the chain's recent guests)."""
+    await job(store)
+    changed, fresh = (
+        str(i)
+        for (i,) in conn.execute(
+            "select mews_id from public.guests where email is not null order by mews_id limit 2"
+        ).fetchall()
+    )
+    conn.execute(
+        "update public.guests set email = null, synced_at = now() where mews_id = %s", (changed,)
+    )
+    elsewhere = conn.execute(
+        "update public.guests set synced_at = now() where mews_id = (select mews_id"
+        " from public.guests where mews_id not in (%s, %s) order by mews_id limit 1)"
+        " returning mews_id::text",
+        (changed, fresh),
+    ).fetchone()
+    assert elsewhere is not None
+    refresh = await rescore_changed(store, CHAIN_ID, ids=[changed, fresh])
+    assert (refresh.facts, refresh.scored) == (1, 1)
+    current = dict(
+        conn.execute(
+            "select g.mews_id::text, f.source_synced_at = g.synced_at from public.guests g"
+            " join public.guest_facts f on f.chain_id = g.chain_id and f.guest_mews_id = g.mews_id"
+            " where g.mews_id = any(%s::uuid[])",
+            ([changed, fresh, elsewhere[0]],),
+        ).fetchall()
+    )
+    assert current == {changed: True, fresh: True, elsewhere[0]: False}
