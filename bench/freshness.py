@@ -25,8 +25,8 @@ Phases:
 - ``worker``: ``guesthub listen --realtime`` (the sockets and the real-time worker), ``--seconds``
   of changes;
 - ``killed``: the same process started, connected, then killed (SIGKILL): the safety net only,
-  the schedules of scheduler.yaml run by the bench from the kill (``process_events`` every 60 s,
-  ``push_changes`` every 120 s, ``score_profiles`` every 15 min; ``poll_changes`` every 5 min is
+  the schedules of scheduler.yaml run by the bench from the kill (their periods read from it:
+  ``process_events`` and ``push_changes`` every 60 s, ``score_profiles`` every 15 min; ``poll_changes`` every 5 min is
   not needed: every change is announced by a webhook), each period times ``--cadence-scale``
   (1: scheduler.yaml's; another value is printed with the table). Changes for one
   ``process_events`` period, then until everything arrived (at most two ``push_changes``
@@ -342,6 +342,21 @@ async def staff_edit(conn: psycopg.AsyncConnection[Any], hotel: Hotel, guest: st
         )
 
 
+def scheduled_period(function: str) -> float:
+    """The period (seconds) of ``function``'s job in scheduler.yaml (minute fields ``*`` and
+    ``*/N`` with every hour: what the file uses)."""
+    import yaml
+
+    from shared.package_data import scheduler_file
+
+    jobs_file = yaml.safe_load(scheduler_file().read_text(encoding="utf-8"))
+    (job,) = [j for j in jobs_file["jobs"] if j["function"] == function]
+    minute, *rest = str(job["schedule"]).split()
+    if rest != ["*", "*", "*", "*"] or not (minute == "*" or minute.startswith("*/")):
+        raise ValueError(f"{function}: schedule {job['schedule']!r} is not every N minutes")
+    return 60.0 * (1 if minute == "*" else int(minute[2:]))
+
+
 @dataclass(frozen=True)
 class Cadence:
     """scheduler.yaml's periods (seconds), times ``scale``."""
@@ -350,15 +365,15 @@ class Cadence:
 
     @property
     def process_events(self) -> float:
-        return 60.0 * self.scale
+        return scheduled_period("process_events") * self.scale
 
     @property
     def push_changes(self) -> float:
-        return 120.0 * self.scale
+        return scheduled_period("push_changes") * self.scale
 
     @property
     def score_profiles(self) -> float:
-        return 900.0 * self.scale
+        return scheduled_period("score_profiles") * self.scale
 
     @property
     def wait(self) -> float:

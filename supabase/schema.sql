@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 62 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
+-- 63 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
 
 
 -- ================================================================================================
