@@ -440,11 +440,11 @@ async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
             if suggestion is not None:
                 found[pair] = pair_row(suggestion)
     stored = {(str(r[0]), str(r[1])): r for r in around["pairs"]}
-    held = await read_held(store, chain_id) if found else set()
+    decided = await read_held(store, chain_id) if found else set()
     writes = [
         row
         for pair, row in found.items()
-        if pair not in held and (pair not in stored or not _same(row, stored[pair]))
+        if pair not in decided and (pair not in stored or not _same(row, stored[pair]))
     ]
     forget = [list(pair) for pair in stored if pair not in found]
     if writes:
