@@ -36,10 +36,6 @@ RECONNECT_SECONDS = 30.0  # how long a lost connection is tried again before the
 # once a call has given up, the next ones try this long, until one succeeds (a database that
 # is gone fails a run's remaining calls in seconds, not 30 s each)
 GIVEN_UP_SECONDS = 1.0
-READ_ONLY_QUERY = """
-select coalesce(bool_and(p.provolatile <> 'v'), false)
-from pg_proc p where p.pronamespace = 'public'::regnamespace and p.proname = %s
-"""
 LOST_SQLSTATES = frozenset({"57P01", "57P02", "57P03", "57P05"})
 IDEMPOTENT_PREFIXES = ("upsert_",)
 IDEMPOTENT = frozenset(

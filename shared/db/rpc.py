@@ -24,6 +24,18 @@ where p.pronamespace = 'public'::regnamespace and p.proname = %s
 """
 
 
+# One statement for what the store needs of a function: its arguments (none: one row of nulls)
+# and whether it can write; no row: no such function. Two statements could see two versions of
+# the catalogue (a migration creating the function between them) and remember a wrong signature.
+FUNCTION_QUERY = """
+select a.name, format_type(a.type, null), p.provolatile <> 'v'
+from pg_proc p
+left join lateral unnest(p.proargnames[1:p.pronargs], p.proargtypes::oid[]) as a(name, type)
+  on true
+where p.pronamespace = 'public'::regnamespace and p.proname = %s
+"""
+
+
 class UnknownFunctionError(LookupError):
     """No API function of that name (or it takes no such argument)."""
 

@@ -30,14 +30,13 @@ from psycopg_pool import AsyncConnectionPool
 
 from shared.db.reconnect import (
     GIVEN_UP_SECONDS,
-    READ_ONLY_QUERY,
     RECONNECT_SECONDS,
     connection_lost,
     reason,
     reopening,
     safe_to_repeat,
 )
-from shared.db.rpc import SIGNATURE_QUERY, UnknownFunctionError, build_call, check_name
+from shared.db.rpc import FUNCTION_QUERY, UnknownFunctionError, build_call, check_name
 from shared.db.session import SessionLock
 from shared.logs import redact_text
 
@@ -249,14 +248,12 @@ class PsycopgTransport:
 
     async def _signature(self, conn: psycopg.AsyncConnection[Any], fn: str) -> dict[str, str]:
         if fn not in self._signatures:
-            cursor = await conn.execute(SIGNATURE_QUERY, (check_name(fn),))
+            cursor = await conn.execute(FUNCTION_QUERY, (check_name(fn),))
             rows = await cursor.fetchall()
-            if not rows and not await _exists_without_args(conn, fn):
+            if not rows:
                 raise UnknownFunctionError(f"no API function public.{fn}")
-            cursor = await conn.execute(READ_ONLY_QUERY, (fn,))
-            read_only = await cursor.fetchone()
-            self._read_only[fn] = bool(read_only and read_only[0])
-            self._signatures[fn] = dict(rows)
+            self._read_only[fn] = all(can_not_write for _, _, can_not_write in rows)
+            self._signatures[fn] = {name: kind for name, kind, _ in rows if name is not None}
         return self._signatures[fn]
 
     async def session(self) -> UUID:
@@ -274,14 +271,6 @@ class PsycopgTransport:
         if self._session is not None:
             await self._session.aclose()
         await self._pool.close()
-
-
-async def _exists_without_args(conn: psycopg.AsyncConnection[Any], fn: str) -> bool:
-    cursor = await conn.execute(
-        "select 1 from pg_proc where pronamespace = 'public'::regnamespace and proname = %s",
-        (fn,),
-    )
-    return await cursor.fetchone() is not None
 
 
 class SupabaseTransport:

@@ -26,6 +26,32 @@ async def test_an_unknown_argument_is_a_store_error(any_store: Store) -> None:
         await any_store.call("upsert_guests", p_nope=[])
 
 
+async def test_a_function_created_while_the_store_runs_is_found_with_its_arguments(
+    store: Store, database_url: str
+) -> None:
+    """A migration applied while a service runs: a call before it fails, the first call after
+    it finds the function and its arguments (nothing wrong remembered), a function of no
+    arguments too; whether it can write is known (a read-only one may be repeated)."""
+    with pytest.raises(StoreError) as missing:
+        await store.call("added_later", p_n=1)
+    assert missing.value.code == "PGRST202"
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute(
+            "create function public.added_later(p_n integer) returns integer"
+            " language sql stable as $$ select p_n + 1 $$"
+        )
+        conn.execute(
+            "create function public.added_later_bare() returns integer"
+            " language sql as $$ select 7 $$"
+        )
+        conn.execute("grant execute on function public.added_later(integer) to service_role")
+        conn.execute("grant execute on function public.added_later_bare() to service_role")
+    assert await store.call("added_later", p_n=1) == 2
+    assert await store.call("added_later_bare") == 7
+    with pytest.raises(StoreError, match="takes no argument p_x"):
+        await store.call("added_later_bare", p_x=1)
+
+
 async def test_a_database_error_carries_its_sqlstate(any_store: Store) -> None:
     with pytest.raises(StoreError) as raised:
         await any_store.call("upsert_guests", p_scope_id=CHAIN_ID, p_records={"not": "an array"})
