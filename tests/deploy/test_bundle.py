@@ -53,6 +53,7 @@ def test_the_requirements_have_no_cli_or_listener_packages(built: Path) -> None:
     names = requirement_names(built)
     assert names & NOT_SHIPPED == set()
     assert {"functions-framework", "psycopg", "pydantic-settings", "httpx"} <= names
+    assert "sniffio" in names  # imported by httpcore when present, on every request
 
 
 def test_every_function_imports_from_the_bundle_alone(built: Path, tmp_path: Path) -> None:
