@@ -111,8 +111,15 @@ def guest_from_array(row: list[Any]) -> matching.Guest:
 
 def inputs_digest(guest: matching.Guest) -> int:
     """What the matcher reads of a guest, digested: a change means new keys."""
-    parts = (guest.first_name, guest.last_name, guest.birth_date, guest.email, guest.phone)
-    return digest(KEYS_VERSION + "\x1f" + "\x1f".join("" if v is None else str(v) for v in parts))
+    # "" for None; a date as its ISO form (f-strings: a pass digests every guest)
+    g = guest
+    text = (
+        f"{KEYS_VERSION}\x1f{g.first_name or ''}\x1f{g.last_name or ''}\x1f{g.birth_date or ''}"
+        f"\x1f{g.email or ''}\x1f{g.phone or ''}"
+    )
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+    )
 
 
 def key_digests(p: matching.Prepared) -> list[int]:
