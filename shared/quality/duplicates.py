@@ -21,6 +21,7 @@ Two ways, in proportion to what changed:
 
 from __future__ import annotations
 
+import asyncio
 import gc
 import hashlib
 import itertools
@@ -191,15 +192,34 @@ async def read_guests(store: Store, chain_id: str) -> list[matching.Guest]:
     return [guest for guest, _ in await read_inputs(store, chain_id)]
 
 
+# the ids are read in two halves at once: the database builds a page of one while the other's
+# is decoded here
+HALVES = (None, "7fffffff-ffff-ffff-ffff-ffffffffffff", None)
+
+
 async def read_inputs(store: Store, chain_id: str) -> list[tuple[matching.Guest, int | None]]:
-    """Every active guest of the chain and the digest its keys were written with (None: none)."""
+    """Every active guest of the chain and the digest its keys were written with (None: none),
+    in id order."""
+    halves = await asyncio.gather(
+        *(_read_range(store, chain_id, low, high) for low, high in itertools.pairwise(HALVES))
+    )
+    return [row for half in halves for row in half]
+
+
+async def _read_range(
+    store: Store, chain_id: str, after: str | None, last: str | None
+) -> list[tuple[matching.Guest, int | None]]:
+    """The guests with ids after ``after`` up to ``last`` (None: no bound)."""
     found: list[tuple[matching.Guest, int | None]] = []
-    after = None
     while True:
         page = await store.call(
             "quality_duplicates_read", p_chain_id=chain_id, p_after=after, p_limit=PAGE
         )
-        found += [(guest_from_array(row), row[6]) for row in page["guests"]]
+        rows = page["guests"]
+        if last is not None and rows and str(rows[-1][0]) > last:
+            found += [(guest_from_array(row), row[6]) for row in rows if str(row[0]) <= last]
+            return found
+        found += [(guest_from_array(row), row[6]) for row in rows]
         after = page["next"]
         if after is None:
             return found
