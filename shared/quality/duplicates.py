@@ -166,9 +166,23 @@ def _same(row: dict[str, Any], stored: list[Any]) -> bool:
     )
 
 
-_MATCHER = digest(
-    Path(matching.__file__).read_text() + "\x1f" + Path(__file__).read_text()
-)  # the code that weighs: a new version weighs everyone again
+def _matcher_version() -> int:
+    """The code that weighs (the matcher, its nicknames, this module, the libraries it compares
+    with), digested: a new version weighs everyone again."""
+    from importlib import metadata
+
+    from shared.quality import nicknames
+
+    parts = [metadata.version(name) for name in ("anyascii", "rapidfuzz")]
+    for module in (matching.__file__, nicknames.__file__, __file__):
+        try:
+            parts.append(Path(module or "").read_text())
+        except OSError:  # no source beside the code: every pass weighs everyone
+            parts.append(str(time.time_ns()))
+    return digest("\x1f".join(parts))
+
+
+_MATCHER = _matcher_version()
 
 
 def fingerprint(
