@@ -21,13 +21,20 @@ Two ways, in proportion to what changed:
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import hashlib
 import itertools
+import multiprocessing
+import os
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from pathlib import Path
 from typing import Any
+
+import orjson
 
 from shared.db.store import Store
 from shared.quality import matching
@@ -38,6 +45,8 @@ PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
 KEYS_BATCH = 20_000
 KEYS_ADD_BATCH = 100_000
+PARALLEL_PAIRS = 200_000  # from this many candidate pairs, weighed by a process per core
+CHUNK_PAIRS = 50_000
 CLAIM = 200  # guests claimed from the queue per update
 REESTIMATE_SHARE = 0.1  # the stored u are reused while the chain's size is within this share
 KEYS_VERSION = "1"  # bump when blocking keys are made differently: every guest's keys rewritten
@@ -53,6 +62,7 @@ class Pass:
     found: int = 0  # pairs at or above FLOOR
     keys_written: int = 0  # guests whose blocking keys were (re)written
     estimated: bool = False
+    unchanged: bool = False  # the fingerprint of the last pass read again: nothing weighed
     uninformative: dict[str, int] = field(default_factory=dict)  # key kind → values skipped
     took: dict[str, float] = field(default_factory=dict)  # seconds per phase
 
@@ -102,8 +112,24 @@ def guest_from_array(row: list[Any]) -> matching.Guest:
 
 def inputs_digest(guest: matching.Guest) -> int:
     """What the matcher reads of a guest, digested: a change means new keys."""
-    parts = (guest.first_name, guest.last_name, guest.birth_date, guest.email, guest.phone)
-    return digest(KEYS_VERSION + "\x1f" + "\x1f".join("" if v is None else str(v) for v in parts))
+    # "" for None; a date as its ISO form (f-strings: a pass digests every guest)
+    g = guest
+    text = (
+        f"{KEYS_VERSION}\x1f{g.first_name or ''}\x1f{g.last_name or ''}\x1f{g.birth_date or ''}"
+        f"\x1f{g.email or ''}\x1f{g.phone or ''}"
+    )
+    return int.from_bytes(
+        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
+    )
+
+
+def key_digests(p: matching.Prepared) -> list[int]:
+    """:func:`digest` of each blocking key of a guest (inlined: 6M keys at 1M guests)."""
+    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
+    return [
+        from_bytes(blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
+        for k in matching.blocking_keys(p)
+    ]
 
 
 def key_row(p: matching.Prepared, guest_digest: int) -> dict[str, Any]:
@@ -140,19 +166,74 @@ def _same(row: dict[str, Any], stored: list[Any]) -> bool:
     )
 
 
+def _matcher_version() -> int:
+    """The code that weighs (the matcher, its nicknames, this module, the libraries it compares
+    with), digested: a new version weighs everyone again."""
+    from importlib import metadata
+
+    from shared.quality import nicknames
+
+    parts = [metadata.version(name) for name in ("anyascii", "rapidfuzz")]
+    for module in (matching.__file__, nicknames.__file__, __file__):
+        try:
+            parts.append(Path(module or "").read_text())
+        except OSError:  # no source beside the code: every pass weighs everyone
+            parts.append(str(time.time_ns()))
+    return digest("\x1f".join(parts))
+
+
+_MATCHER = _matcher_version()
+
+
+def fingerprint(
+    inputs: list[tuple[matching.Guest, int | None]],
+    digests: list[int],
+    held: set[tuple[str, str]],
+    pairs: Iterable[tuple[str, str, Any]],
+) -> str:
+    """What a pass weighed and what it left stored: every active guest's inputs digest, the
+    pairs held back, the stored pairs (ids and evidence, in id order), the matcher's code."""
+    h = hashlib.blake2b(digest_size=16)
+    h.update(f"{KEYS_VERSION}\x1f{FLOOR}\x1f{_MATCHER}\x1e".encode())
+    h.update("\x1f".join(f"{g.id}:{d}" for (g, _), d in zip(inputs, digests, strict=True)).encode())
+    h.update(b"\x1e" + "\x1f".join(f"{a}:{b}" for a, b in sorted(held)).encode() + b"\x1e")
+    for a, b, evidence in sorted(pairs, key=lambda p: (p[0], p[1])):
+        h.update(orjson.dumps([a, b, evidence], option=orjson.OPT_SORT_KEYS))
+    return h.hexdigest()
+
+
 async def read_guests(store: Store, chain_id: str) -> list[matching.Guest]:
     return [guest for guest, _ in await read_inputs(store, chain_id)]
 
 
+# the ids are read in two halves at once: the database builds a page of one while the other's
+# is decoded here
+HALVES = (None, "7fffffff-ffff-ffff-ffff-ffffffffffff", None)
+
+
 async def read_inputs(store: Store, chain_id: str) -> list[tuple[matching.Guest, int | None]]:
-    """Every active guest of the chain and the digest its keys were written with (None: none)."""
+    """Every active guest of the chain and the digest its keys were written with (None: none),
+    in id order."""
+    halves = await asyncio.gather(
+        *(_read_range(store, chain_id, low, high) for low, high in itertools.pairwise(HALVES))
+    )
+    return [row for half in halves for row in half]
+
+
+async def _read_range(
+    store: Store, chain_id: str, after: str | None, last: str | None
+) -> list[tuple[matching.Guest, int | None]]:
+    """The guests with ids after ``after`` up to ``last`` (None: no bound)."""
     found: list[tuple[matching.Guest, int | None]] = []
-    after = None
     while True:
         page = await store.call(
             "quality_duplicates_read", p_chain_id=chain_id, p_after=after, p_limit=PAGE
         )
-        found += [(guest_from_array(row), row[6]) for row in page["guests"]]
+        rows = page["guests"]
+        if last is not None and rows and str(rows[-1][0]) > last:
+            found += [(guest_from_array(row), row[6]) for row in rows if str(row[0]) <= last]
+            return found
+        found += [(guest_from_array(row), row[6]) for row in rows]
         after = page["next"]
         if after is None:
             return found
@@ -180,14 +261,25 @@ async def read_pairs(store: Store, chain_id: str) -> dict[tuple[str, str], list[
             return stored
 
 
-def model_json(model: matching.Model, skipped: dict[str, int] | None = None) -> dict[str, Any]:
+def model_json(
+    model: matching.Model,
+    skipped: dict[str, int] | None = None,
+    *,
+    fingerprint: str | None = None,
+    candidates: int = 0,
+    found: int = 0,
+) -> dict[str, Any]:
     """The model as stored, with the values its last pass found too common to pair on (the
-    report names them)."""
+    report names them), and that pass's fingerprint and counts (a pass that reads the same
+    fingerprint weighs nothing)."""
     return {
         "n": model.n,
         "u": model.u,
         "uninformative": model.uninformative,
         "skipped": skipped or {},
+        "fingerprint": fingerprint,
+        "candidates": candidates,
+        "found": found,
     }
 
 
@@ -228,6 +320,16 @@ async def _write(
 
 async def rebuild(store: Store, chain_id: str) -> Pass:
     """Every suggestion of a chain weighed again; only what differs is written."""
+    collecting = gc.isenabled()
+    gc.disable()  # millions of objects made, none in a cycle: a collection only walks them
+    try:
+        return await _rebuild(store, chain_id)
+    finally:
+        if collecting:
+            gc.enable()
+
+
+async def _rebuild(store: Store, chain_id: str) -> Pass:
     clock = time.perf_counter()
     inputs = await read_inputs(store, chain_id)
     state = await store.call("quality_duplicates_model", p_chain_id=chain_id)
@@ -235,6 +337,25 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
     held = await read_held(store, chain_id)
     laps: dict[str, float] = {}
     clock = _lap(laps, "read", clock)
+    digests = [inputs_digest(guest) for guest, _ in inputs]
+    before = (state or {}).get("model") or {}
+    if (
+        before.get("fingerprint")
+        and int(state.get("keyed") or 0) == len(inputs)
+        and all(d == old for d, (_, old) in zip(digests, inputs, strict=True))
+        and before["fingerprint"]
+        == fingerprint(inputs, digests, held, ((a, b, r[4]) for (a, b), r in stored.items()))
+    ):  # weighed already, and what it found is what is stored
+        _lap(laps, "fingerprint", clock)
+        return Pass(
+            guests=len(inputs),
+            candidates=int(before.get("candidates") or 0),
+            found=int(before.get("found") or 0),
+            unchanged=True,
+            uninformative=dict(before.get("skipped") or {}),
+            took=laps,
+        )
+    clock = _lap(laps, "fingerprint", clock)
     prepared = [matching.prepare(g) for g, _ in inputs]
     counts = matching.value_counts(prepared)
     n = len(prepared)
@@ -246,7 +367,7 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         model = matching.estimate(prepared, counts=counts)
         estimated = True
     clock = _lap(laps, "prepare", clock)
-    found, blocking = matching.match_prepared(prepared, model, FLOOR)
+    found, blocking = match(prepared, model)
     clock = _lap(laps, "match", clock)
     done = Pass(
         guests=n,
@@ -257,10 +378,12 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
         took=laps,
     )
     rows = []
+    kept = []  # the pairs stored once this pass is done
     for suggestion in found:
         if (suggestion.a, suggestion.b) in held:
             continue
         row = pair_row(suggestion)
+        kept.append((row["a"], row["b"], row["evidence"]))
         old = stored.pop((suggestion.a, suggestion.b), None)
         if old is None or not _same(row, old):
             rows.append(row)
@@ -278,7 +401,9 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
     clock = _lap(laps, "write pairs", clock)
     # stale keys (guests no longer active) exist when more guests have keys than active ones
     stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
-    done.keys_written = await write_keys(store, chain_id, inputs, prepared, prune=stale)
+    done.keys_written = await write_keys(
+        store, chain_id, inputs, prepared, prune=stale, digests=digests
+    )
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
@@ -289,22 +414,67 @@ async def rebuild(store: Store, chain_id: str) -> Pass:
                 p_counts=counted[start : start + 100_000],
                 p_replace=start == 0,
             )
+    done_print = fingerprint(inputs, digests, held, kept)
     if (
         estimated
         or not state
         or state.get("counts_digest") != counts_digest
         or state["guests"] != n
+        or before.get("fingerprint") != done_print
     ):
         await store.call(
             "quality_duplicates_model_put",
             p_chain_id=chain_id,
-            p_model=model_json(model, blocking.skipped),
+            p_model=model_json(
+                model,
+                blocking.skipped,
+                fingerprint=done_print,
+                candidates=len(blocking.pairs),
+                found=len(found),
+            ),
             p_guests=n,
             p_counts_digest=counts_digest,
             p_estimated=estimated,
         )
     _lap(laps, "keys and model", clock)
     return done
+
+
+# what the weighing processes read (inherited when forked, never pickled)
+_WORK: list[tuple[list[matching.Prepared], matching.Model, list[tuple[int, int]], float]] = []
+
+
+def _weigh(bounds: tuple[int, int]) -> list[matching.Suggestion]:
+    ((prepared, model, pairs, at_least),) = _WORK
+    found = []
+    for x, y in pairs[bounds[0] : bounds[1]]:
+        suggestion = matching.suggest(model, prepared[x], prepared[y], FLOOR, at_least)
+        if suggestion is not None:
+            found.append(suggestion)
+    return found
+
+
+def match(
+    prepared: list[matching.Prepared], model: matching.Model
+) -> tuple[list[matching.Suggestion], matching.Blocking]:
+    """:func:`matching.match_prepared` at :data:`FLOOR`, the candidate pairs weighed by a
+    forked process per core when they are many (the same suggestions, in the same order)."""
+    workers = min(os.cpu_count() or 1, 8)
+    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+        return matching.match_prepared(prepared, model, FLOOR)
+    blocking = matching.candidate_pairs(prepared, model.uninformative)
+    if len(blocking.pairs) < PARALLEL_PAIRS:
+        return matching.match_prepared(prepared, model, FLOOR)
+    pairs = list(blocking.pairs)
+    _WORK.append((prepared, model, pairs, matching.weight_for(FLOOR, model)))
+    try:
+        chunks = [(lo, lo + CHUNK_PAIRS) for lo in range(0, len(pairs), CHUNK_PAIRS)]
+        with multiprocessing.get_context("fork").Pool(workers) as pool:
+            found = [s for part in pool.imap_unordered(_weigh, chunks) for s in part]
+    finally:
+        _WORK.clear()
+    found.sort(key=lambda s: (-s.weight, s.a, s.b))
+    return found, blocking
 
 
 def _lap(laps: dict[str, float], phase: str, since: float) -> float:
@@ -320,27 +490,26 @@ async def write_keys(
     prepared: list[matching.Prepared],
     *,
     prune: bool = True,
+    digests: list[int] | None = None,
 ) -> int:
     """The blocking keys of the guests whose inputs changed (all of them the first time), the
     keys of guests no longer active forgotten (``prune``: some are); how many guests' keys were
     written."""
     written = 0
     # the blocking keys of the guests whose inputs changed (all of them the first time)
-    keys = []
-    for (guest, old_digest), p in zip(inputs, prepared, strict=True):
-        new_digest = inputs_digest(guest)
+    keys: list[dict[str, Any]] = []
+    if digests is None:
+        digests = [inputs_digest(guest) for guest, _ in inputs]
+    for (_, old_digest), p, new_digest in zip(inputs, prepared, digests, strict=True):
         if new_digest != old_digest:
-            keys.append(key_row(p, new_digest))
+            keys.append({"id": p.id, "digest": new_digest, "keys": key_digests(p)})
     keys.sort(key=lambda row: row["id"])
     for start in range(0, len(keys), KEYS_BATCH):
         written += int(
             await store.call(
                 "quality_duplicates_keys_put",
                 p_chain_id=chain_id,
-                p_guests=[
-                    {"id": r["id"], "digest": r["digest"], "keys": r["keys"]}
-                    for r in keys[start : start + KEYS_BATCH]
-                ],
+                p_guests=keys[start : start + KEYS_BATCH],
                 p_index=False,
             )
         )
@@ -440,11 +609,11 @@ async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
             if suggestion is not None:
                 found[pair] = pair_row(suggestion)
     stored = {(str(r[0]), str(r[1])): r for r in around["pairs"]}
-    decided = await read_held(store, chain_id) if found else set()
+    held_back = await read_held(store, chain_id) if found else set()
     writes = [
         row
         for pair, row in found.items()
-        if pair not in decided and (pair not in stored or not _same(row, stored[pair]))
+        if pair not in held_back and (pair not in stored or not _same(row, stored[pair]))
     ]
     forget = [list(pair) for pair in stored if pair not in found]
     if writes:

@@ -114,6 +114,38 @@ async def test_a_second_pass_over_unchanged_guests_writes_nothing(
 
 
 @pytest.mark.anyio
+async def test_a_pass_over_what_the_last_pass_left_weighs_nothing(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    """The last pass's fingerprint read again (same guests' inputs, pairs held back, stored
+    pairs): nothing prepared or weighed. Anything else, even a pair removed behind its back or
+    a guest changed without being queued, and the pass weighs everyone again."""
+    people(conn, 100)
+    william, bill = whitfields(conn)
+    first = await duplicates.rebuild(store, CHAIN_ID)
+    assert not first.unchanged
+    kept = stored(conn)
+    again = await duplicates.rebuild(store, CHAIN_ID)
+    assert again.unchanged
+    assert (again.found, again.candidates) == (first.found, first.candidates)
+    assert (again.pairs, again.pruned, again.keys_written) == (0, 0, 0)
+    conn.execute(
+        "delete from public.guest_duplicates where guest_a = %s or guest_b = %s", (bill, bill)
+    )
+    restored = await duplicates.rebuild(store, CHAIN_ID)
+    assert not restored.unchanged
+    assert restored.pairs >= 1
+    assert stored(conn).keys() == kept.keys()
+    assert (await duplicates.rebuild(store, CHAIN_ID)).unchanged
+    conn.execute(
+        "update public.guests set first_name = 'Wilhelmina' where mews_id = %s", (william,)
+    )
+    changed = await duplicates.rebuild(store, CHAIN_ID)
+    assert not changed.unchanged
+    assert changed.keys_written == 1
+
+
+@pytest.mark.anyio
 async def test_a_pair_decided_different_is_not_written_again_by_either_pass(
     conn: psycopg.Connection, store: Store
 ) -> None:
