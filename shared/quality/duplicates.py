@@ -27,8 +27,11 @@ import hashlib
 import itertools
 import multiprocessing
 import os
+import threading
 import time
 from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -37,6 +40,7 @@ from typing import Any
 import orjson
 
 from shared.db.store import Store
+from shared.logs import get_logger
 from shared.quality import matching
 from shared.quality.statistics import analyze_tables
 
@@ -45,6 +49,7 @@ PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
 KEYS_BATCH = 20_000
 KEYS_ADD_BATCH = 100_000
+log = get_logger(__name__)
 PARALLEL_PAIRS = 200_000  # from this many candidate pairs, weighed by a process per core
 CHUNK_PAIRS = 50_000
 CLAIM = 200  # guests claimed from the queue per update
@@ -454,23 +459,44 @@ def _weigh(bounds: tuple[int, int]) -> list[matching.Suggestion]:
     return found
 
 
+def weighing_processes() -> int:
+    """How many processes may weigh at once: one per core, but only from a process with no
+    other thread (a fork copies the locks other threads hold; the functions' server runs
+    threads), where fork exists."""
+    if "fork" not in multiprocessing.get_all_start_methods() or threading.active_count() > 1:
+        return 1
+    return min(os.cpu_count() or 1, 8)
+
+
 def match(
-    prepared: list[matching.Prepared], model: matching.Model
+    prepared: list[matching.Prepared],
+    model: matching.Model,
+    *,
+    processes: int | None = None,
+    parallel_from: int = PARALLEL_PAIRS,
 ) -> tuple[list[matching.Suggestion], matching.Blocking]:
     """:func:`matching.match_prepared` at :data:`FLOOR`, the candidate pairs weighed by a
-    forked process per core when they are many (the same suggestions, in the same order)."""
-    workers = min(os.cpu_count() or 1, 8)
-    if workers < 2 or "fork" not in multiprocessing.get_all_start_methods():
+    forked process per core when they are many (the same suggestions, in the same order).
+    ``processes``: None, :func:`weighing_processes`. A weighing process that dies (killed, out
+    of memory) costs time only: the pairs are weighed here instead."""
+    workers = weighing_processes() if processes is None else processes
+    if workers < 2:
         return matching.match_prepared(prepared, model, FLOOR)
     blocking = matching.candidate_pairs(prepared, model.uninformative)
-    if len(blocking.pairs) < PARALLEL_PAIRS:
+    if len(blocking.pairs) < parallel_from:
         return matching.match_prepared(prepared, model, FLOOR)
     pairs = list(blocking.pairs)
     _WORK.append((prepared, model, pairs, matching.weight_for(FLOOR, model)))
     try:
-        chunks = [(lo, lo + CHUNK_PAIRS) for lo in range(0, len(pairs), CHUNK_PAIRS)]
-        with multiprocessing.get_context("fork").Pool(workers) as pool:
-            found = [s for part in pool.imap_unordered(_weigh, chunks) for s in part]
+        size = max(1, min(CHUNK_PAIRS, -(-len(pairs) // (workers * 4))))
+        chunks = [(lo, lo + size) for lo in range(0, len(pairs), size)]
+        context = multiprocessing.get_context("fork")
+        try:
+            with ProcessPoolExecutor(workers, mp_context=context) as pool:
+                found = [s for part in pool.map(_weigh, chunks) for s in part]
+        except BrokenProcessPool:
+            log.warning("a weighing process died; weighing in this one", pairs=len(pairs))
+            found = [s for chunk in chunks for s in _weigh(chunk)]
     finally:
         _WORK.clear()
     found.sort(key=lambda s: (-s.weight, s.a, s.b))

@@ -17,6 +17,7 @@ from shared.quality.matching import (
     fold,
     last_name_level,
     match,
+    match_prepared,
     prepare,
     probability,
 )
@@ -213,3 +214,39 @@ def test_the_early_exit_never_drops_a_pair_that_reaches_the_threshold() -> None:
             if full >= at_least:
                 assert early is not None, (a.id, b.id)
                 assert sum(e.weight for e in early) == pytest.approx(full)
+
+
+def twins(count: int) -> list[Guest]:
+    """``people`` and a second entry of each of the first ``count``: another e-mail."""
+    base = people(400)
+    return base + [
+        Guest(f"t{i:05d}", g.first_name, g.last_name, g.birth_date, f"t{i}@mail.test", g.phone)
+        for i, g in enumerate(base[:count])
+    ]
+
+
+def test_weighing_in_forked_processes_finds_what_one_process_finds() -> None:
+    from shared.quality import duplicates
+
+    prepared = [prepare(g) for g in twins(120)]
+    model = estimate(prepared)
+    alone = match_prepared(prepared, model, duplicates.FLOOR)
+    forked = duplicates.match(prepared, model, processes=2, parallel_from=1)
+    assert len(alone[0]) >= 120
+    assert forked[0] == alone[0]
+    assert forked[1].pairs == alone[1].pairs
+
+
+def test_no_fork_from_a_process_with_another_thread() -> None:
+    import threading
+
+    from shared.quality import duplicates
+
+    done = threading.Event()
+    other = threading.Thread(target=done.wait)
+    other.start()
+    try:
+        assert duplicates.weighing_processes() == 1
+    finally:
+        done.set()
+        other.join()
