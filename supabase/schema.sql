@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 63 migrations applied; the last: 20261206150400_duplicate_threshold_as_code.sql
+-- 64 migrations applied; the last: 20261206160000_duplicates_claim_light.sql
 
 
 -- ================================================================================================
@@ -5097,7 +5097,9 @@ AS $function$
       from queued q
       join public.guests g on g.chain_id = p_chain_id and g.mews_id = q.guest_mews_id and g.is_active
       left join public.guest_facts f on f.chain_id = p_chain_id and f.guest_mews_id = g.mews_id), '[]'::jsonb),
-    'model', (select public.quality_duplicates_model(p_chain_id)),
+    'model', (select jsonb_build_object('model', m.model, 'guests', m.guests,
+                                        'counts_digest', m.counts_digest, 'estimated_at', m.estimated_at)
+              from app.duplicate_models m where m.chain_id = p_chain_id),
     'more', (select count(*) from queued) >= least(greatest(p_limit, 1), 1000))
 $function$;
 grant execute on function public.quality_duplicates_claim(uuid,integer) to service_role;
