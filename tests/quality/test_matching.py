@@ -216,6 +216,27 @@ def test_the_early_exit_never_drops_a_pair_that_reaches_the_threshold() -> None:
                 assert sum(e.weight for e in early) == pytest.approx(full)
 
 
+def test_the_cached_bounds_decide_as_the_evidence_summed_afresh() -> None:
+    """The names' bound kept per pair of names and the other fields' weight summed without
+    evidence let through exactly the pairs the evidence, summed afresh, lets through."""
+    base = people(400)
+    prepared = [prepare(g) for g in [*base, *twins(120)[400:]]]
+    model = estimate(prepared)
+    fresh = estimate(prepared)  # the same u, no cache
+    for threshold in (0.5, 0.9):
+        at_least = matching.weight_for(threshold, model)
+        decided = 0
+        for x, y in matching.candidate_pairs(prepared).pairs:
+            a, b = prepared[x], prepared[y]
+            rest = sum(e.weight for e in matching._others(fresh, a, b))
+            assert matching._others_weight(model, a, b) == rest
+            afresh = rest + matching.names_bound(fresh, a, b) >= at_least
+            assert (matching.compare_reaching(model, a, b, at_least) is not None) == afresh
+            decided += afresh
+        assert decided >= 120
+    assert model.bounds  # kept, and read back by the second threshold
+
+
 def twins(count: int) -> list[Guest]:
     """``people`` and a second entry of each of the first ``count``: another e-mail."""
     base = people(400)
