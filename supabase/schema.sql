@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 64 migrations applied; the last: 20261206160000_duplicates_claim_light.sql
+-- 65 migrations applied; the last: 20261206160100_duplicate_keys_indexed_by_range.sql
 
 
 -- ================================================================================================
@@ -5205,25 +5205,36 @@ AS $function$
 $function$;
 grant execute on function public.quality_duplicates_held(uuid) to service_role;
 
--- public.quality_duplicates_keys_add(uuid,jsonb)
-CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_add(p_chain_id uuid, p_keys jsonb)
+-- public.quality_duplicates_keys_index(uuid,text,text)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_index(p_chain_id uuid, p_keys text, p_guests text)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
+ SET work_mem TO '64MB'
 AS $function$
 declare
+  v_keys bigint[];
+  v_guests uuid[];
   v_rows integer;
 begin
-  if jsonb_typeof(p_keys) is distinct from 'array' or jsonb_array_length(p_keys) > 200000 then
-    raise exception 'p_keys must be an array of at most 200000 keys' using errcode = '22023';
+  -- at most 1,000,000 keys: 20 digits, a sign and a comma each; 36 characters and a comma per id
+  if p_keys is null or p_guests is null or octet_length(p_keys) > 22000000
+     or octet_length(p_guests) > 37000000 then
+    raise exception 'p_keys and p_guests must hold at most 1000000 keys and guest ids' using errcode = '22023';
+  end if;
+  v_keys := string_to_array(nullif(p_keys, ''), ',')::bigint[];
+  v_guests := string_to_array(nullif(p_guests, ''), ',')::uuid[];
+  if coalesce(cardinality(v_keys), 0) <> coalesce(cardinality(v_guests), 0) then
+    raise exception 'p_keys holds % keys but p_guests % guest ids', coalesce(cardinality(v_keys), 0),
+      coalesce(cardinality(v_guests), 0) using errcode = '22023';
   end if;
   insert into app.duplicate_keys (chain_id, key, guest_mews_id)
-  select p_chain_id, (k->>0)::bigint, (k->>1)::uuid from jsonb_array_elements(p_keys) k;
+  select p_chain_id, k.key, k.guest from unnest(v_keys, v_guests) as k(key, guest) order by k.key;
   get diagnostics v_rows = row_count;
   return v_rows;
 end
 $function$;
-grant execute on function public.quality_duplicates_keys_add(uuid,jsonb) to service_role;
+grant execute on function public.quality_duplicates_keys_index(uuid,text,text) to service_role;
 
 -- public.quality_duplicates_keys_prune(uuid,uuid,uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_prune(p_chain_id uuid, p_from uuid DEFAULT NULL::uuid, p_to uuid DEFAULT NULL::uuid)

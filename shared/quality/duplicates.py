@@ -22,6 +22,7 @@ Two ways, in proportion to what changed:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import gc
 import hashlib
 import itertools
@@ -38,6 +39,7 @@ from pathlib import Path
 from typing import Any
 
 import orjson
+import xxhash
 
 from shared.db.store import Store
 from shared.logs import get_logger
@@ -48,13 +50,16 @@ FLOOR = 0.5
 PAGE = 50_000  # guests (or pairs) read per call
 PUT_BATCH = 5_000
 KEYS_BATCH = 20_000
-KEYS_ADD_BATCH = 100_000
+KEYS_BULK = 50_000  # from this many guests with new keys, their keys indexed a key range a call
+INDEX_CALL_KEYS = 500_000  # keys indexed per call (2-3 s here: well within the API's 8 s)
+MOST_KEYS = 7  # blocking keys of one guest at most (matching.blocking_keys)
+PREPARE_STEP = 2_000  # guests prepared between two turns of the event loop
 log = get_logger(__name__)
 PARALLEL_PAIRS = 200_000  # from this many candidate pairs, weighed by a process per core
 CHUNK_PAIRS = 50_000
 CLAIM = 200  # guests claimed from the queue per update
 REESTIMATE_SHARE = 0.1  # the stored u are reused while the chain's size is within this share
-KEYS_VERSION = "1"  # bump when blocking keys are made differently: every guest's keys rewritten
+KEYS_VERSION = "2"  # bump when blocking keys are made differently: every guest's keys rewritten
 COUNTED = ("first_name", "first_name_raw", "last_name", "last_name_raw", "birth_date")
 
 
@@ -83,11 +88,13 @@ class Update:
     uninformative: int = 0  # keys too common to pair on, among the changed guests'
 
 
+_HALF = 1 << 63
+
+
 def digest(text: str) -> int:
-    """A signed 64-bit digest (a bigint in the database)."""
-    return int.from_bytes(
-        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
-    )
+    """A signed 64-bit digest (a bigint in the database): XXH3, a tenth of blake2b's time over
+    the six million blocking keys of a million guests; not a secret, a name for a value."""
+    return xxhash.xxh3_64_intdigest(text.encode()) - _HALF
 
 
 def guest_from_row(row: dict[str, Any]) -> matching.Guest:
@@ -123,18 +130,13 @@ def inputs_digest(guest: matching.Guest) -> int:
         f"{KEYS_VERSION}\x1f{g.first_name or ''}\x1f{g.last_name or ''}\x1f{g.birth_date or ''}"
         f"\x1f{g.email or ''}\x1f{g.phone or ''}"
     )
-    return int.from_bytes(
-        hashlib.blake2b(text.encode(), digest_size=8).digest(), "big", signed=True
-    )
+    return xxhash.xxh3_64_intdigest(text.encode()) - _HALF
 
 
-def key_digests(p: matching.Prepared) -> list[int]:
+def key_digests(keys: list[str]) -> list[int]:
     """:func:`digest` of each blocking key of a guest (inlined: 6M keys at 1M guests)."""
-    blake2b, from_bytes = hashlib.blake2b, int.from_bytes
-    return [
-        from_bytes(blake2b(k.encode(), digest_size=8).digest(), "big", signed=True)
-        for k in matching.blocking_keys(p)
-    ]
+    hashed = xxhash.xxh3_64_intdigest
+    return [hashed(k.encode()) - _HALF for k in keys]
 
 
 def key_row(p: matching.Prepared, guest_digest: int) -> dict[str, Any]:
@@ -278,6 +280,7 @@ def model_json(
     report names them), and that pass's fingerprint and counts (a pass that reads the same
     fingerprint weighs nothing)."""
     return {
+        "keys_version": KEYS_VERSION,
         "n": model.n,
         "u": model.u,
         "uninformative": model.uninformative,
@@ -361,7 +364,57 @@ async def _rebuild(store: Store, chain_id: str) -> Pass:
             took=laps,
         )
     clock = _lap(laps, "fingerprint", clock)
-    prepared = [matching.prepare(g) for g, _ in inputs]
+    # stale keys (guests no longer active) exist when more guests have keys than active ones
+    stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
+    keys_writer = KeysWriter(
+        store, chain_id, sum(d != old for d, (_, old) in zip(digests, inputs, strict=True))
+    )
+    try:
+        return await _weigh_and_write(
+            store,
+            chain_id,
+            inputs=inputs,
+            digests=digests,
+            state=state,
+            stored=stored,
+            held=held,
+            keys_writer=keys_writer,
+            laps=laps,
+            stale=stale,
+        )
+    finally:
+        await keys_writer.cancel()  # after a failure: nothing left running behind the caller
+
+
+async def _weigh_and_write(
+    store: Store,
+    chain_id: str,
+    *,
+    inputs: list[tuple[matching.Guest, int | None]],
+    digests: list[int],
+    state: dict[str, Any] | None,
+    stored: dict[tuple[str, str], list[Any]],
+    held: set[tuple[str, str]],
+    keys_writer: KeysWriter,
+    laps: dict[str, float],
+    stale: bool,
+) -> Pass:
+    """Prepare every guest (the new keys written meanwhile), weigh the candidate pairs (the keys
+    indexed meanwhile), write the pairs that differ, then the counts and the model."""
+    clock = time.perf_counter()
+    prepared: list[matching.Prepared] = []
+    keys: list[list[str]] = []
+    for start in range(0, len(inputs), PREPARE_STEP):
+        for (guest, written), new in zip(
+            inputs[start : start + PREPARE_STEP], digests[start : start + PREPARE_STEP], strict=True
+        ):
+            p = matching.prepare(guest)
+            prepared.append(p)
+            keys.append(guest_keys := matching.blocking_keys(p))
+            if new != written:
+                keys_writer.add(p.id, new, guest_keys)
+        await keys_writer.turn()
+    await keys_writer.guests_done()
     counts = matching.value_counts(prepared)
     n = len(prepared)
     if state and abs(int(state["model"]["n"]) - n) <= REESTIMATE_SHARE * max(n, 1):
@@ -372,7 +425,8 @@ async def _rebuild(store: Store, chain_id: str) -> Pass:
         model = matching.estimate(prepared, counts=counts)
         estimated = True
     clock = _lap(laps, "prepare", clock)
-    found, blocking = match(prepared, model)
+    found, blocking = await amatch(prepared, model, keys=keys)
+    del keys
     clock = _lap(laps, "match", clock)
     done = Pass(
         guests=n,
@@ -404,11 +458,7 @@ async def _rebuild(store: Store, chain_id: str) -> Pass:
         batch=PUT_BATCH,
     )
     clock = _lap(laps, "write pairs", clock)
-    # stale keys (guests no longer active) exist when more guests have keys than active ones
-    stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
-    done.keys_written = await write_keys(
-        store, chain_id, inputs, prepared, prune=stale, digests=digests
-    )
+    done.keys_written = await keys_writer.finish(inputs if stale else None)
     counted = _counts_rows(counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
@@ -420,6 +470,7 @@ async def _rebuild(store: Store, chain_id: str) -> Pass:
                 p_replace=start == 0,
             )
     done_print = fingerprint(inputs, digests, held, kept)
+    before = (state or {}).get("model") or {}
     if (
         estimated
         or not state
@@ -475,32 +526,55 @@ def match(
     processes: int | None = None,
     parallel_from: int = PARALLEL_PAIRS,
 ) -> tuple[list[matching.Suggestion], matching.Blocking]:
-    """:func:`matching.match_prepared` at :data:`FLOOR`, the candidate pairs weighed by a
-    forked process per core when they are many (the same suggestions, in the same order).
-    ``processes``: None, :func:`weighing_processes`. A weighing process that dies (killed, out
-    of memory) costs time only: the pairs are weighed here instead."""
+    """:func:`amatch` from code that runs no event loop."""
+    return asyncio.run(amatch(prepared, model, processes=processes, parallel_from=parallel_from))
+
+
+async def amatch(
+    prepared: list[matching.Prepared],
+    model: matching.Model,
+    *,
+    keys: list[list[str]] | None = None,
+    processes: int | None = None,
+    parallel_from: int = PARALLEL_PAIRS,
+) -> tuple[list[matching.Suggestion], matching.Blocking]:
+    """:func:`matching.match_prepared` at :data:`FLOOR` (the same suggestions, in the same
+    order), the candidate pairs weighed by a forked process per core when they are many, the
+    event loop turning meanwhile (the process's other tasks go on). ``keys``: each guest's blocking
+    keys, when made already; ``processes``: None, :func:`weighing_processes`. A weighing
+    process that dies (killed, out of memory) costs time only: the pairs are weighed here."""
     workers = weighing_processes() if processes is None else processes
-    if workers < 2:
-        return matching.match_prepared(prepared, model, FLOOR)
-    blocking = matching.candidate_pairs(prepared, model.uninformative)
-    if len(blocking.pairs) < parallel_from:
-        return matching.match_prepared(prepared, model, FLOOR)
+    blocking = matching.candidate_pairs(prepared, model.uninformative, keys)
     pairs = list(blocking.pairs)
     _WORK.append((prepared, model, pairs, matching.weight_for(FLOOR, model)))
     try:
-        size = max(1, min(CHUNK_PAIRS, -(-len(pairs) // (workers * 4))))
+        size = max(1, min(CHUNK_PAIRS, -(-len(pairs) // (max(workers, 1) * 4))))
         chunks = [(lo, lo + size) for lo in range(0, len(pairs), size)]
-        context = multiprocessing.get_context("fork")
-        try:
-            with ProcessPoolExecutor(workers, mp_context=context) as pool:
-                found = [s for part in pool.map(_weigh, chunks) for s in part]
-        except BrokenProcessPool:
-            log.warning("a weighing process died; weighing in this one", pairs=len(pairs))
-            found = [s for chunk in chunks for s in _weigh(chunk)]
+        if workers < 2 or len(pairs) < parallel_from:
+            found = []
+            for chunk in chunks:  # the loop turns between chunks
+                found += _weigh(chunk)
+                await asyncio.sleep(0)
+        else:
+            found = await _weigh_forked(chunks, workers)
     finally:
         _WORK.clear()
     found.sort(key=lambda s: (-s.weight, s.a, s.b))
     return found, blocking
+
+
+async def _weigh_forked(chunks: list[tuple[int, int]], workers: int) -> list[matching.Suggestion]:
+    loop = asyncio.get_running_loop()
+    context = multiprocessing.get_context("fork")
+    try:
+        with ProcessPoolExecutor(workers, mp_context=context) as pool:
+            parts = await asyncio.gather(
+                *(loop.run_in_executor(pool, _weigh, chunk) for chunk in chunks)
+            )
+        return [s for part in parts for s in part]
+    except BrokenProcessPool:
+        log.warning("a weighing process died; weighing in this one", chunks=len(chunks))
+        return [s for chunk in chunks for s in _weigh(chunk)]
 
 
 def _lap(laps: dict[str, float], phase: str, since: float) -> float:
@@ -509,55 +583,114 @@ def _lap(laps: dict[str, float], phase: str, since: float) -> float:
     return now
 
 
-async def write_keys(
-    store: Store,
-    chain_id: str,
-    inputs: list[tuple[matching.Guest, int | None]],
-    prepared: list[matching.Prepared],
-    *,
-    prune: bool = True,
-    digests: list[int] | None = None,
-) -> int:
-    """The blocking keys of the guests whose inputs changed (all of them the first time), the
-    keys of guests no longer active forgotten (``prune``: some are); how many guests' keys were
-    written."""
-    written = 0
-    # the blocking keys of the guests whose inputs changed (all of them the first time)
-    keys: list[dict[str, Any]] = []
-    if digests is None:
-        digests = [inputs_digest(guest) for guest, _ in inputs]
-    for (_, old_digest), p, new_digest in zip(inputs, prepared, digests, strict=True):
-        if new_digest != old_digest:
-            keys.append({"id": p.id, "digest": new_digest, "keys": key_digests(p)})
-    keys.sort(key=lambda row: row["id"])
-    for start in range(0, len(keys), KEYS_BATCH):
-        written += int(
-            await store.call(
+class KeysWriter:
+    """The blocking keys of the guests whose inputs changed (all of them the first time),
+    written while a full pass goes on.
+
+    Each guest's digest and keys (``quality_duplicates_keys_put``) a batch at a time, one call
+    under way while the guests are prepared. Few guests: their keys indexed by the same call.
+    Many (:data:`KEYS_BULK`): indexed once all are recorded, a range of key values per call
+    (``quality_duplicates_keys_index``, sorted by the database: one stretch of the index each;
+    not while the pairs are weighed: on two cores the two slowed each other more than either
+    took alone). Then the keys of guests no longer active forgotten, and the statistics the
+    updates plan on made current."""
+
+    def __init__(self, store: Store, chain_id: str, changed: int) -> None:
+        self.store, self.chain_id = store, chain_id
+        self.bulk = changed >= KEYS_BULK
+        self.ranges = max(1, -(-changed * MOST_KEYS // INDEX_CALL_KEYS)) if self.bulk else 0
+        self.range_keys: list[list[int]] = [[] for _ in range(self.ranges)]
+        self.range_ids: list[list[str]] = [[] for _ in range(self.ranges)]
+        self.rows: list[dict[str, Any]] = []
+        self.written = 0
+        self.indexed = 0
+        self._put: asyncio.Task[int] | None = None
+
+    def add(self, guest_id: str, guest_digest: int, keys: list[str]) -> None:
+        """A guest whose inputs changed (in id order), its keys as matching made them."""
+        hashed = key_digests(keys)
+        self.rows.append({"id": guest_id, "digest": guest_digest, "keys": hashed})
+        if self.bulk:
+            ranges, range_keys, range_ids = self.ranges, self.range_keys, self.range_ids
+            for key in hashed:
+                at = ((key + _HALF) * ranges) >> 64  # the range of key values it falls in
+                range_keys[at].append(key)
+                range_ids[at].append(guest_id)
+
+    async def turn(self) -> None:
+        """A batch sent when one is ready and none is under way; the event loop turns."""
+        if self._put is not None and self._put.done():
+            self.written += self._put.result()
+            self._put = None
+        if self._put is None and len(self.rows) >= KEYS_BATCH:
+            self._put = asyncio.create_task(self._send(self.rows[:KEYS_BATCH]))
+            del self.rows[:KEYS_BATCH]
+        await asyncio.sleep(0)
+
+    async def _send(self, rows: list[dict[str, Any]]) -> int:
+        return int(
+            await self.store.call(
                 "quality_duplicates_keys_put",
-                p_chain_id=chain_id,
-                p_guests=keys[start : start + KEYS_BATCH],
-                p_index=False,
+                p_chain_id=self.chain_id,
+                p_guests=rows,
+                p_index=not self.bulk,
             )
         )
-    # then the keys in the index's order (an append, not an insert all over the index)
-    index = sorted((key, row["id"]) for row in keys for key in row["keys"])
-    for start in range(0, len(index), KEYS_ADD_BATCH):
-        await store.call(
-            "quality_duplicates_keys_add",
-            p_chain_id=chain_id,
-            p_keys=index[start : start + KEYS_ADD_BATCH],
-        )
-    if written:  # what the updates around one guest plan their lookups on
-        await analyze_tables(
-            store, {"app.duplicate_keys": len(index), "app.duplicate_guests": written}
-        )
-    # the keys of guests no longer active, a range of ids (a page's worth) per call
-    bounds: list[str | None] = [None, *(g.id for g, _ in inputs[PAGE::PAGE]), None]
-    for low, high in itertools.pairwise(bounds if prune else []):
-        await store.call(
-            "quality_duplicates_keys_prune", p_chain_id=chain_id, p_from=low, p_to=high
-        )
-    return written
+
+    async def guests_done(self) -> None:
+        """Every changed guest added: the rest sent; in bulk, then indexed (after the last
+        batch: a batch removes its guests' old keys from the index)."""
+        if self._put is not None:
+            self.written += await self._put
+            self._put = None
+        for start in range(0, len(self.rows), KEYS_BATCH):
+            self.written += await self._send(self.rows[start : start + KEYS_BATCH])
+        self.rows = []
+        if self.bulk:
+            self.indexed = await self._index_ranges()
+
+    async def _index_ranges(self) -> int:
+        indexed = 0
+        for at in range(self.ranges):
+            keys, ids = self.range_keys[at], self.range_ids[at]
+            for start in range(0, len(keys), INDEX_CALL_KEYS):
+                indexed += int(
+                    await self.store.call(
+                        "quality_duplicates_keys_index",
+                        p_chain_id=self.chain_id,
+                        p_keys=",".join(map(str, keys[start : start + INDEX_CALL_KEYS])),
+                        p_guests=",".join(ids[start : start + INDEX_CALL_KEYS]),
+                    )
+                )
+            self.range_keys[at], self.range_ids[at] = [], []
+        return indexed
+
+    async def finish(self, inputs: list[tuple[matching.Guest, int | None]] | None) -> int:
+        """The indexing awaited; the keys of guests no longer active forgotten (``inputs``: the
+        active guests, in id order; None: none are gone); how many guests' keys were written."""
+        if self.written:  # what the updates around one guest plan their lookups on
+            await analyze_tables(
+                self.store,
+                {
+                    "app.duplicate_keys": self.indexed or self.written * MOST_KEYS,
+                    "app.duplicate_guests": self.written,
+                },
+            )
+        # the keys of guests no longer active, a range of ids (a page's worth) per call
+        bounds: list[str | None] = [None, *(g.id for g, _ in (inputs or [])[PAGE::PAGE]), None]
+        for low, high in itertools.pairwise(bounds if inputs is not None else []):
+            await self.store.call(
+                "quality_duplicates_keys_prune", p_chain_id=self.chain_id, p_from=low, p_to=high
+            )
+        return self.written
+
+    async def cancel(self) -> None:
+        """A batch still under way stopped and awaited (a failed pass leaves no task)."""
+        if self._put is not None:
+            self._put.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._put
+            self._put = None
 
 
 def _asked_counts(prepared: Iterable[matching.Prepared]) -> dict[int, tuple[str, Any]]:
@@ -583,7 +716,10 @@ async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
     done = Update(guests=len(ids), more=bool(claim["more"]))
     if not ids:
         return done
-    if claim["model"] is None:  # no full pass yet: it will weigh everyone
+    stored_model = (claim["model"] or {}).get("model") or {}
+    if stored_model.get("keys_version") != KEYS_VERSION:
+        # no full pass yet, or none since keys are made differently (the index holds keys this
+        # code does not make): the full pass will weigh everyone
         done.no_model, done.more = True, False
         return done
     changed = [matching.prepare(guest_from_array(row)) for row in claim["guests"]]

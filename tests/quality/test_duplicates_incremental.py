@@ -289,3 +289,110 @@ async def test_bad_input_neither_crashes_nor_floods(conn: psycopg.Connection, st
         (ids[5:],),
     ).fetchone()
     assert phones == 0  # "000000" is no phone at all
+
+
+def index_rows(conn: psycopg.Connection) -> list[tuple[str, int]]:
+    """The key index, (guest, key) sorted; each guest's keys as recorded with its digest."""
+    rows = conn.execute(
+        "select guest_mews_id::text, key from app.duplicate_keys where chain_id = %s", (CHAIN_ID,)
+    ).fetchall()
+    recorded = conn.execute(
+        "select guest_mews_id::text, k from app.duplicate_guests d, unnest(d.keys) k"
+        " where d.chain_id = %s",
+        (CHAIN_ID,),
+    ).fetchall()
+    assert sorted(rows) == sorted(recorded)
+    return sorted(rows)
+
+
+@pytest.mark.anyio
+async def test_many_guests_keys_are_indexed_a_key_range_a_call_as_one_call_each_would(
+    conn: psycopg.Connection, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk way (a first pass over many guests: keys recorded first, then indexed by ranges
+    of key values, a range split over calls when it holds more than a call takes) leaves the
+    index the batch way leaves, and an update around a changed guest finds its pair by it."""
+    people(conn, 200)
+    william, bill = whitfields(conn)
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)  # few guests: indexed with their batch
+    one_call_each = index_rows(conn)
+    assert len(one_call_each) > 900
+    conn.execute("delete from app.duplicate_keys")
+    conn.execute("delete from app.duplicate_guests")
+    conn.execute("delete from app.duplicate_models")
+    monkeypatch.setattr(duplicates, "KEYS_BULK", 1)
+    monkeypatch.setattr(duplicates, "INDEX_CALL_KEYS", 40)  # 36 ranges, most split in two calls
+    calls: list[str] = []
+    real_call = store.call
+
+    async def counted(fn: str, **args: Any) -> Any:
+        calls.append(fn)
+        return await real_call(fn, **args)
+
+    monkeypatch.setattr(store, "call", counted)
+    bulk = await duplicates.rebuild(store, CHAIN_ID)
+    assert bulk.keys_written == 202
+    assert index_rows(conn) == one_call_each
+    assert calls.count("quality_duplicates_keys_index") > 36
+    assert frozenset((william, bill)) in stored(conn)
+    # Bill re-typed at the desk: the update finds William through the index the bulk way made
+    conn.execute(
+        "update public.guests set first_name = 'Billy', synced_at = now() where mews_id = %s",
+        (bill,),
+    )
+    await rescore_changed(store, CHAIN_ID)
+    assert frozenset((william, bill)) in stored(conn)
+    assert index_rows(conn) != one_call_each  # Billy's keys, not Bill's
+
+
+@pytest.mark.anyio
+async def test_keys_indexed_as_text_must_pair_up(conn: psycopg.Connection, store: Store) -> None:
+    from shared.db.store import StoreError
+
+    with pytest.raises(StoreError) as refused:
+        await store.call(
+            "quality_duplicates_keys_index",
+            p_chain_id=CHAIN_ID,
+            p_keys="1,2",
+            p_guests="6f1a3b5e-0000-4000-8000-000000000001",
+        )
+    assert refused.value.code == "22023"
+    assert "2 keys but p_guests 1" in str(refused.value)
+    assert (
+        await store.call(
+            "quality_duplicates_keys_index", p_chain_id=CHAIN_ID, p_keys="", p_guests=""
+        )
+        == 0
+    )
+
+
+@pytest.mark.anyio
+async def test_keys_made_another_way_wait_for_a_full_pass(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    """A model stored by a version that made its blocking keys another way: the index holds keys
+    this code does not make, so an update would find no one; it leaves the queue to a full pass."""
+    people(conn, 50)
+    william, bill = whitfields(conn)
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    conn.execute("update app.duplicate_models set model = model - 'keys_version'")
+    conn.execute(
+        "update public.guests set first_name = 'Billy', synced_at = now() where mews_id = %s",
+        (bill,),
+    )
+    conn.execute(
+        "insert into app.quality_duplicate_queue (chain_id, guest_mews_id) values (%s, %s)"
+        " on conflict do nothing",
+        (CHAIN_ID, bill),
+    )
+    waiting = await duplicates.update(store, CHAIN_ID)
+    assert waiting.no_model and waiting.compared == 0
+    assert queued(conn) == 1
+    await refresh_chain(store, CHAIN_ID)  # sees the update wait: a full pass
+    assert queued(conn) == 0
+    assert conn.execute(
+        "select model->>'keys_version' from app.duplicate_models where chain_id = %s", (CHAIN_ID,)
+    ).fetchone() == (duplicates.KEYS_VERSION,)
+    assert frozenset((william, bill)) in stored(conn)
