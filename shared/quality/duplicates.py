@@ -31,7 +31,7 @@ import os
 import threading
 import time
 from collections.abc import Iterable
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
 from datetime import date
@@ -414,20 +414,21 @@ async def _weigh_and_write(
             if new != written:
                 keys_writer.add(p.id, new, guest_keys)
         await keys_writer.turn()
-    await keys_writer.guests_done()
-    counts = matching.value_counts(prepared)
-    n = len(prepared)
-    if state and abs(int(state["model"]["n"]) - n) <= REESTIMATE_SHARE * max(n, 1):
-        model = model_from(state, counts)
-        model.n = n
-        estimated = False
-    else:
-        model = matching.estimate(prepared, counts=counts)
-        estimated = True
-    clock = _lap(laps, "prepare", clock)
-    found, blocking = await amatch(prepared, model, keys=keys)
+    await keys_writer.guests_done()  # in bulk, the database indexes the keys from here
+    # meanwhile this process counts, estimates and blocks, in a thread of its own so that the
+    # event loop keeps the index's calls going; the thread ends before any weighing process is
+    # forked (a fork copies the locks other threads hold)
+    with ThreadPoolExecutor(1, thread_name_prefix="duplicates-model") as thread:
+        model, estimated, blocking = await asyncio.get_running_loop().run_in_executor(
+            thread, _model_and_blocking, prepared, keys, state
+        )
     del keys
+    clock = _lap(laps, "prepare", clock)
+    await keys_writer.indexed()
+    clock = _lap(laps, "keys indexed", clock)
+    found, blocking = await amatch(prepared, model, blocking=blocking)
     clock = _lap(laps, "match", clock)
+    n = len(prepared)
     done = Pass(
         guests=n,
         candidates=len(blocking.pairs),
@@ -459,7 +460,7 @@ async def _weigh_and_write(
     )
     clock = _lap(laps, "write pairs", clock)
     done.keys_written = await keys_writer.finish(inputs if stale else None)
-    counted = _counts_rows(counts)
+    counted = _counts_rows(model.counts)
     counts_digest = f"{digest(repr(counted)):x}"
     if not state or state.get("counts_digest") != counts_digest:
         for start in range(0, max(len(counted), 1), 100_000):
@@ -494,6 +495,23 @@ async def _weigh_and_write(
         )
     _lap(laps, "keys and model", clock)
     return done
+
+
+def _model_and_blocking(
+    prepared: list[matching.Prepared], keys: list[list[str]], state: dict[str, Any] | None
+) -> tuple[matching.Model, bool, matching.Blocking]:
+    """The chain's model (the stored u reused while the chain's size is within a tenth of the
+    one they were estimated on; whether estimated) and the candidate pairs."""
+    counts = matching.value_counts(prepared)
+    n = len(prepared)
+    if state and abs(int(state["model"]["n"]) - n) <= REESTIMATE_SHARE * max(n, 1):
+        model = model_from(state, counts)
+        model.n = n
+        estimated = False
+    else:
+        model = matching.estimate(prepared, counts=counts)
+        estimated = True
+    return model, estimated, matching.candidate_pairs(prepared, model.uninformative, keys)
 
 
 # what the weighing processes read (inherited when forked, never pickled)
@@ -534,17 +552,18 @@ async def amatch(
     prepared: list[matching.Prepared],
     model: matching.Model,
     *,
-    keys: list[list[str]] | None = None,
+    blocking: matching.Blocking | None = None,
     processes: int | None = None,
     parallel_from: int = PARALLEL_PAIRS,
 ) -> tuple[list[matching.Suggestion], matching.Blocking]:
     """:func:`matching.match_prepared` at :data:`FLOOR` (the same suggestions, in the same
     order), the candidate pairs weighed by a forked process per core when they are many, the
-    event loop turning meanwhile (the process's other tasks go on). ``keys``: each guest's blocking
-    keys, when made already; ``processes``: None, :func:`weighing_processes`. A weighing
+    event loop turning meanwhile (the process's other tasks go on). ``blocking``: the candidate
+    pairs, when found already; ``processes``: None, :func:`weighing_processes`. A weighing
     process that dies (killed, out of memory) costs time only: the pairs are weighed here."""
     workers = weighing_processes() if processes is None else processes
-    blocking = matching.candidate_pairs(prepared, model.uninformative, keys)
+    if blocking is None:
+        blocking = matching.candidate_pairs(prepared, model.uninformative)
     pairs = list(blocking.pairs)
     _WORK.append((prepared, model, pairs, matching.weight_for(FLOOR, model)))
     try:
@@ -590,9 +609,10 @@ class KeysWriter:
     Each guest's digest and keys (``quality_duplicates_keys_put``) a batch at a time, one call
     under way while the guests are prepared. Few guests: their keys indexed by the same call.
     Many (:data:`KEYS_BULK`): indexed once all are recorded, a range of key values per call
-    (``quality_duplicates_keys_index``, sorted by the database: one stretch of the index each;
-    not while the pairs are weighed: on two cores the two slowed each other more than either
-    took alone). Then the keys of guests no longer active forgotten, and the statistics the
+    (``quality_duplicates_keys_index``, sorted by the database: one stretch of the index each)
+    while the pass counts, estimates and blocks; awaited before the pairs are weighed (on two
+    cores, indexing beside two weighing processes slowed both more than either took alone).
+    Then the keys of guests no longer active forgotten, and the statistics the
     updates plan on made current."""
 
     def __init__(self, store: Store, chain_id: str, changed: int) -> None:
@@ -603,8 +623,9 @@ class KeysWriter:
         self.range_ids: list[list[str]] = [[] for _ in range(self.ranges)]
         self.rows: list[dict[str, Any]] = []
         self.written = 0
-        self.indexed = 0
+        self.indexed_keys = 0
         self._put: asyncio.Task[int] | None = None
+        self._index: asyncio.Task[int] | None = None
 
     def add(self, guest_id: str, guest_digest: int, keys: list[str]) -> None:
         """A guest whose inputs changed (in id order), its keys as matching made them."""
@@ -638,8 +659,8 @@ class KeysWriter:
         )
 
     async def guests_done(self) -> None:
-        """Every changed guest added: the rest sent; in bulk, then indexed (after the last
-        batch: a batch removes its guests' old keys from the index)."""
+        """Every changed guest added: the rest sent; in bulk, the indexing begun (after the
+        last batch: a batch removes its guests' old keys from the index)."""
         if self._put is not None:
             self.written += await self._put
             self._put = None
@@ -647,7 +668,13 @@ class KeysWriter:
             self.written += await self._send(self.rows[start : start + KEYS_BATCH])
         self.rows = []
         if self.bulk:
-            self.indexed = await self._index_ranges()
+            self._index = asyncio.create_task(self._index_ranges())
+
+    async def indexed(self) -> None:
+        """The indexing begun by :meth:`guests_done`, awaited."""
+        if self._index is not None:
+            self.indexed_keys = await self._index
+            self._index = None
 
     async def _index_ranges(self) -> int:
         indexed = 0
@@ -672,7 +699,7 @@ class KeysWriter:
             await analyze_tables(
                 self.store,
                 {
-                    "app.duplicate_keys": self.indexed or self.written * MOST_KEYS,
+                    "app.duplicate_keys": self.indexed_keys or self.written * MOST_KEYS,
                     "app.duplicate_guests": self.written,
                 },
             )
@@ -685,12 +712,13 @@ class KeysWriter:
         return self.written
 
     async def cancel(self) -> None:
-        """A batch still under way stopped and awaited (a failed pass leaves no task)."""
-        if self._put is not None:
-            self._put.cancel()
-            with contextlib.suppress(asyncio.CancelledError, Exception):
-                await self._put
-            self._put = None
+        """What is still under way stopped and awaited (a failed pass leaves no task)."""
+        for task in (self._put, self._index):
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        self._put = self._index = None
 
 
 def _asked_counts(prepared: Iterable[matching.Prepared]) -> dict[int, tuple[str, Any]]:
