@@ -7,6 +7,12 @@
 
 drop function public.quality_duplicates_keys_add(uuid, jsonb);
 
+-- The code that comes with this migration digests keys and counts with XXH3 (keys_version 2):
+-- what the tables hold was digested another way and would match nothing. They are derived
+-- data: emptied, the next full pass of each chain rebuilds them the fast way (a first pass, no
+-- old key to remove one by one), and until then an update waits for it (keys_version).
+truncate app.duplicate_keys, app.duplicate_guests, app.duplicate_counts;
+
 create function public.quality_duplicates_keys_index(p_chain_id uuid, p_keys text, p_guests text)
 returns integer
 language plpgsql set search_path = '' set work_mem = '64MB'
