@@ -388,7 +388,8 @@ async def test_keys_made_another_way_wait_for_a_full_pass(
         (CHAIN_ID, bill),
     )
     waiting = await duplicates.update(store, CHAIN_ID)
-    assert waiting.no_model and waiting.compared == 0
+    assert waiting.no_model
+    assert waiting.compared == 0
     assert queued(conn) == 1
     await refresh_chain(store, CHAIN_ID)  # sees the update wait: a full pass
     assert queued(conn) == 0
