@@ -11,8 +11,10 @@ Two ways, in proportion to what changed:
   stored ones reused while the chain's size is within a tenth of theirs), every candidate pair
   weighed. Only what differs is written: pairs new or changed (``quality_duplicates_put``),
   pairs no longer found removed (``quality_duplicates_forget``), the blocking keys of guests
-  whose inputs' digest changed (``quality_duplicates_keys_put``), the name counts when they
-  changed. A second pass over unchanged guests writes nothing.
+  whose inputs' digest changed (``quality_duplicates_keys_put`` while the guests are prepared;
+  many of them indexed by ranges of key values, ``quality_duplicates_keys_index``, while the
+  model is estimated: :class:`KeysWriter`), the name counts when they changed. A second pass
+  over unchanged guests writes nothing.
 - :func:`update`, around guests that changed (queued by ``quality_facts_put``): a page of them
   claimed, their keys replaced and the guests sharing a key looked up by index
   (``quality_duplicates_around``), compared with the chain's stored model, their pairs replaced.
@@ -693,8 +695,9 @@ class KeysWriter:
         return indexed
 
     async def finish(self, inputs: list[tuple[matching.Guest, int | None]] | None) -> int:
-        """The indexing awaited; the keys of guests no longer active forgotten (``inputs``: the
-        active guests, in id order; None: none are gone); how many guests' keys were written."""
+        """The statistics of what was written made current; the keys of guests no longer active
+        forgotten (``inputs``: the active guests, in id order; None: none are gone); how many
+        guests' keys were written."""
         if self.written:  # what the updates around one guest plan their lookups on
             await analyze_tables(
                 self.store,
