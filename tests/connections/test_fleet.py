@@ -202,6 +202,13 @@ async def test_a_refused_token_costs_only_its_own_connection(
         simulator.integration_webhook("IntegrationEnabled", target=refused.index, url=nowhere)
 
 
+# The budget cancels Mews requests in flight; httpcore's asyncio backend schedules the close of
+# a cancelled request's socket rather than awaiting it (encode/httpx#825), so under load the
+# garbage collector may find a socket first and warn. Only that warning is let through here;
+# every assertion stands (seen once in 1,356 tests under CI load, 2026-12-06).
+@pytest.mark.filterwarnings(
+    "ignore:Exception ignored in. <socket.socket:pytest.PytestUnraisableExceptionWarning"
+)
 async def test_a_pass_cut_short_by_the_budget_is_carried_on_by_the_next_invocation(
     database_url: str,
 ) -> None:
