@@ -366,6 +366,10 @@ async def _rebuild(store: Store, chain_id: str) -> Pass:
             took=laps,
         )
     clock = _lap(laps, "fingerprint", clock)
+    if before.get("keys_version") != KEYS_VERSION or before.get("keys_incomplete"):
+        # no whole pass stands behind the stored keys (none yet, keys made another way, or a
+        # pass that stopped while indexing them): every guest's keys are written again
+        inputs = [(guest, None) for guest, _ in inputs]
     # stale keys (guests no longer active) exist when more guests have keys than active ones
     stale = int((state or {}).get("keyed") or 0) > sum(1 for _, d in inputs if d is not None)
     keys_writer = KeysWriter(
@@ -404,6 +408,24 @@ async def _weigh_and_write(
     """Prepare every guest (the new keys written meanwhile), weigh the candidate pairs (the keys
     indexed meanwhile), write the pairs that differ, then the counts and the model."""
     clock = time.perf_counter()
+    if keys_writer.bulk and state:
+        # the keys are recorded first and indexed after: until this pass stores its model,
+        # updates wait for it and a pass after a stop in between writes every guest's keys again
+        await store.call(
+            "quality_duplicates_model_put",
+            p_chain_id=chain_id,
+            p_model={
+                **{
+                    k: v
+                    for k, v in state["model"].items()
+                    if k not in ("keys_version", "fingerprint")
+                },
+                "keys_incomplete": True,
+            },
+            p_guests=state["guests"],
+            p_counts_digest=state.get("counts_digest"),
+            p_estimated=False,
+        )
     prepared: list[matching.Prepared] = []
     keys: list[list[str]] = []
     for start in range(0, len(inputs), PREPARE_STEP):
@@ -476,6 +498,7 @@ async def _weigh_and_write(
     before = (state or {}).get("model") or {}
     if (
         estimated
+        or keys_writer.bulk
         or not state
         or state.get("counts_digest") != counts_digest
         or state["guests"] != n

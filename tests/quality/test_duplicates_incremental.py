@@ -397,3 +397,51 @@ async def test_keys_made_another_way_wait_for_a_full_pass(
         "select model->>'keys_version' from app.duplicate_models where chain_id = %s", (CHAIN_ID,)
     ).fetchone() == (duplicates.KEYS_VERSION,)
     assert frozenset((william, bill)) in stored(conn)
+
+
+@pytest.mark.anyio
+async def test_a_pass_stopped_while_indexing_leaves_updates_waiting_and_the_next_pass_whole(
+    conn: psycopg.Connection, store: Store, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The bulk way records every guest's digest before indexing its keys: a pass that stops
+    in between must not leave digests that say "written" over an index that is not. Updates
+    wait for a whole pass; the next pass writes every guest's keys again."""
+    people(conn, 200)
+    william, bill = whitfields(conn)
+    conn.execute("update public.guests set synced_at = now()")
+    await refresh_chain(store, CHAIN_ID)
+    one_call_each = index_rows(conn)
+    # the matcher's keys made another way: every guest's keys rewritten the bulk way
+    conn.execute("update app.duplicate_guests set digest = digest + 1")
+    monkeypatch.setattr(duplicates, "KEYS_BULK", 1)
+    monkeypatch.setattr(duplicates, "INDEX_CALL_KEYS", 40)
+    real_call = store.call
+    indexed = 0
+
+    async def stops_while_indexing(fn: str, **args: Any) -> Any:
+        nonlocal indexed
+        if fn == "quality_duplicates_keys_index":
+            indexed += 1
+            if indexed > 3:
+                raise RuntimeError("the job was stopped")
+        return await real_call(fn, **args)
+
+    monkeypatch.setattr(store, "call", stops_while_indexing)
+    with pytest.raises(RuntimeError, match="stopped"):
+        await duplicates.rebuild(store, CHAIN_ID)
+    monkeypatch.setattr(store, "call", real_call)
+    conn.execute(
+        "insert into app.quality_duplicate_queue (chain_id, guest_mews_id) values (%s, %s)"
+        " on conflict do nothing",
+        (CHAIN_ID, bill),
+    )
+    waiting = await duplicates.update(store, CHAIN_ID)
+    assert waiting.no_model  # the index is not whole: no lookup in it
+    assert queued(conn) == 1
+    again = await duplicates.rebuild(store, CHAIN_ID)
+    assert again.keys_written == 202  # every guest, though the digests said written
+    assert index_rows(conn) == one_call_each
+    assert frozenset((william, bill)) in stored(conn)
+    done = await duplicates.update(store, CHAIN_ID)
+    assert not done.no_model
+    assert queued(conn) == 0
