@@ -15,6 +15,7 @@ from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
 from shared.sync.engine import SyncEngine
+from tests.support.respx_mews import mocked_client
 
 
 @pytest.fixture
@@ -33,3 +34,10 @@ async def engine(simulator: Simulator, store: Store) -> AsyncIterator[SyncEngine
         )
         # no safety lag: the simulator commits instantly, and tests should not wait a minute
         yield SyncEngine(store, client, concurrency=4, lag=timedelta(0))
+
+
+@pytest.fixture
+async def mews_client() -> AsyncIterator[MewsClient]:
+    """A client for respx-mocked Mews (tests.support.respx_mews)."""
+    async with httpx.AsyncClient() as http:
+        yield mocked_client(http)

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import json
 import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -21,19 +20,18 @@ import pytest
 import respx
 import typer
 from psycopg.types.json import Jsonb
-from pydantic import SecretStr
 from typer.testing import CliRunner
 
 from shared.cli.conflicts import conflicts_command
 from shared.db.store import Store
-from shared.mews.client import MewsClient, RetryPolicy
-from shared.mews.ratelimit import UnlimitedRateLimiter
+from shared.mews.client import MewsClient
 from shared.simulator.data import STAFF_PROFILE_ID
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
 from shared.sync.entities import SPECS
 from shared.sync.push import MAX_ATTEMPTS, push_changes, push_guest
 from shared.sync.runs import recorded_run
+from tests.support.respx_mews import TOKENS, bodies
 from tests.support.rows import (
     CHAIN_ID,
     ENTERPRISE_ID,
@@ -564,7 +562,6 @@ async def test_an_edit_of_a_profile_merged_away_in_mews_meanwhile_is_refused(
 # -- 409: re-read, re-merge, resubmit (respx: exact bodies) -------------------------------------
 
 API = "https://mews.test/api/connector/v1/"
-TOKENS = {"ClientToken": "client-token", "AccessToken": "access-token", "Client": "guesthub test"}
 GUEST = "4f8d3b0e-1111-4000-8000-000000000001"
 CHAIN = "4f8d3b0e-2222-4000-8000-000000000002"
 EDITED = datetime(2026, 3, 1, 10, 0, 0, 500000, tzinfo=UTC)
@@ -602,24 +599,6 @@ def got(*customers: dict[str, Any]) -> list[httpx.Response]:
 
 def conflict() -> httpx.Response:
     return httpx.Response(409, json={"Message": "The customer was changed.", "RequestId": "r409"})
-
-
-def bodies(route: respx.Route) -> list[dict[str, Any]]:
-    return [json.loads(call.request.content) for call in route.calls]
-
-
-@pytest.fixture
-async def mews_client() -> AsyncIterator[MewsClient]:
-    async with httpx.AsyncClient() as http:
-        yield MewsClient(
-            http,
-            platform_url="https://mews.test",
-            client_token=SecretStr(TOKENS["ClientToken"]),
-            access_token=SecretStr(TOKENS["AccessToken"]),
-            client_name=TOKENS["Client"],
-            limiter=UnlimitedRateLimiter(),
-            retry=RetryPolicy(max_attempts=2, base_delay=0, max_delay=0),
-        )
 
 
 def pending_guest(changes: dict[str, Any], base: dict[str, Any]) -> dict[str, Any]:

@@ -19,12 +19,11 @@ import httpx
 import psycopg
 import pytest
 import respx
-from pydantic import SecretStr
 
 from shared.db.store import Store
 from shared.mews.client import MewsClient, RetryPolicy
 from shared.mews.errors import MewsServerError
-from shared.mews.ratelimit import PostgresRateLimiter, UnlimitedRateLimiter
+from shared.mews.ratelimit import PostgresRateLimiter
 from shared.settings import load_settings
 from shared.simulator.running import Simulator, running_simulator
 from shared.simulator.server import SimulatorConfig
@@ -32,6 +31,7 @@ from shared.sync.engine import SyncEngine
 from shared.sync.entities import SPECS
 from shared.sync.push import MAX_ATTEMPTS, push_changes
 from shared.sync.runs import Run, recorded_run
+from tests.support.respx_mews import TOKENS, bodies
 from tests.support.rows import CHAIN_ID, ENTERPRISE_ID, OTHER_CHAIN_ID, OTHER_ENTERPRISE_ID
 from tests.support.rows import guest_row as make_guest_row
 from tests.support.tenancy import add_user, seed_tenancy
@@ -207,7 +207,6 @@ async def test_conflicts_in_a_batch_are_decided_and_logged_guest_by_guest(
 # -- with respx: two chains, answers chosen per guest ------------------------------------------
 
 API = "https://mews.test/api/connector/v1/"
-TOKENS = {"ClientToken": "client-token", "AccessToken": "access-token", "Client": "guesthub test"}
 BEFORE = "2026-01-01T10:00:00Z"
 
 
@@ -279,20 +278,6 @@ def configuration() -> httpx.Response:
 
 
 @pytest.fixture
-async def fake_client() -> AsyncIterator[MewsClient]:
-    async with httpx.AsyncClient() as http:
-        yield MewsClient(
-            http,
-            platform_url="https://mews.test",
-            client_token=SecretStr(TOKENS["ClientToken"]),
-            access_token=SecretStr(TOKENS["AccessToken"]),
-            client_name=TOKENS["Client"],
-            limiter=UnlimitedRateLimiter(),
-            retry=RetryPolicy(max_attempts=2, base_delay=0, max_delay=0),
-        )
-
-
-@pytest.fixture
 def two_chains(database_url: str) -> dict[str, Any]:
     """Four guests in the first chain, one in the second, each edited by its own staff."""
     with psycopg.connect(database_url, autocommit=True) as conn:
@@ -326,19 +311,15 @@ def mock_mews(mock: respx.MockRouter, mews: FakeMews) -> dict[str, respx.Route]:
     }
 
 
-def bodies(route: respx.Route) -> list[dict[str, Any]]:
-    return [json.loads(call.request.content) for call in route.calls]
-
-
 async def test_each_chain_is_read_in_one_request_and_written_with_its_chain_id(
-    fake_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
+    mews_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
 ) -> None:
     rows, mews = two_chains["rows"], two_chains["mews"]
     alpha = sorted(r["mews_id"] for r in rows if r["chain_id"] == CHAIN_ID)
     beta = [r["mews_id"] for r in rows if r["chain_id"] == OTHER_CHAIN_ID]
     with respx.mock(assert_all_called=True) as mock:
         routes = mock_mews(mock, mews)
-        run, progress = await push(store, SyncEngine(store, fake_client), concurrency=3)
+        run, progress = await push(store, SyncEngine(store, mews_client), concurrency=3)
     reads = [(b["ChainIds"], b["CustomerIds"]) for b in bodies(routes["read"])]
     # the batch before the writes, then again after them (to mirror): per chain, all its guests
     assert reads == [([CHAIN_ID], alpha), ([OTHER_CHAIN_ID], beta)] * 2
@@ -365,12 +346,12 @@ async def test_each_chain_is_read_in_one_request_and_written_with_its_chain_id(
 
 
 async def test_a_conflict_a_refusal_and_a_failure_cost_only_their_own_guest(
-    fake_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
+    mews_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
 ) -> None:
     rows, mews = two_chains["rows"], two_chains["mews"]
     conflicted, refused, failing = (r["mews_id"] for r in rows[1:4])
     mews.answers = {conflicted: 409, refused: 403, failing: 500}
-    engine = SyncEngine(store, fake_client)
+    engine = SyncEngine(store, mews_client)
     with respx.mock(assert_all_called=True) as mock:
         routes = mock_mews(mock, mews)
         with pytest.raises(MewsServerError):
@@ -402,14 +383,14 @@ async def test_a_conflict_a_refusal_and_a_failure_cost_only_their_own_guest(
 
 
 async def test_edits_left_pending_make_the_run_partial_and_are_counted(
-    fake_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
+    mews_client: MewsClient, store: Store, database_url: str, two_chains: dict[str, Any]
 ) -> None:
     rows, mews = two_chains["rows"], two_chains["mews"]
     conflicted = rows[2]["mews_id"]
     mews.answers = {conflicted: 409}
     with respx.mock(assert_all_called=True) as mock:
         mock_mews(mock, mews)
-        run, progress = await push(store, SyncEngine(store, fake_client), concurrency=2, limit=2)
+        run, progress = await push(store, SyncEngine(store, mews_client), concurrency=2, limit=2)
     # batches of two until none is left; the one Mews kept refusing with 409 is tried once
     assert (run.status, run.counts["pushed"], sum(progress)) == ("partial", 4, 5)
     assert (run.counts["push_kept_pending"], run.counts["push_still_pending"]) == (1, 1)

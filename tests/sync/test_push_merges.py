@@ -9,29 +9,26 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
 import psycopg
 import pytest
 import respx
-from pydantic import SecretStr
 
 from shared.db.store import Store
-from shared.mews.client import MewsClient, RetryPolicy
-from shared.mews.ratelimit import UnlimitedRateLimiter
+from shared.mews.client import MewsClient
 from shared.quality import duplicates
 from shared.simulator.running import Simulator
 from shared.sync.engine import SyncEngine
 from shared.sync.push import TARGET_MERGED, MergeRequest, merge_chain, push_changes
 from shared.sync.runs import Run, recorded_run
+from tests.support.respx_mews import TOKENS, bodies
 from tests.sync.test_push import active_ids, mews_edit, staff_of
 
 pytestmark = pytest.mark.anyio
 
 API = "https://mews.test/api/connector/v1/"
-TOKENS = {"ClientToken": "client-token", "AccessToken": "access-token", "Client": "guesthub test"}
 CHAIN = "4f8d3b0e-2222-4000-8000-000000000002"
 
 
@@ -58,24 +55,6 @@ def request(n: int, target: int) -> MergeRequest:
 
 def customers(*records: dict[str, Any]) -> httpx.Response:
     return httpx.Response(200, json={"Customers": list(records), "Cursor": None})
-
-
-def bodies(route: respx.Route) -> list[dict[str, Any]]:
-    return [json.loads(call.request.content) for call in route.calls]
-
-
-@pytest.fixture
-async def mews_client() -> AsyncIterator[MewsClient]:
-    async with httpx.AsyncClient() as http:
-        yield MewsClient(
-            http,
-            platform_url="https://mews.test",
-            client_token=SecretStr(TOKENS["ClientToken"]),
-            access_token=SecretStr(TOKENS["AccessToken"]),
-            client_name=TOKENS["Client"],
-            limiter=UnlimitedRateLimiter(),
-            retry=RetryPolicy(max_attempts=2, base_delay=0, max_delay=0),
-        )
 
 
 # -- the exact request (respx) ----------------------------------------------------------------
