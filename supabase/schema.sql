@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 65 migrations applied; the last: 20261206160100_duplicate_keys_indexed_by_range.sql
+-- 66 migrations applied; the last: 20261206170000_duplicate_keys_by_guest.sql
 
 
 -- ================================================================================================
@@ -40,11 +40,10 @@ grant select, insert, update, delete on table app.duplicate_guests to service_ro
 
 -- app.duplicate_keys
 create table app.duplicate_keys (
-    chain_id uuid not null,
     key bigint not null,
     guest_mews_id uuid not null
 );
-CREATE INDEX duplicate_keys_key_idx ON app.duplicate_keys USING btree (chain_id, key);
+CREATE INDEX duplicate_keys_key_guest_idx ON app.duplicate_keys USING btree (key, guest_mews_id);
 alter table app.duplicate_keys enable row level security;
 grant select, insert, update, delete on table app.duplicate_keys to service_role;
 
@@ -271,8 +270,8 @@ AS $function$
 $function$;
 grant execute on function app.duplicate_input(public.guests,public.guest_facts) to service_role;
 
--- app.duplicate_keys_replace(uuid,jsonb,boolean)
-CREATE OR REPLACE FUNCTION app.duplicate_keys_replace(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
+-- app.duplicate_keys_replace(uuid,uuid[],bigint[],text[],boolean)
+CREATE OR REPLACE FUNCTION app.duplicate_keys_replace(p_chain_id uuid, p_ids uuid[], p_digests bigint[], p_keys text[], p_index boolean DEFAULT true)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -280,33 +279,35 @@ AS $function$
 declare
   v_rows integer;
 begin
-  -- each old key looked up by the key index, whatever the statistics say (a join here was
-  -- planned as a sort of every key of the chain: 14 s at 1M guests)
+  if coalesce(cardinality(p_ids), 0) <> coalesce(cardinality(p_digests), 0)
+     or coalesce(cardinality(p_ids), 0) <> coalesce(cardinality(p_keys), 0) then
+    raise exception 'p_ids, p_digests and p_keys must hold one entry per guest' using errcode = '22023';
+  end if;
+  -- each old key looked up by (key, guest): one index entry each, however common the key
   delete from app.duplicate_keys k
    where k.ctid = any (array(
      select x.ctid
      from app.duplicate_guests d
-     join jsonb_to_recordset(p_guests) as n(id uuid) on d.guest_mews_id = n.id
      cross join lateral unnest(d.keys) as o(key)
      cross join lateral (select k2.ctid from app.duplicate_keys k2
-                          where k2.chain_id = p_chain_id and k2.key = o.key
-                            and k2.guest_mews_id = d.guest_mews_id) x
-     where d.chain_id = p_chain_id));
+                          where k2.key = o.key and k2.guest_mews_id = d.guest_mews_id) x
+     where d.chain_id = p_chain_id and d.guest_mews_id = any (p_ids)));
   insert into app.duplicate_guests as d (chain_id, guest_mews_id, digest, keys)
-  select p_chain_id, n.id, n.digest, coalesce(n.keys, '{}')
-  from jsonb_to_recordset(p_guests) as n(id uuid, digest bigint, keys bigint[])
+  select p_chain_id, n.id, n.digest, coalesce(string_to_array(n.keys, ' ')::bigint[], '{}')
+  from unnest(p_ids, p_digests, p_keys) as n(id, digest, keys)
   on conflict (chain_id, guest_mews_id) do update set digest = excluded.digest, keys = excluded.keys;
   get diagnostics v_rows = row_count;
   if p_index then
-    insert into app.duplicate_keys (chain_id, key, guest_mews_id)
-    select p_chain_id, k.key, n.id
-    from jsonb_to_recordset(p_guests) as n(id uuid, keys bigint[]), unnest(n.keys) as k(key)
+    insert into app.duplicate_keys (key, guest_mews_id)
+    select k.key, n.id
+    from unnest(p_ids, p_keys) as n(id, keys),
+         unnest(string_to_array(n.keys, ' ')::bigint[]) as k(key)
     order by k.key;
   end if;
   return v_rows;
 end
 $function$;
-grant execute on function app.duplicate_keys_replace(uuid,jsonb,boolean) to service_role;
+grant execute on function app.duplicate_keys_replace(uuid,uuid[],bigint[],text[],boolean) to service_role;
 
 -- app.duplicate_may_decide(uuid)
 CREATE OR REPLACE FUNCTION app.duplicate_may_decide(p_chain_id uuid)
@@ -5037,8 +5038,12 @@ begin
   if jsonb_typeof(p_guests) is distinct from 'array' or jsonb_array_length(p_guests) > 1000 then
     raise exception 'p_guests must be an array of at most 1000 guests' using errcode = '22023';
   end if;
-  perform app.duplicate_keys_replace(p_chain_id, p_guests);
-  v_ids := array(select (r->>'id')::uuid from jsonb_array_elements(p_guests) r);
+  v_ids := array(select (r->>'id')::uuid from jsonb_array_elements(p_guests) with ordinality as e(r, i) order by i);
+  perform app.duplicate_keys_replace(
+    p_chain_id, v_ids,
+    array(select (r->>'digest')::bigint from jsonb_array_elements(p_guests) with ordinality as e(r, i) order by i),
+    array(select coalesce((select string_agg(x, ' ') from jsonb_array_elements_text(r->'keys') x), '')
+          from jsonb_array_elements(p_guests) with ordinality as e(r, i) order by i));
   with asked as (
     select distinct k.key, k.cap
     from jsonb_to_recordset(p_guests) as r(keys bigint[], caps integer[])
@@ -5049,13 +5054,13 @@ begin
     cross join lateral (
       select array_agg(x.guest_mews_id) as ids, count(*)::integer as size
       from (select k.guest_mews_id from app.duplicate_keys k
-             where k.chain_id = p_chain_id and k.key = a.key
+             where k.key = a.key
              limit a.cap + 1) x) h)
   select jsonb_build_object(
     'held', coalesce((select jsonb_object_agg(h.key::text,
                         -- the count of a key past its cap, all of it: what the evidence says
                         case when h.size > h.cap
-                             then (select count(*) from app.duplicate_keys k where k.chain_id = p_chain_id and k.key = h.key)
+                             then (select count(*) from app.duplicate_keys k where k.key = h.key)
                              else h.size end) from held h), '{}'::jsonb),
     'members', coalesce((select jsonb_object_agg(h.key::text, to_jsonb(h.ids)) from held h
                           where h.size between 2 and h.cap), '{}'::jsonb),
@@ -5151,8 +5156,7 @@ begin
    where k.ctid = any (array(
      select x.ctid from gone cross join lateral unnest(gone.keys) as o(key)
      cross join lateral (select k2.ctid from app.duplicate_keys k2
-                          where k2.chain_id = p_chain_id and k2.key = o.key
-                            and k2.guest_mews_id = gone.guest_mews_id) x));
+                          where k2.key = o.key and k2.guest_mews_id = gone.guest_mews_id) x));
   delete from app.quality_duplicate_queue q
    where q.chain_id = p_chain_id and q.guest_mews_id = any (v_ids) and q.queued_at <= p_claimed_at;
   return v_gone;
@@ -5205,8 +5209,8 @@ AS $function$
 $function$;
 grant execute on function public.quality_duplicates_held(uuid) to service_role;
 
--- public.quality_duplicates_keys_index(uuid,text,text)
-CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_index(p_chain_id uuid, p_keys text, p_guests text)
+-- public.quality_duplicates_keys_index(text,text)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_index(p_keys text, p_guests text)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
@@ -5217,7 +5221,6 @@ declare
   v_guests uuid[];
   v_rows integer;
 begin
-  -- at most 1,000,000 keys: 20 digits, a sign and a comma each; 36 characters and a comma per id
   if p_keys is null or p_guests is null or octet_length(p_keys) > 22000000
      or octet_length(p_guests) > 37000000 then
     raise exception 'p_keys and p_guests must hold at most 1000000 keys and guest ids' using errcode = '22023';
@@ -5228,13 +5231,13 @@ begin
     raise exception 'p_keys holds % keys but p_guests % guest ids', coalesce(cardinality(v_keys), 0),
       coalesce(cardinality(v_guests), 0) using errcode = '22023';
   end if;
-  insert into app.duplicate_keys (chain_id, key, guest_mews_id)
-  select p_chain_id, k.key, k.guest from unnest(v_keys, v_guests) as k(key, guest) order by k.key;
+  insert into app.duplicate_keys (key, guest_mews_id)
+  select k.key, k.guest from unnest(v_keys, v_guests) as k(key, guest) order by k.key, k.guest;
   get diagnostics v_rows = row_count;
   return v_rows;
 end
 $function$;
-grant execute on function public.quality_duplicates_keys_index(uuid,text,text) to service_role;
+grant execute on function public.quality_duplicates_keys_index(text,text) to service_role;
 
 -- public.quality_duplicates_keys_prune(uuid,uuid,uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_prune(p_chain_id uuid, p_from uuid DEFAULT NULL::uuid, p_to uuid DEFAULT NULL::uuid)
@@ -5258,28 +5261,43 @@ begin
      where k.ctid = any (array(
        select x.ctid from gone cross join lateral unnest(gone.keys) as o(key)
        cross join lateral (select k2.ctid from app.duplicate_keys k2
-                            where k2.chain_id = p_chain_id and k2.key = o.key
-                              and k2.guest_mews_id = gone.guest_mews_id) x)))
+                            where k2.key = o.key and k2.guest_mews_id = gone.guest_mews_id) x)))
   select count(*) into v_gone from gone;
   return v_gone;
 end
 $function$;
 grant execute on function public.quality_duplicates_keys_prune(uuid,uuid,uuid) to service_role;
 
--- public.quality_duplicates_keys_put(uuid,jsonb,boolean)
-CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_put(p_chain_id uuid, p_guests jsonb, p_index boolean DEFAULT true)
+-- public.quality_duplicates_keys_put(uuid,text,text,text,boolean)
+CREATE OR REPLACE FUNCTION public.quality_duplicates_keys_put(p_chain_id uuid, p_ids text, p_digests text, p_keys text, p_index boolean DEFAULT true)
  RETURNS integer
  LANGUAGE plpgsql
  SET search_path TO ''
 AS $function$
+declare
+  v_ids uuid[];
+  v_digests bigint[];
+  v_keys text[];
 begin
-  if jsonb_typeof(p_guests) is distinct from 'array' or jsonb_array_length(p_guests) > 50000 then
-    raise exception 'p_guests must be an array of at most 50000 guests' using errcode = '22023';
+  -- at most 50,000 guests of at most 64 keys
+  if p_ids is null or p_digests is null or p_keys is null or octet_length(p_ids) > 1850000
+     or octet_length(p_digests) > 1050000 or octet_length(p_keys) > 70000000 then
+    raise exception 'p_ids, p_digests and p_keys must describe at most 50000 guests' using errcode = '22023';
   end if;
-  return app.duplicate_keys_replace(p_chain_id, p_guests, p_index);
+  if p_ids = '' and p_digests = '' and p_keys = '' then
+    return 0;  -- no guest
+  end if;
+  v_ids := coalesce(string_to_array(nullif(p_ids, ''), ',')::uuid[], '{}');
+  v_digests := coalesce(string_to_array(nullif(p_digests, ''), ',')::bigint[], '{}');
+  v_keys := string_to_array(p_keys, ';');
+  if cardinality(v_keys) <> cardinality(v_ids) + 1 or v_keys[cardinality(v_keys)] <> '' then
+    raise exception 'p_keys must end each of the % guests with '';''', cardinality(v_ids)
+      using errcode = '22023';
+  end if;
+  return app.duplicate_keys_replace(p_chain_id, v_ids, v_digests, v_keys[1:cardinality(v_ids)], p_index);
 end
 $function$;
-grant execute on function public.quality_duplicates_keys_put(uuid,jsonb,boolean) to service_role;
+grant execute on function public.quality_duplicates_keys_put(uuid,text,text,text,boolean) to service_role;
 
 -- public.quality_duplicates_model(uuid)
 CREATE OR REPLACE FUNCTION public.quality_duplicates_model(p_chain_id uuid)

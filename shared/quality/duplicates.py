@@ -61,7 +61,7 @@ PARALLEL_PAIRS = 200_000  # from this many candidate pairs, weighed by a process
 CHUNK_PAIRS = 50_000
 CLAIM = 200  # guests claimed from the queue per update
 REESTIMATE_SHARE = 0.1  # the stored u are reused while the chain's size is within this share
-KEYS_VERSION = "2"  # bump when blocking keys are made differently: every guest's keys rewritten
+KEYS_VERSION = "3"  # bump when blocking keys are made differently: every guest's keys rewritten
 COUNTED = ("first_name", "first_name_raw", "last_name", "last_name_raw", "birth_date")
 
 
@@ -135,18 +135,25 @@ def inputs_digest(guest: matching.Guest) -> int:
     return xxhash.xxh3_64_intdigest(text.encode()) - _HALF
 
 
-def key_digests(keys: list[str]) -> list[int]:
-    """:func:`digest` of each blocking key of a guest (inlined: 6M keys at 1M guests)."""
+def chain_seed(chain_id: str) -> int:
+    """The seed a chain's blocking keys are digested with: its keys are its own in the one
+    index of every chain's keys (``app.duplicate_keys``, by key and guest)."""
+    return xxhash.xxh3_64_intdigest(str(chain_id).encode())
+
+
+def key_digests(keys: list[str], seed: int) -> list[int]:
+    """Each blocking key of a guest digested with its chain's :func:`chain_seed` (inlined: 6M
+    keys at 1M guests)."""
     hashed = xxhash.xxh3_64_intdigest
-    return [hashed(k.encode()) - _HALF for k in keys]
+    return [hashed(k.encode(), seed) - _HALF for k in keys]
 
 
-def key_row(p: matching.Prepared, guest_digest: int) -> dict[str, Any]:
+def key_row(p: matching.Prepared, guest_digest: int, seed: int) -> dict[str, Any]:
     keys = matching.blocking_keys(p)
     return {
         "id": p.id,
         "digest": guest_digest,
-        "keys": [digest(k) for k in keys],
+        "keys": key_digests(keys, seed),
         "caps": [matching.cap(k) for k in keys],
     }
 
@@ -642,11 +649,12 @@ class KeysWriter:
 
     def __init__(self, store: Store, chain_id: str, changed: int) -> None:
         self.store, self.chain_id = store, chain_id
+        self.seed = chain_seed(chain_id)
         self.bulk = changed >= KEYS_BULK
         self.ranges = max(1, -(-changed * MOST_KEYS // INDEX_CALL_KEYS)) if self.bulk else 0
         self.range_keys: list[list[int]] = [[] for _ in range(self.ranges)]
         self.range_ids: list[list[str]] = [[] for _ in range(self.ranges)]
-        self.rows: list[dict[str, Any]] = []
+        self.rows: list[tuple[str, int, list[int]]] = []
         self.written = 0
         self.indexed_keys = 0
         self._put: asyncio.Task[int] | None = None
@@ -654,8 +662,8 @@ class KeysWriter:
 
     def add(self, guest_id: str, guest_digest: int, keys: list[str]) -> None:
         """A guest whose inputs changed (in id order), its keys as matching made them."""
-        hashed = key_digests(keys)
-        self.rows.append({"id": guest_id, "digest": guest_digest, "keys": hashed})
+        hashed = key_digests(keys, self.seed)
+        self.rows.append((guest_id, guest_digest, hashed))
         if self.bulk:
             ranges, range_keys, range_ids = self.ranges, self.range_keys, self.range_ids
             for key in hashed:
@@ -673,12 +681,14 @@ class KeysWriter:
             del self.rows[:KEYS_BATCH]
         await asyncio.sleep(0)
 
-    async def _send(self, rows: list[dict[str, Any]]) -> int:
+    async def _send(self, rows: list[tuple[str, int, list[int]]]) -> int:
         return int(
             await self.store.call(
                 "quality_duplicates_keys_put",
                 p_chain_id=self.chain_id,
-                p_guests=rows,
+                p_ids=",".join(guest for guest, _, _ in rows),
+                p_digests=",".join(str(d) for _, d, _ in rows),
+                p_keys="".join(" ".join(map(str, keys)) + ";" for _, _, keys in rows),
                 p_index=not self.bulk,
             )
         )
@@ -709,7 +719,6 @@ class KeysWriter:
                 indexed += int(
                     await self.store.call(
                         "quality_duplicates_keys_index",
-                        p_chain_id=self.chain_id,
                         p_keys=",".join(map(str, keys[start : start + INDEX_CALL_KEYS])),
                         p_guests=",".join(ids[start : start + INDEX_CALL_KEYS]),
                     )
@@ -778,8 +787,9 @@ async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
         return done
     changed = [matching.prepare(guest_from_array(row)) for row in claim["guests"]]
     active = {p.id for p in changed}
+    seed = chain_seed(chain_id)
     rows = [
-        key_row(p, inputs_digest(guest_from_array(r)))
+        key_row(p, inputs_digest(guest_from_array(r)), seed)
         for p, r in zip(changed, claim["guests"], strict=True)
     ]
     rows += [{"id": i, "digest": 0, "keys": [], "caps": []} for i in ids if i not in active]
@@ -796,7 +806,7 @@ async def update(store: Store, chain_id: str, *, limit: int = CLAIM) -> Update:
         for kind, value in (("e", p.email), ("p", p.phone), ("l", p.local)):
             if value:
                 name = {"e": "email", "p": "phone", "l": "local"}[kind]
-                counts[name][value] = held.get(digest(f"{kind}:{value}"), 1)
+                counts[name][value] = held.get(key_digests([f"{kind}:{value}"], seed)[0], 1)
     model = model_from(claim["model"], counts)
     done.uninformative = sum(
         1

@@ -294,7 +294,9 @@ async def test_bad_input_neither_crashes_nor_floods(conn: psycopg.Connection, st
 def index_rows(conn: psycopg.Connection) -> list[tuple[str, int]]:
     """The key index, (guest, key) sorted; each guest's keys as recorded with its digest."""
     rows = conn.execute(
-        "select guest_mews_id::text, key from app.duplicate_keys where chain_id = %s", (CHAIN_ID,)
+        "select k.guest_mews_id::text, k.key from app.duplicate_keys k"
+        " join public.guests g on g.mews_id = k.guest_mews_id where g.chain_id = %s",
+        (CHAIN_ID,),
     ).fetchall()
     recorded = conn.execute(
         "select guest_mews_id::text, k from app.duplicate_guests d, unnest(d.keys) k"
@@ -353,18 +355,106 @@ async def test_keys_indexed_as_text_must_pair_up(conn: psycopg.Connection, store
     with pytest.raises(StoreError) as refused:
         await store.call(
             "quality_duplicates_keys_index",
-            p_chain_id=CHAIN_ID,
             p_keys="1,2",
             p_guests="6f1a3b5e-0000-4000-8000-000000000001",
         )
     assert refused.value.code == "22023"
     assert "2 keys but p_guests 1" in str(refused.value)
+    assert await store.call("quality_duplicates_keys_index", p_keys="", p_guests="") == 0
+
+
+@pytest.mark.anyio
+async def test_keys_recorded_as_text_must_describe_each_guest(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    from shared.db.store import StoreError
+
+    one = "6f1a3b5e-0000-4000-8000-000000000001"
+    for keys, says in (("1 2", "end each of the 1 guests with ';'"), ("1;2;", "1 guests")):
+        with pytest.raises(StoreError) as refused:
+            await store.call(
+                "quality_duplicates_keys_put",
+                p_chain_id=CHAIN_ID,
+                p_ids=one,
+                p_digests="7",
+                p_keys=keys,
+                p_index=True,
+            )
+        assert refused.value.code == "22023"
+        assert says in str(refused.value)
+    with pytest.raises(StoreError) as uneven:
+        await store.call(
+            "quality_duplicates_keys_put",
+            p_chain_id=CHAIN_ID,
+            p_ids=one,
+            p_digests="7,8",
+            p_keys=";",
+            p_index=True,
+        )
+    assert "one entry per guest" in str(uneven.value)
+    none = {"p_chain_id": CHAIN_ID, "p_ids": "", "p_digests": "", "p_keys": "", "p_index": True}
+    assert await store.call("quality_duplicates_keys_put", **none) == 0
+    # a guest with no keys is an empty entry: recorded, nothing indexed
     assert (
         await store.call(
-            "quality_duplicates_keys_index", p_chain_id=CHAIN_ID, p_keys="", p_guests=""
+            "quality_duplicates_keys_put",
+            p_chain_id=CHAIN_ID,
+            p_ids=one,
+            p_digests="7",
+            p_keys=";",
+            p_index=True,
         )
-        == 0
+        == 1
     )
+    assert conn.execute(
+        "select digest, keys from app.duplicate_guests where guest_mews_id = %s", (one,)
+    ).fetchone() == (7, [])
+
+
+@pytest.mark.anyio
+async def test_two_chains_share_the_key_index_and_no_key(
+    conn: psycopg.Connection, store: Store
+) -> None:
+    """The same people in two chains: the one index of keys holds each chain's keys under its
+    own digests, so no key pairs (or counts) a guest of one chain with a guest of the other,
+    and an update in one chain finds its own guests only."""
+    from tests.support.rows import OTHER_CHAIN_ID
+
+    people(conn, 100)
+    people(conn, 100, chain_id=OTHER_CHAIN_ID)
+    william, bill = whitfields(conn)
+    for profile in ("William", "Bill"):
+        insert_profile(
+            conn,
+            {
+                "first_name": profile,
+                "last_name": "Whitfield",
+                "birth_date": "1980-03-07" if profile == "William" else "1980-07-03",
+                "email": "w.whitfield@mail.example"
+                if profile == "William"
+                else "bill@work.example",
+                "phone": "+447400123456",
+            },
+            chain_id=OTHER_CHAIN_ID,
+        )
+    for chain in (CHAIN_ID, OTHER_CHAIN_ID):
+        await refresh_chain(store, chain)
+    shared_keys = conn.execute(
+        "select count(*) from (select k.key from app.duplicate_keys k"
+        " join public.guests g on g.mews_id = k.guest_mews_id"
+        " group by k.key having count(distinct g.chain_id) > 1) x"
+    ).fetchone()
+    assert shared_keys == (0,)
+    assert conn.execute("select count(*) from app.duplicate_keys").fetchone()[0] > 10  # type: ignore[index]
+    assert frozenset((william, bill)) in stored(conn)
+    conn.execute(
+        "update public.guests set first_name = 'Billy', synced_at = now() where mews_id = %s",
+        (bill,),
+    )
+    await rescore_changed(store, CHAIN_ID)
+    assert set(stored(conn)) == {frozenset((william, bill))}
+    (phone,) = [e for e in stored(conn)[frozenset((william, bill))][2] if e["field"] == "phone"]
+    assert phone["level"] == "exact"  # held by two profiles of this chain, not four
 
 
 @pytest.mark.anyio

@@ -32,7 +32,7 @@ def conn(database_url: str) -> Iterator[psycopg.Connection]:
         yield connection
 
 
-def people(conn: psycopg.Connection, count: int) -> list[str]:
+def people(conn: psycopg.Connection, count: int, *, chain_id: str = CHAIN_ID) -> list[str]:
     return [
         insert_profile(
             conn,
@@ -43,6 +43,7 @@ def people(conn: psycopg.Connection, count: int) -> list[str]:
                 "email": f"person{i}@example.com",
                 "phone": f"+4420794{i:05d}",
             },
+            chain_id=chain_id,
         )
         for i in range(count)
     ]
