@@ -13,7 +13,8 @@ Two ways, in proportion to what changed:
   pairs no longer found removed (``quality_duplicates_forget``), the blocking keys of guests
   whose inputs' digest changed (``quality_duplicates_keys_put`` while the guests are prepared;
   many of them indexed by ranges of key values, ``quality_duplicates_keys_index``, while the
-  model is estimated: :class:`KeysWriter`), the name counts when they changed. A second pass
+  model is estimated and the first pairs weighed: :class:`KeysWriter`), the name counts when
+  they changed. A second pass
   over unchanged guests writes nothing.
 - :func:`update`, around guests that changed (queued by ``quality_facts_put``): a page of them
   claimed, their keys replaced and the guests sharing a key looked up by index
@@ -436,16 +437,20 @@ async def _weigh_and_write(
     prepared: list[matching.Prepared] = []
     keys: list[list[str]] = []
     for start in range(0, len(inputs), PREPARE_STEP):
-        for (guest, written), new in zip(
-            inputs[start : start + PREPARE_STEP], digests[start : start + PREPARE_STEP], strict=True
-        ):
-            p = matching.prepare(guest)
-            prepared.append(p)
+        step = slice(start, start + PREPARE_STEP)
+        # a step's guests prepared together, then their keys: the prepared guests lie close in
+        # memory, and each weighing process forked later copies fewer pages of them
+        # (a process copies each page it touches: 30 % fewer than one guest and its keys
+        # after another)
+        ready = [matching.prepare(guest) for guest, _ in inputs[step]]
+        prepared += ready
+        for p, (_, written), new in zip(ready, inputs[step], digests[step], strict=True):
             keys.append(guest_keys := matching.blocking_keys(p))
             if new != written:
                 keys_writer.add(p.id, new, guest_keys)
         await keys_writer.turn()
     await keys_writer.guests_done()  # in bulk, the database indexes the keys from here
+    clock = _lap(laps, "prepare", clock)
     # meanwhile this process counts, estimates and blocks, in a thread of its own so that the
     # event loop keeps the index's calls going; the thread ends before any weighing process is
     # forked (a fork copies the locks other threads hold)
@@ -454,11 +459,13 @@ async def _weigh_and_write(
             thread, _model_and_blocking, prepared, keys, state
         )
     del keys
-    clock = _lap(laps, "prepare", clock)
+    clock = _lap(laps, "model and blocking", clock)
+    # the pairs weighed by one process while the database indexes (it takes a core), by a
+    # process per core once it is done
+    found, blocking = await amatch(prepared, model, blocking=blocking, busy=keys_writer.indexing)
+    clock = _lap(laps, "match", clock)
     await keys_writer.indexed()
     clock = _lap(laps, "keys indexed", clock)
-    found, blocking = await amatch(prepared, model, blocking=blocking)
-    clock = _lap(laps, "match", clock)
     n = len(prepared)
     done = Pass(
         guests=n,
@@ -587,12 +594,16 @@ async def amatch(
     blocking: matching.Blocking | None = None,
     processes: int | None = None,
     parallel_from: int = PARALLEL_PAIRS,
+    busy: asyncio.Future[Any] | None = None,
 ) -> tuple[list[matching.Suggestion], matching.Blocking]:
     """:func:`matching.match_prepared` at :data:`FLOOR` (the same suggestions, in the same
     order), the candidate pairs weighed by a forked process per core when they are many, the
     event loop turning meanwhile (the process's other tasks go on). ``blocking``: the candidate
-    pairs, when found already; ``processes``: None, :func:`weighing_processes`. A weighing
-    process that dies (killed, out of memory) costs time only: the pairs are weighed here."""
+    pairs, when found already; ``processes``: None, :func:`weighing_processes`; ``busy``: work
+    that keeps a core busy meanwhile (the database indexing): until it is done, one process
+    weighs (on two cores, a third busy process slowed the others far past its share). A
+    weighing process that dies (killed, out of memory) costs time only: the pairs are weighed
+    here."""
     workers = weighing_processes() if processes is None else processes
     if blocking is None:
         blocking = matching.candidate_pairs(prepared, model.uninformative)
@@ -607,21 +618,36 @@ async def amatch(
                 found += _weigh(chunk)
                 await asyncio.sleep(0)
         else:
-            found = await _weigh_forked(chunks, workers)
+            found = await _weigh_forked(chunks, workers, busy)
     finally:
         _WORK.clear()
     found.sort(key=lambda s: (-s.weight, s.a, s.b))
     return found, blocking
 
 
-async def _weigh_forked(chunks: list[tuple[int, int]], workers: int) -> list[matching.Suggestion]:
+async def _weigh_forked(
+    chunks: list[tuple[int, int]], workers: int, busy: asyncio.Future[Any] | None = None
+) -> list[matching.Suggestion]:
     loop = asyncio.get_running_loop()
     context = multiprocessing.get_context("fork")
+    todo = iter(chunks)
+    parts: list[list[matching.Suggestion]] = []
+
+    async def weigh_in_turn(pool: ProcessPoolExecutor) -> None:
+        for chunk in todo:  # the next chunk not taken yet
+            parts.append(await loop.run_in_executor(pool, _weigh, chunk))
+
     try:
+        # every process forked at the first call, before the pool's own thread starts
         with ProcessPoolExecutor(workers, mp_context=context) as pool:
-            parts = await asyncio.gather(
-                *(loop.run_in_executor(pool, _weigh, chunk) for chunk in chunks)
-            )
+            first = asyncio.ensure_future(weigh_in_turn(pool))
+            try:
+                if busy is not None:  # the others once it is done (or all is weighed); its
+                    # outcome is its owner's to read
+                    await asyncio.wait([busy, first], return_when=asyncio.FIRST_COMPLETED)
+                await asyncio.gather(first, *(weigh_in_turn(pool) for _ in range(workers - 1)))
+            finally:
+                first.cancel()  # done already, unless this call was cancelled
         return [s for part in parts for s in part]
     except BrokenProcessPool:
         log.warning("a weighing process died; weighing in this one", chunks=len(chunks))
@@ -642,10 +668,10 @@ class KeysWriter:
     under way while the guests are prepared. Few guests: their keys indexed by the same call.
     Many (:data:`KEYS_BULK`): indexed once all are recorded, a range of key values per call
     (``quality_duplicates_keys_index``, sorted by the database: one stretch of the index each)
-    while the pass counts, estimates and blocks; awaited before the pairs are weighed (on two
-    cores, indexing beside two weighing processes slowed both more than either took alone).
-    Then the keys of guests no longer active forgotten, and the statistics the
-    updates plan on made current."""
+    while the pass counts, estimates and blocks, then beside one weighing process (:attr:`indexing`:
+    on two cores, indexing beside two weighing processes slowed both more than either took
+    alone); awaited before the model is stored. Then the keys of guests no longer active
+    forgotten, and the statistics the updates plan on made current."""
 
     def __init__(self, store: Store, chain_id: str, changed: int) -> None:
         self.store, self.chain_id = store, chain_id
@@ -704,6 +730,11 @@ class KeysWriter:
         self.rows = []
         if self.bulk:
             self._index = asyncio.create_task(self._index_ranges())
+
+    @property
+    def indexing(self) -> asyncio.Task[int] | None:
+        """The indexing begun by :meth:`guests_done`, while under way (None: none)."""
+        return self._index
 
     async def indexed(self) -> None:
         """The indexing begun by :meth:`guests_done`, awaited."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
 
@@ -256,6 +257,33 @@ def test_weighing_in_forked_processes_finds_what_one_process_finds() -> None:
     assert len(alone[0]) >= 120
     assert forked[0] == alone[0]
     assert forked[1].pairs == alone[1].pairs
+
+
+def test_weighing_beside_busy_work_goes_on_with_one_process_and_the_same_pairs() -> None:
+    """The database indexing meanwhile (``busy``): one process weighs until it is done, the
+    others after; work that never ends or fails holds nothing back."""
+    import asyncio
+
+    from shared.quality import duplicates
+
+    prepared = [prepare(g) for g in twins(120)]
+    model = estimate(prepared)
+    alone = match_prepared(prepared, model, duplicates.FLOOR)[0]
+
+    async def beside(outcome: str) -> list[Any]:
+        busy: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        if outcome == "failed":
+            busy.set_exception(RuntimeError("the index call failed"))
+        found, _ = await duplicates.amatch(prepared, model, processes=2, parallel_from=1, busy=busy)
+        if outcome == "failed":
+            assert isinstance(busy.exception(), RuntimeError)  # read: its owner's to report
+        else:
+            assert not busy.done()  # never done: one process weighed every pair
+            busy.cancel()
+        return found
+
+    assert asyncio.run(beside("under way")) == alone
+    assert asyncio.run(beside("failed")) == alone
 
 
 def test_no_fork_from_a_process_with_another_thread() -> None:
