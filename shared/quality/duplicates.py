@@ -14,8 +14,7 @@ Two ways, in proportion to what changed:
   whose inputs' digest changed (``quality_duplicates_keys_put`` while the guests are prepared;
   many of them indexed by ranges of key values, ``quality_duplicates_keys_index``, while the
   model is estimated and the first pairs weighed: :class:`KeysWriter`), the name counts when
-  they changed. A second pass
-  over unchanged guests writes nothing.
+  they changed. A second pass over unchanged guests writes nothing.
 - :func:`update`, around guests that changed (queued by ``quality_facts_put``): a page of them
   claimed, their keys replaced and the guests sharing a key looked up by index
   (``quality_duplicates_around``), compared with the chain's stored model, their pairs replaced.
