@@ -5,7 +5,7 @@
 -- Each object's grants list every role but its owner that holds a privilege on it (`public`:
 -- every role); a function without a grant to `public` is executable by the listed roles only.
 
--- 66 migrations applied; the last: 20261206170000_duplicate_keys_by_guest.sql
+-- 67 migrations applied; the last: 20261206170100_duplicate_inputs_covered.sql
 
 
 -- ================================================================================================
@@ -3233,6 +3233,7 @@ alter table public.guest_facts add constraint guest_facts_enriched_language_max_
 alter table public.guest_facts add constraint guest_facts_enriched_nationality_max_1000_chars CHECK (char_length(enriched_nationality) <= 1000) NOT VALID;
 alter table public.guest_facts add constraint guest_facts_name_key_max_10000_chars CHECK (char_length(name_key) <= 10000) NOT VALID;
 alter table public.guest_facts add constraint guest_facts_phone_e164_max_1000_chars CHECK (char_length(phone_e164) <= 1000) NOT VALID;
+CREATE INDEX guest_facts_duplicate_input_idx ON public.guest_facts USING btree (chain_id, guest_mews_id) INCLUDE (email_normalized, phone_e164);
 CREATE INDEX guest_facts_email_idx ON public.guest_facts USING btree (chain_id, email_normalized) WHERE (email_normalized IS NOT NULL);
 CREATE INDEX guest_facts_name_key_idx ON public.guest_facts USING btree (chain_id, name_key) WHERE (name_key IS NOT NULL);
 CREATE INDEX guest_facts_phone_idx ON public.guest_facts USING btree (chain_id, phone_e164) WHERE (phone_e164 IS NOT NULL);
@@ -3390,6 +3391,7 @@ alter table public.guests add constraint guests_second_last_name_max_1000_chars 
 alter table public.guests add constraint guests_sex_max_1000_chars CHECK (char_length(sex) <= 1000) NOT VALID;
 alter table public.guests add constraint guests_tax_identification_number_max_1000_chars CHECK (char_length(tax_identification_number) <= 1000) NOT VALID;
 alter table public.guests add constraint guests_title_max_1000_chars CHECK (char_length(title) <= 1000) NOT VALID;
+CREATE INDEX guests_duplicate_input_idx ON public.guests USING btree (chain_id, mews_id) INCLUDE (first_name, last_name, birth_date, has_ota_email) WHERE is_active;
 CREATE INDEX guests_email_idx ON public.guests USING btree (lower(email)) WHERE (email IS NOT NULL);
 CREATE UNIQUE INDEX guests_mews_id_key ON public.guests USING btree (mews_id);
 CREATE INDEX guests_push_pending_idx ON public.guests USING btree (local_edited_at) WHERE (push_status = 'pending'::text);
